@@ -1,0 +1,1 @@
+"""ROS 2 bridge (rclpy). Needs the `ros` extra."""

@@ -1,0 +1,1 @@
+"""Planning over skills: symbolic state, the skill domain, and planners."""

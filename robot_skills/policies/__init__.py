@@ -1,0 +1,1 @@
+"""Policies: goal-conditioned behaviour cloning with action chunking, and LoRA adapters."""

@@ -1,0 +1,70 @@
+"""Goal-conditioned low-dimensional features: a skill's arguments select what the policy sees.
+
+The policy never sees a fixed list of objects. For a call such as ``place_on(obj=bowl,
+target=plate)`` it sees the proprioception plus, per argument slot, the argument entity's position
+*relative to the end-effector* and its yaw. So one ``place_on`` network places anything on
+anything, and a new scene with new distractors changes nothing the policy reads.
+
+Layout of the ``(FEATURE_DIM,)`` float32 vector (all in the robot base frame, metres / radians):
+
+====================  ====  ===========================================================
+slice                 size  meaning
+====================  ====  ===========================================================
+``[0:3]``             3     end-effector position
+``[3:7]``             4     end-effector quaternion ``(w, x, y, z)``, sign fixed to w >= 0
+``[7]``               1     gripper opening, m
+per arg slot k        6     ``p_arg - p_ee`` (3), ``sin yaw``, ``cos yaw``, present flag
+====================  ====  ===========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from robot_skills.robot import Observation
+from robot_skills.skills.verbs import MAX_SKILL_ARGS
+
+PROPRIO_DIM = 8
+SLOT_DIM = 6
+FEATURE_DIM = PROPRIO_DIM + SLOT_DIM * MAX_SKILL_ARGS
+
+
+def yaw_of_quat(q: np.ndarray) -> float:
+    """Heading (rotation about +z) of a ``(w, x, y, z)`` quaternion, rad in ``(-pi, pi]``."""
+    w, x, y, z = (float(v) for v in q)
+    return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+
+def skill_features(obs: Observation, args: Sequence[str]) -> np.ndarray:
+    """Return the ``(FEATURE_DIM,)`` float32 feature vector of ``obs`` for a call with ``args``.
+
+    Args:
+        obs: the current observation (base frame).
+        args: entity names bound to the skill's parameters, in parameter order.
+
+    Raises:
+        ValueError: if more than ``MAX_SKILL_ARGS`` arguments are given.
+        KeyError: if an argument is not in ``obs.object_poses`` (the message names it).
+    """
+    if len(args) > MAX_SKILL_ARGS:
+        raise ValueError(f"at most {MAX_SKILL_ARGS} skill arguments, got {list(args)}")
+    f = np.zeros(FEATURE_DIM, dtype=np.float32)
+    ee = np.asarray(obs.ee_pos, dtype=np.float64)
+    q = np.asarray(obs.ee_quat, dtype=np.float64)
+    f[0:3] = ee
+    f[3:7] = q if q[0] >= 0 else -q
+    f[7] = obs.gripper_width
+    for k, name in enumerate(args):
+        if name not in obs.object_poses:
+            raise KeyError(f"skill argument {name!r} is not among the observed entities "
+                           f"{sorted(obs.object_poses)}")
+        pose = np.asarray(obs.object_poses[name], dtype=np.float64)
+        yaw = yaw_of_quat(pose[3:7])
+        o = PROPRIO_DIM + SLOT_DIM * k
+        f[o:o + 3] = pose[:3] - ee
+        f[o + 3] = np.sin(yaw)
+        f[o + 4] = np.cos(yaw)
+        f[o + 5] = 1.0
+    return f
