@@ -1,0 +1,20 @@
+"""Where things are in the simulated world. The world frame *is* the robot base frame.
+
+LIBERO's task files give region ranges ``(x_min, y_min, x_max, y_max)`` in the frame of the table
+(or floor) they target: origin at the table top's centre, +x away from the robot, +z up. The robot
+base (Panda ``link0``) sits at the world origin on the table-top plane; the table's frame is offset
+along +x so that every region of the supported suites lies inside the arm's top-down workspace.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TABLE_ORIGIN = np.array([0.60, 0.0, 0.0])
+"""Table-frame origin in the world (= robot base) frame, m. Table top surface is at z = 0."""
+TABLE_SIZE = np.array([1.2, 1.2])
+"""Table top extent (x, y), m; its near edge is just in front of the robot base."""
+CONTROL_HZ = 20.0
+"""Control rate of the robot interface (LIBERO uses 20 Hz)."""
+PHYSICS_TIMESTEP = 0.002
+"""MuJoCo ``opt.timestep`` in s (<= 2 ms as the issue requires); 25 substeps per control step."""
