@@ -1,0 +1,257 @@
+"""Command-line entry points: one verb per job (LeRobot-style), each taking Hydra ``key=value``
+overrides on top of ``configs/config.yaml``.
+
+* ``rs-collect``    scripted-expert demonstrations for a suite -> ``<run_dir>/demos.hdf5``
+* ``rs-train``      base policy + one LoRA adapter per skill -> ``<run_dir>/skills/``
+* ``rs-eval``       benchmark (learned skills + planner, experts, or the monolithic baseline)
+* ``rs-quickstart`` the main job: collect -> train -> eval, printing the table, time per stage and
+  peak memory
+* ``rs-fetch-libero`` download LIBERO's task files from the ``libero`` sdist on PyPI into the cache
+
+Examples::
+
+    rs-quickstart suite=libero_spatial eval.episodes_per_task=20
+    rs-eval eval.policy=expert suite.path=/path/to/my/bddl_dir
+    rs-eval eval.perturbations=configs/perturbations/libero_plus_lite.yaml
+
+This module is the one place that wires ``sim`` into the library (by factory specs); the library's
+modules themselves never import ``sim`` or ``hardware``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; set before mujoco is imported
+
+CONFIG_DIR_ENV = "ROBOT_SKILLS_CONFIG_DIR"
+
+
+def config_dir() -> Path:
+    """Directory of the Hydra configs: ``$ROBOT_SKILLS_CONFIG_DIR`` or the repository's ``configs/``."""
+    env = os.environ.get(CONFIG_DIR_ENV)
+    d = Path(env) if env else Path(__file__).resolve().parents[1] / "configs"
+    if not (d / "config.yaml").is_file():
+        raise FileNotFoundError(f"no config.yaml in {d}; set {CONFIG_DIR_ENV} to the configs dir")
+    return d
+
+
+def load_config(overrides: Sequence[str] = ()) -> Any:
+    """Compose ``config.yaml`` with ``key=value`` overrides (Hydra's compose API).
+
+    Raises:
+        hydra.errors.ConfigCompositionException / omegaconf errors: on an unknown key or group.
+    """
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        return compose(config_name="config", overrides=list(overrides))
+
+
+def _plain(cfg: Any) -> dict[str, Any]:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def _run_dir(cfg: Any) -> Path:
+    d = Path(cfg.run_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def suite_tasks(cfg: Any) -> list[Path]:
+    """The supported task files of the configured suite; unsupported ones are listed, not run."""
+    from sim.task_files import resolve_suite, scan_suite
+
+    directory = resolve_suite(cfg.suite.path)
+    supported, unsupported = scan_suite(directory)
+    for path, problems in sorted(unsupported.items()):
+        print(f"[skip] {path.name}: {'; '.join(problems)}")
+    if not supported:
+        raise SystemExit(f"no runnable task files in {directory}")
+    only = cfg.suite.get("tasks")
+    if only:
+        supported = [p for p in supported if p.stem in set(only)]
+    return supported
+
+
+def _train_config(cfg: Any) -> Any:
+    from robot_skills.training.trainer import TrainConfig
+
+    t, p = cfg.training, cfg.policy
+    return TrainConfig(steps=int(t.steps), lora_steps=int(t.lora_steps),
+                       batch_size=int(t.batch_size), lr=float(t.lr),
+                       weight_decay=float(t.weight_decay), chunk_size=int(p.chunk_size),
+                       hidden=int(p.hidden), layers=int(p.layers), lora_rank=int(p.lora_rank),
+                       lora_alpha=float(p.lora_alpha), seed=int(cfg.seed), device=str(t.device),
+                       compile=bool(t.compile), bf16=bool(t.bf16),
+                       ckpt_every=int(t.checkpoint_every))
+
+
+# ------------------------------------------------------------------------------------------ jobs
+
+
+def run_collect(cfg: Any) -> dict[str, Any]:
+    """Collect expert demonstrations for every task of the suite; returns the collection summary."""
+    from sim.collect import NoiseConfig, collect_demos
+
+    tasks = suite_tasks(cfg)
+    out = _run_dir(cfg) / "demos.hdf5"
+    summary = collect_demos(tasks, out, int(cfg.collect.demos_per_task),
+                            seed=int(cfg.collect.seed),
+                            noise=NoiseConfig(float(cfg.collect.noise_std),
+                                              float(cfg.collect.noise_prob)),
+                            max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
+                            env_args={"suite": str(cfg.suite.name)})
+    (_run_dir(cfg) / "collect_summary.json").write_text(json.dumps(summary, indent=2))
+    rates = [v["expert_success_rate"] for v in summary["tasks"].values()]
+    print(f"collected {summary['demos']} demos -> {out}; expert success "
+          f"{100 * sum(rates) / max(1, len(rates)):.1f}% over {len(rates)} tasks")
+    return summary
+
+
+def run_train(cfg: Any) -> Path:
+    """Train the skill library (and, if ``eval.policy=monolithic``, the per-task baselines)."""
+    from robot_skills.training.trainer import train_skill_library, train_task_policy
+
+    run = _run_dir(cfg)
+    demos = run / "demos.hdf5"
+    if not demos.is_file():
+        raise SystemExit(f"no demonstrations at {demos}: run rs-collect first")
+    tcfg = _train_config(cfg)
+    lib = train_skill_library([demos], run / "skills", tcfg)
+    print(f"skill library -> {lib}")
+    if cfg.eval.policy == "monolithic" or cfg.get("baseline", False):
+        from sim.factories import task_conditioning
+
+        for task in suite_tasks(cfg):
+            train_task_policy([demos], run / "task_policies", task.stem,
+                              task_conditioning(task), tcfg, task=task.stem)
+        print(f"monolithic baselines -> {run / 'task_policies'}")
+    return lib
+
+
+def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
+    """Run the benchmark with ``policy`` (learned | expert | monolithic) and print the table."""
+    from robot_skills.evaluation.perturbations import load_perturbation_suite
+    from robot_skills.evaluation.report import print_table
+    from robot_skills.evaluation.runner import BenchmarkRunner
+
+    policy = policy or str(cfg.eval.policy)
+    run = _run_dir(cfg)
+    tasks = suite_tasks(cfg)
+    world = ("sim.factories", "make_world", {})
+    kwargs: dict[str, Any] = {}
+    if policy == "expert":
+        kwargs["make_skills"] = ("sim.factories", "expert_skills", {})
+    elif policy == "learned":
+        kwargs["make_skills"] = ("sim.factories", "learned_skills",
+                                 {"library": str(run / "skills")})
+    elif policy == "monolithic":
+        kwargs.update(mode="monolithic", make_task_policy=(
+            "sim.factories", "task_policy", {"library": str(run / "task_policies")}))
+    else:
+        raise SystemExit(f"eval.policy must be learned, expert or monolithic, got {policy!r}")
+    perturbations = (load_perturbation_suite(Path(cfg.eval.perturbations))
+                     if cfg.eval.perturbations else None)
+    runner = BenchmarkRunner(make_world=world, max_replans=int(cfg.planner.max_replans),
+                             max_steps=int(cfg.suite.max_episode_steps),
+                             max_depth=int(cfg.planner.max_depth), workers=int(cfg.workers),
+                             video=bool(cfg.eval.video), **kwargs)
+    out = run / f"eval_{policy}"
+    results = runner.run_suite(tasks, int(cfg.eval.episodes_per_task),
+                               base_seed=int(cfg.eval.seed), perturbations=perturbations,
+                               out_dir=out, config=_plain(cfg))
+    print_table(results)
+    print(f"results -> {out / 'results.json'}")
+    return results
+
+
+# ------------------------------------------------------------------------------------- commands
+
+
+def _peak_rss_gib() -> float:
+    """Peak resident memory of this process and its (waited-for) children, GiB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / (1024 ** 2)  # ru_maxrss is KiB on Linux
+
+
+def _main(job: str, argv: Sequence[str] | None) -> Any:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if any(a in ("-h", "--help") for a in argv):
+        print(__doc__)
+        return None
+    cfg = load_config(argv)
+    if job == "collect":
+        return run_collect(cfg)
+    if job == "train":
+        return run_train(cfg)
+    if job == "eval":
+        return run_eval(cfg)
+    if job == "quickstart":
+        stages: dict[str, float] = {}
+        t0 = time.perf_counter()
+        run_collect(cfg)
+        stages["collect"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        run_train(cfg)
+        stages["train"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        results = run_eval(cfg)
+        stages["eval"] = time.perf_counter() - t2
+        stages["total"] = time.perf_counter() - t0
+        peak = _peak_rss_gib()
+        print("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
+        print(f"peak memory (largest process): {peak:.2f} GiB")
+        (_run_dir(cfg) / "quickstart_timing.json").write_text(
+            json.dumps({"stages_s": stages, "peak_rss_gib": peak}, indent=2))
+        return results
+    raise ValueError(f"unknown job {job!r}")
+
+
+def collect_main(argv: Sequence[str] | None = None) -> None:
+    """``rs-collect [key=value ...]``."""
+    _main("collect", argv)
+
+
+def train_main(argv: Sequence[str] | None = None) -> None:
+    """``rs-train [key=value ...]``."""
+    _main("train", argv)
+
+
+def eval_main(argv: Sequence[str] | None = None) -> None:
+    """``rs-eval [key=value ...]``."""
+    _main("eval", argv)
+
+
+def quickstart_main(argv: Sequence[str] | None = None) -> None:
+    """``rs-quickstart [key=value ...]``: the main job."""
+    _main("quickstart", argv)
+
+
+def fetch_libero_main(argv: Sequence[str] | None = None) -> None:
+    """``rs-fetch-libero``: download LIBERO's task files into the cache and print where."""
+    from sim.task_files import fetch_libero_bddl
+
+    print(fetch_libero_bddl())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``robot-skills <collect|train|eval|quickstart|fetch-libero> [key=value ...]``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in ("collect", "train", "eval", "quickstart", "fetch-libero"):
+        print(main.__doc__)
+        raise SystemExit(2)
+    if argv[0] == "fetch-libero":
+        fetch_libero_main(argv[1:])
+    else:
+        _main(argv[0], argv[1:])

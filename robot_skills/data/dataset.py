@@ -1,0 +1,502 @@
+"""Training samples for goal-conditioned behaviour cloning with action chunks (ACT-style).
+
+For every step ``t`` of every selected skill segment ``[start, end)`` of every demo:
+
+* ``features[t]`` = :func:`robot_skills.policies.features.skill_features` of the step's
+  observation with the segment's arguments — computed here from whole arrays at once by
+  :func:`features_from_arrays`, bit-identical to the per-observation function;
+* ``skill_id`` = index of the segment's skill in the dataset's skill vocabulary;
+* ``actions[t]`` = the chunk ``a_t .. a_{t+H-1}``, truncated at the segment's end and padded with
+  the segment's last action, and ``mask[t]`` marking the real (non-padded) entries — as in ACT
+  (Zhao et al., 2023, "Learning Fine-Grained Bimanual Manipulation with Low-Cost Hardware").
+
+:class:`NormStats` holds feature and action normalisation (mean / std; the gripper action dimension
+is left as is, since it is already a ``[-1, 1]`` command) and is saved as ``stats.json``.
+
+A "whole-task" mode (:meth:`SkillChunkDataset.whole_task`) builds the monolithic baseline's data:
+one segment per demo spanning the whole demo, skill name = task id, args = given entities.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from robot_skills.data.hdf5 import Demo, DemoReader
+from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
+from robot_skills.robot import ACTION_DIM
+from robot_skills.skills.verbs import MAX_SKILL_ARGS
+from robot_skills.utils.atomic import atomic_write_json
+
+GRIPPER_DIM = ACTION_DIM - 1
+"""Index of the gripper command in an action vector (not normalised)."""
+_FEATURE_STD_FLOOR = 1e-3
+_ACTION_STD_FLOOR = 1e-4
+
+
+def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width: np.ndarray,
+                         arg_poses: Sequence[np.ndarray]) -> np.ndarray:
+    """Vectorised :func:`~robot_skills.policies.features.skill_features` over ``T`` steps.
+
+    Args:
+        ee_pos: ``(T, 3)`` end-effector positions, base frame, m.
+        ee_quat: ``(T, 4)`` end-effector quaternions ``(w, x, y, z)``.
+        gripper_width: ``(T,)`` or ``(T, 1)`` finger distance, m.
+        arg_poses: one ``(T, 7)`` pose array ``[x, y, z, qw, qx, qy, qz]`` per skill argument.
+
+    Returns:
+        ``(T, FEATURE_DIM)`` float32, row ``t`` equal (bit for bit) to ``skill_features`` of step t.
+
+    Raises:
+        ValueError: on more than ``MAX_SKILL_ARGS`` arguments or mismatched shapes.
+    """
+    if len(arg_poses) > MAX_SKILL_ARGS:
+        raise ValueError(f"at most {MAX_SKILL_ARGS} skill arguments, got {len(arg_poses)}")
+    ee = np.asarray(ee_pos, np.float64)
+    q = np.asarray(ee_quat, np.float64)
+    T = ee.shape[0]
+    if ee.shape != (T, 3) or q.shape != (T, 4):
+        raise ValueError(f"ee_pos must be (T, 3) and ee_quat (T, 4), got {ee.shape}, {q.shape}")
+    g = np.asarray(gripper_width, np.float64).reshape(-1)
+    if g.shape != (T,):
+        raise ValueError(f"gripper_width must have {T} entries, got shape {np.shape(gripper_width)}")
+    f = np.zeros((T, FEATURE_DIM), np.float32)
+    f[:, 0:3] = ee
+    f[:, 3:7] = np.where(q[:, :1] >= 0, q, -q)
+    f[:, 7] = g
+    for k, pose in enumerate(arg_poses):
+        pose = np.asarray(pose, np.float64)
+        if pose.shape != (T, 7):
+            raise ValueError(f"argument {k} pose must be ({T}, 7), got {pose.shape}")
+        w, x, y, z = pose[:, 3], pose[:, 4], pose[:, 5], pose[:, 6]
+        yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
+        o = PROPRIO_DIM + SLOT_DIM * k
+        f[:, o:o + 3] = pose[:, :3] - ee
+        f[:, o + 3] = np.sin(yaw)
+        f[:, o + 4] = np.cos(yaw)
+        f[:, o + 5] = 1.0
+    return f
+
+
+def action_chunks(actions: np.ndarray, start: int, end: int, chunk_size: int
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Action chunks for steps ``start..end-1`` of one segment, padded with the segment's last action.
+
+    Args:
+        actions: ``(T, 7)`` the demo's actions.
+        start, end: the segment ``[start, end)``.
+        chunk_size: ``H``.
+
+    Returns:
+        ``(end-start, H, 7)`` float32 chunks and ``(end-start, H)`` bool validity mask.
+    """
+    seg = np.asarray(actions[start:end], np.float32)
+    n = seg.shape[0]
+    idx = np.arange(n)[:, None] + np.arange(chunk_size)[None, :]
+    mask = idx < n
+    return seg[np.minimum(idx, n - 1)], mask
+
+
+@dataclass
+class NormStats:
+    """Normalisation statistics saved beside a policy as ``stats.json``.
+
+    ``x_norm = (x - feature_mean) / feature_std``; ``a_norm = (a - action_mean) / action_std`` with
+    the gripper dimension's mean 0 and std 1 (left as is).
+
+    Attributes:
+        feature_mean, feature_std: ``(FEATURE_DIM,)`` float32.
+        action_mean, action_std: ``(7,)`` float32.
+        skills: the skill vocabulary (skill id = index).
+        chunk_size: ``H`` the policy was trained with.
+        num_samples: samples the statistics were computed from.
+    """
+
+    feature_mean: np.ndarray
+    feature_std: np.ndarray
+    action_mean: np.ndarray
+    action_std: np.ndarray
+    skills: list[str]
+    chunk_size: int
+    num_samples: int = 0
+
+    def normalize_features(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """``(..., FEATURE_DIM)`` -> normalised, same type."""
+        if isinstance(x, torch.Tensor):
+            return (x - torch.as_tensor(self.feature_mean, device=x.device)) / torch.as_tensor(
+                self.feature_std, device=x.device)
+        return ((x - self.feature_mean) / self.feature_std).astype(np.float32)
+
+    def normalize_actions(self, a: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """``(..., 7)`` actions -> normalised, same type."""
+        if isinstance(a, torch.Tensor):
+            return (a - torch.as_tensor(self.action_mean, device=a.device)) / torch.as_tensor(
+                self.action_std, device=a.device)
+        return ((a - self.action_mean) / self.action_std).astype(np.float32)
+
+    def unnormalize_actions(self, a: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Inverse of :meth:`normalize_actions`."""
+        if isinstance(a, torch.Tensor):
+            return a * torch.as_tensor(self.action_std, device=a.device) + torch.as_tensor(
+                self.action_mean, device=a.device)
+        return (a * self.action_std + self.action_mean).astype(np.float32)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {"feature_mean": self.feature_mean.tolist(), "feature_std": self.feature_std.tolist(),
+                "action_mean": self.action_mean.tolist(), "action_std": self.action_std.tolist(),
+                "skills": list(self.skills), "chunk_size": int(self.chunk_size),
+                "num_samples": int(self.num_samples), "feature_dim": FEATURE_DIM,
+                "action_dim": ACTION_DIM, "gripper_dim_normalized": False}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "NormStats":
+        """Parse and validate :meth:`to_dict` output.
+
+        Raises:
+            ValueError: on missing keys, wrong lengths, non-finite values or non-positive stds.
+        """
+        need = ["feature_mean", "feature_std", "action_mean", "action_std", "skills", "chunk_size"]
+        if not isinstance(d, Mapping):
+            raise ValueError("stats must be a JSON object")
+        missing = [k for k in need if k not in d]
+        if missing:
+            raise ValueError(f"stats lack keys {missing}")
+        arrs = {}
+        for k, n in (("feature_mean", FEATURE_DIM), ("feature_std", FEATURE_DIM),
+                     ("action_mean", ACTION_DIM), ("action_std", ACTION_DIM)):
+            try:
+                a = np.asarray(d[k], np.float32)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"stats {k} is not a list of numbers: {e}") from e
+            if a.shape != (n,):
+                raise ValueError(f"stats {k} must have {n} entries, got shape {a.shape}")
+            if not np.all(np.isfinite(a)):
+                raise ValueError(f"stats {k} holds NaN/inf")
+            arrs[k] = a
+        if np.any(arrs["feature_std"] <= 0) or np.any(arrs["action_std"] <= 0):
+            raise ValueError("stats standard deviations must be > 0")
+        skills = d["skills"]
+        if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
+            raise ValueError(f"stats skills must be a list of names, got {skills!r}")
+        return cls(arrs["feature_mean"], arrs["feature_std"], arrs["action_mean"],
+                   arrs["action_std"], list(skills), int(d["chunk_size"]),
+                   int(d.get("num_samples", 0)))
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write ``stats.json`` atomically."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "NormStats":
+        """Read and validate a ``stats.json``.
+
+        Raises:
+            FileNotFoundError / ValueError: missing file / malformed content.
+        """
+        try:
+            d = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON: {e}") from e
+        try:
+            return cls.from_dict(d)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from e
+
+
+def _std(x: np.ndarray, floor: float) -> np.ndarray:
+    s = x.std(axis=0).astype(np.float64)
+    return np.where(s < 1e-6, 1.0, np.maximum(s, floor)).astype(np.float32)
+
+
+class SkillChunkDataset(torch.utils.data.Dataset):
+    """In-memory (features, skill id, action chunk, mask) samples for goal-conditioned BC.
+
+    Build with :meth:`from_hdf5` or :meth:`whole_task`. Items are dicts of tensors:
+    ``features (F,)`` float32 (raw, un-normalised), ``skill_id ()`` int64, ``actions (H, 7)`` float32,
+    ``mask (H,)`` bool. For fast training use :meth:`tensors` (everything normalised, stacked).
+
+    Attributes:
+        features: ``(N, FEATURE_DIM)`` float32.
+        skill_ids: ``(N,)`` int64.
+        actions: ``(N, H, 7)`` float32.
+        mask: ``(N, H)`` bool.
+        episode_ids: ``(N,)`` int64, an id per (file, demo), for demo-level splits.
+        skills: vocabulary; ``skills[skill_id]`` is the skill's name.
+        chunk_size: ``H``.
+    """
+
+    def __init__(self, features: np.ndarray, skill_ids: np.ndarray, actions: np.ndarray,
+                 mask: np.ndarray, episode_ids: np.ndarray, skills: Sequence[str],
+                 chunk_size: int, sources: Sequence[str] = ()) -> None:
+        n = features.shape[0]
+        if not (skill_ids.shape == (n,) and actions.shape == (n, chunk_size, ACTION_DIM)
+                and mask.shape == (n, chunk_size) and episode_ids.shape == (n,)
+                and features.shape == (n, FEATURE_DIM)):
+            raise ValueError("inconsistent sample array shapes: "
+                             f"features {features.shape}, skill_ids {skill_ids.shape}, "
+                             f"actions {actions.shape}, mask {mask.shape}")
+        self.features = features
+        self.skill_ids = skill_ids
+        self.actions = actions
+        self.mask = mask
+        self.episode_ids = episode_ids
+        self.skills = list(skills)
+        self.chunk_size = int(chunk_size)
+        self.sources = list(sources)
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return {"features": torch.from_numpy(self.features[i]),
+                "skill_id": torch.tensor(self.skill_ids[i]),
+                "actions": torch.from_numpy(self.actions[i]),
+                "mask": torch.from_numpy(self.mask[i])}
+
+    # ------------------------------------------------------------------ builders
+    @classmethod
+    def from_hdf5(cls, paths: str | os.PathLike | Sequence[str | os.PathLike],
+                  skills: Sequence[str] | None = None, chunk_size: int = 10,
+                  skill_vocab: Sequence[str] | None = None,
+                  successful_only: bool = True) -> "SkillChunkDataset":
+        """Collect samples of ``skills`` (all skills if None) from the skill segments of HDF5 files.
+
+        Args:
+            paths: one or more demonstration files (:mod:`robot_skills.data.hdf5` layout).
+            skills: skill names to keep; None keeps every skill found.
+            chunk_size: action chunk length ``H`` (>= 1).
+            skill_vocab: fixes the skill -> id mapping (e.g. the base policy's); default: sorted
+                names of the skills found.
+            successful_only: skip segments whose ``success`` is False.
+
+        Raises:
+            ValueError: if no samples are found, chunk_size < 1, or a skill is not in skill_vocab.
+            KeyError: if a segment argument is not among the demo's object poses.
+        """
+        paths = _as_paths(paths)
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+        want = None if skills is None else set(skills)
+        pieces: list[tuple[np.ndarray, str, np.ndarray, np.ndarray, int]] = []
+        ep = 0
+        for p in paths:
+            with DemoReader(p) as r:
+                for name in r.demos:
+                    segs = [s for s in r.segments(name)
+                            if (want is None or s.skill in want)
+                            and (s.success or not successful_only)]
+                    if not segs:
+                        continue
+                    demo = r.load(name)
+                    for s in segs:
+                        f = _segment_features(demo, s.start, s.end, s.args, p)
+                        a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)
+                        pieces.append((f, s.skill, a, m, ep))
+                    ep += 1
+        return cls._assemble(pieces, skill_vocab, chunk_size, paths, skills)
+
+    @classmethod
+    def whole_task(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], task_id: str,
+                   args: Sequence[str], chunk_size: int = 10, task: str | None = None
+                   ) -> "SkillChunkDataset":
+        """Monolithic-baseline samples: each whole demo is one segment of "skill" ``task_id``.
+
+        Args:
+            paths: demonstration files.
+            task_id: the name used as the single skill (vocabulary ``[task_id]``).
+            args: entities whose poses condition the policy (the task's ``obj_of_interest``),
+                at most ``MAX_SKILL_ARGS``.
+            chunk_size: ``H``.
+            task: keep only demos whose ``task`` attribute equals this or whose file stem/basename
+                does; None keeps all demos.
+
+        Raises:
+            ValueError: too many args, or no matching demos.
+            KeyError: an arg missing from a demo's object poses.
+        """
+        if len(args) > MAX_SKILL_ARGS:
+            raise ValueError(f"the policy sees at most {MAX_SKILL_ARGS} entities, got {list(args)}; "
+                             "pass the task's main objects only")
+        paths = _as_paths(paths)
+        pieces = []
+        ep = 0
+        for p in paths:
+            with DemoReader(p) as r:
+                for name in r.demos:
+                    if task is not None and not _task_matches(r.demo_attrs(name).get("task"), task):
+                        continue
+                    demo = r.load(name)
+                    f = _segment_features(demo, 0, len(demo), tuple(args), p)
+                    a, m = action_chunks(demo.actions, 0, len(demo), chunk_size)
+                    pieces.append((f, task_id, a, m, ep))
+                    ep += 1
+        return cls._assemble(pieces, [task_id], chunk_size, paths, [task_id])
+
+    @classmethod
+    def _assemble(cls, pieces, skill_vocab, chunk_size, paths, skills) -> "SkillChunkDataset":
+        if not pieces:
+            raise ValueError(f"no samples for skills {skills} in {[str(p) for p in paths]}")
+        found = sorted({pc[1] for pc in pieces})
+        vocab = list(skill_vocab) if skill_vocab is not None else found
+        unknown = [s for s in found if s not in vocab]
+        if unknown:
+            raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
+        ids = {s: i for i, s in enumerate(vocab)}
+        feats = np.concatenate([pc[0] for pc in pieces])
+        sids = np.concatenate([np.full(len(pc[0]), ids[pc[1]], np.int64) for pc in pieces])
+        acts = np.concatenate([pc[2] for pc in pieces])
+        mask = np.concatenate([pc[3] for pc in pieces])
+        eps = np.concatenate([np.full(len(pc[0]), pc[4], np.int64) for pc in pieces])
+        return cls(feats, sids, acts, mask, eps, vocab, chunk_size, [str(p) for p in paths])
+
+    # ------------------------------------------------------------------ views
+    def select(self, index: np.ndarray) -> "SkillChunkDataset":
+        """A new dataset of the samples at ``index`` (int array or bool mask); same vocabulary."""
+        return SkillChunkDataset(self.features[index], self.skill_ids[index], self.actions[index],
+                                 self.mask[index], self.episode_ids[index], self.skills,
+                                 self.chunk_size, self.sources)
+
+    def for_skill(self, skill: str) -> "SkillChunkDataset":
+        """Samples of one skill only.
+
+        Raises:
+            KeyError: if ``skill`` is not in the vocabulary.
+        """
+        if skill not in self.skills:
+            raise KeyError(f"skill {skill!r} not in dataset vocabulary {self.skills}")
+        return self.select(self.skill_ids == self.skills.index(skill))
+
+    def split_by_episode(self, val_fraction: float = 0.1, seed: int = 0
+                         ) -> tuple["SkillChunkDataset", "SkillChunkDataset"]:
+        """Split into (train, val) by whole demos, so validation sees unseen episodes."""
+        eps = np.unique(self.episode_ids)
+        rng = np.random.default_rng(seed)
+        n_val = max(1, int(round(len(eps) * val_fraction))) if len(eps) > 1 else 0
+        val_eps = rng.choice(eps, size=n_val, replace=False)
+        is_val = np.isin(self.episode_ids, val_eps)
+        return self.select(~is_val), self.select(is_val)
+
+    def compute_stats(self) -> NormStats:
+        """Feature mean/std and action mean/std over all samples (gripper dim: mean 0, std 1).
+
+        Action statistics use each sample's first action ``a_t`` (every step counted once).
+        """
+        a0 = self.actions[:, 0, :].astype(np.float64)
+        am = a0.mean(axis=0).astype(np.float32)
+        astd = _std(a0, _ACTION_STD_FLOOR)
+        am[GRIPPER_DIM], astd[GRIPPER_DIM] = 0.0, 1.0
+        return NormStats(self.features.mean(axis=0, dtype=np.float64).astype(np.float32),
+                         _std(self.features.astype(np.float64), _FEATURE_STD_FLOOR), am, astd,
+                         list(self.skills), self.chunk_size, len(self))
+
+    def tensors(self, stats: NormStats, device: torch.device | str = "cpu"
+                ) -> dict[str, torch.Tensor]:
+        """All samples normalised with ``stats``, as stacked tensors on ``device``.
+
+        Returns:
+            ``features (N, F)`` float32, ``skill_id (N,)`` int64, ``actions (N, H, 7)`` float32,
+            ``mask (N, H)`` float32 (1 = real, 0 = padding).
+        """
+        return {"features": torch.from_numpy(stats.normalize_features(self.features)).to(device),
+                "skill_id": torch.from_numpy(self.skill_ids).to(device),
+                "actions": torch.from_numpy(stats.normalize_actions(self.actions)).to(device),
+                "mask": torch.from_numpy(self.mask.astype(np.float32)).to(device)}
+
+
+def _as_paths(paths) -> list[Path]:
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out = [Path(p) for p in paths]
+    if not out:
+        raise ValueError("no demonstration files given")
+    return out
+
+
+def _task_matches(value: Any, task: str) -> bool:
+    if value is None:
+        return False
+    v = str(value)
+    return v == task or Path(v).stem == task or Path(v).name == task
+
+
+def _segment_features(demo: Demo, start: int, end: int, args: Sequence[str], path) -> np.ndarray:
+    for a in args:
+        if a not in demo.object_poses:
+            raise KeyError(f"{path}:{demo.name}: skill argument {a!r} is not among the recorded "
+                           f"entities {sorted(demo.object_poses)}")
+    sl = slice(start, end)
+    return features_from_arrays(demo.obs["ee_pos"][sl], demo.obs["ee_quat"][sl],
+                                demo.obs["gripper_width"][sl],
+                                [demo.object_poses[a][sl] for a in args])
+
+
+def write_synthetic_demos(path: str | os.PathLike, num_demos: int = 20, steps_per_skill: int = 40,
+                          seed: int = 0, gain: float = 0.25, task: str = "synthetic_task"
+                          ) -> Path:
+    """Write a toy demonstration file whose actions are a known function of the skill features.
+
+    For tests and throughput benchmarks only (no physics). Each demo has two segments on random
+    objects ``cube_1`` / ``plate_1`` / ``bowl_1`` (table top, random yaw):
+
+    * ``pick(obj)``: ``dpos = clip(gain * (p_obj - p_ee), ±0.05)``, ``drz = 0.1 * sin(yaw_obj)``,
+      gripper ``-1`` until within 2 cm, then ``+1``;
+    * ``place_on(obj, target)``: the object moves with the end-effector; ``dpos = clip(gain *
+      (p_target + [0, 0, 0.05] - p_ee), ±0.05)``, gripper ``+1`` until within 2 cm, then ``-1``.
+
+    The end-effector integrates ``dpos`` each step. Returns ``path``.
+    """
+    from robot_skills.data.hdf5 import DemoWriter, SkillSegment
+
+    rng = np.random.default_rng(seed)
+    names = ["cube_1", "plate_1", "bowl_1"]
+
+    def quat_yaw(y: float) -> np.ndarray:
+        return np.array([np.cos(y / 2), 0.0, 0.0, np.sin(y / 2)])
+
+    with DemoWriter(path, env_args={"env_name": "synthetic", "gain": gain}) as w:
+        for d in range(num_demos):
+            obj, target = rng.choice(names, size=2, replace=False)
+            poses = {n: np.concatenate([[rng.uniform(0.3, 0.7), rng.uniform(-0.3, 0.3), 0.02],
+                                        quat_yaw(rng.uniform(-np.pi, np.pi))]) for n in names}
+            ee = np.array([0.45, 0.0, 0.35]) + rng.normal(0, 0.03, 3)
+            T = 2 * steps_per_skill
+            rec = {k: [] for k in ("ee_pos", "ee_quat", "gripper_width", "joint_pos")}
+            rec_p: dict[str, list[np.ndarray]] = {n: [] for n in names}
+            actions = np.zeros((T, ACTION_DIM), np.float32)
+            for t in range(T):
+                placing = t >= steps_per_skill
+                if placing:
+                    poses[obj][:3] = ee
+                rec["ee_pos"].append(ee.copy())
+                rec["ee_quat"].append(np.array([0.0, 1.0, 0.0, 0.0]))
+                rec["gripper_width"].append(0.02 if placing else 0.08)
+                rec["joint_pos"].append(np.zeros(7))
+                for n in names:
+                    rec_p[n].append(poses[n].copy())
+                goal = poses[target][:3] + np.array([0, 0, 0.05]) if placing else poses[obj][:3]
+                err = goal - ee
+                a = np.zeros(ACTION_DIM)
+                a[:3] = np.clip(gain * err, -0.05, 0.05)
+                if not placing:
+                    from robot_skills.policies.features import yaw_of_quat
+                    a[5] = 0.1 * np.sin(yaw_of_quat(poses[obj][3:7]))
+                near = np.linalg.norm(err) < 0.02
+                a[6] = (1.0 if near else -1.0) if not placing else (-1.0 if near else 1.0)
+                actions[t] = a
+                ee = ee + a[:3]
+            obs = {k: np.asarray(v) for k, v in rec.items()}
+            w.add_demo_arrays(obs, {n: np.asarray(v) for n, v in rec_p.items()}, actions,
+                              skill_segments=[SkillSegment(0, steps_per_skill, "pick", (obj,)),
+                                              SkillSegment(steps_per_skill, T, "place_on",
+                                                           (obj, target))],
+                              attrs={"task": task, "seed": int(seed * 100000 + d),
+                                     "language": f"put the {obj} on the {target}"})
+    return Path(path)

@@ -1,0 +1,517 @@
+"""Benchmark runner: N seeded episodes per task, optional perturbations, parallel workers, reports.
+
+The runner never imports ``sim`` or ``hardware``: it receives *factories*.
+
+* ``make_world(task_path, seed, perturbation) -> TaskWorld`` builds the robot in the task (the
+  factory loads the task file and applies the :class:`PerturbationSpec`, e.g. with
+  :func:`~robot_skills.evaluation.perturbations.apply_perturbation`). The runner then calls
+  ``world.robot.reset(seed=seed)``; episode ``i`` of every task uses seed ``base_seed + i``, so the
+  same seeds give the same initial states across methods and perturbations (as LIBERO's fixed
+  initial-state files do).
+* ``make_skills(task_path) -> Mapping[str, SkillPolicy | factory]`` (composed mode), or
+  ``make_task_policy(task_path) -> SkillPolicy`` (``mode="monolithic"``: one policy runs the whole
+  episode without the planner — the baseline, through the same runner).
+* ``planner``: an object with ``plan(problem, max_depth=...)``, a class / factory returning one, or
+  ``None`` (a :class:`~robot_skills.planning.symbolic.SymbolicPlanner` over the available skills).
+
+Every factory may be given as a top-level callable, a ``"package.module:function"`` string, or a
+``(module, name, kwargs)`` tuple — the latter two are what a CLI passes. With ``workers > 1`` the
+episodes run in a :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method,
+so factories (and a planner instance) must be picklable.
+
+Output (``out_dir``): ``results.json`` (see :func:`summarize`), ``report.md``, ``success.png``
+and one rollout video per task and condition under ``videos/`` (episode 0; frames from
+``world.render()`` when the world has it, else the first camera image of the observation).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import importlib
+import json
+import multiprocessing as mp
+import os
+import platform
+import socket
+import subprocess
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from robot_skills.evaluation.perturbations import PerturbationSpec
+from robot_skills.evaluation.stats import summarize_lengths, wilson_interval
+from robot_skills.execution.executor import Executor, run_task_policy
+
+__all__ = ["BenchmarkRunner", "run_suite", "resolve_factory", "summarize", "code_version",
+           "run_episode", "EpisodeJob", "UNPERTURBED", "MONOLITHIC_DEFAULT_MAX_STEPS"]
+
+FactorySpec = Callable[..., Any] | str | tuple
+UNPERTURBED = "unperturbed"
+"""Condition name of the unperturbed tasks in results and reports."""
+MONOLITHIC_DEFAULT_MAX_STEPS = 600
+"""Episode horizon for the monolithic baseline when none is given (LIBERO's evaluation horizon)."""
+
+
+def resolve_factory(spec: FactorySpec) -> Callable[..., Any]:
+    """Turn a factory spec into a callable.
+
+    Args:
+        spec: a callable; ``"package.module:name"``; or ``(module, name)`` / ``(module, name,
+            kwargs)`` — the kwargs are bound with :func:`functools.partial`.
+
+    Raises:
+        ValueError: for a malformed spec; ImportError / AttributeError if the target is missing.
+    """
+    if callable(spec):
+        return spec
+    if isinstance(spec, str):
+        if ":" not in spec:
+            raise ValueError(f"factory string must be 'package.module:name', got {spec!r}")
+        module, name = spec.split(":", 1)
+        kwargs: Mapping[str, Any] = {}
+    elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
+        module, name = spec[0], spec[1]
+        kwargs = spec[2] if len(spec) == 3 else {}
+        if not isinstance(kwargs, Mapping):
+            raise ValueError(f"factory kwargs must be a mapping, got {kwargs!r}")
+    else:
+        raise ValueError(f"cannot use {spec!r} as a factory: give a callable, 'module:name' or "
+                         "(module, name, kwargs)")
+    fn = getattr(importlib.import_module(module), name)
+    return functools.partial(fn, **kwargs) if kwargs else fn
+
+
+def code_version() -> dict[str, str]:
+    """``{"git": "git describe --always --dirty" or "", "package": version}`` of this checkout."""
+    from robot_skills import __version__
+
+    git = ""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"],
+                             cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
+                             timeout=10)
+        if out.returncode == 0:
+            git = out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {"git": git, "package": __version__}
+
+
+def _host_info() -> dict[str, Any]:
+    return {"hostname": socket.gethostname(), "platform": platform.platform(),
+            "python": platform.python_version(), "cpu_count": os.cpu_count(),
+            "numpy": np.__version__}
+
+
+def _task_names(paths: Sequence[Path]) -> list[str]:
+    stems = [p.stem for p in paths]
+    return [f"{p.parent.name}/{p.stem}" if stems.count(p.stem) > 1 else p.stem for p in paths]
+
+
+# ---------------------------------------------------------------------- one episode
+@dataclass(frozen=True)
+class EpisodeJob:
+    """One episode to run (picklable)."""
+
+    task_index: int
+    task_path: str
+    task_name: str
+    perturbation: PerturbationSpec | None
+    episode: int
+    seed: int
+    video_path: str | None = None
+
+
+@dataclass(frozen=True)
+class _Factories:
+    make_world: FactorySpec
+    make_skills: FactorySpec | None
+    planner: Any
+    make_task_policy: FactorySpec | None
+    mode: str
+    max_replans: int
+    max_steps: int | None
+    max_depth: int
+
+
+def _make_planner(planner: Any) -> Any:
+    if planner is None:
+        return None
+    if isinstance(planner, (str, tuple, list)):
+        return resolve_factory(planner)()
+    if isinstance(planner, type):
+        return planner()
+    if callable(getattr(planner, "plan", None)):
+        return planner
+    if callable(planner):
+        return planner()
+    raise ValueError(f"planner must have plan(problem, max_depth=...) or be a factory: {planner!r}")
+
+
+def _frame(world: Any, obs: Any) -> np.ndarray | None:
+    render = getattr(world, "render", None)
+    if callable(render):
+        img = render()
+        if img is not None:
+            return np.asarray(img)
+    images = getattr(obs, "images", None) or {}
+    for img in images.values():
+        img = np.asarray(img)
+        if img.ndim == 3 and img.dtype == np.uint8:
+            return img
+    return None
+
+
+def _write_video(path: str, frames: list[np.ndarray], fps: float) -> str | None:
+    import imageio.v2 as imageio
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    imageio.mimwrite(path, frames, fps=fps, macro_block_size=1)
+    return path
+
+
+def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
+    """Run one episode in this process and return its JSON-able record.
+
+    Never raises for failures inside the episode: an exception while building the world is
+    recorded with ``reason="world_error"``, one while running with ``reason="error"``.
+    """
+    t0 = time.perf_counter()
+    rec: dict[str, Any] = {
+        "task": job.task_name, "task_path": job.task_path,
+        "perturbation": job.perturbation.name if job.perturbation else UNPERTURBED,
+        "episode": job.episode, "seed": job.seed, "success": False, "steps": 0,
+        "reason": "", "replans": 0, "calls": [], "goal_progress": {}, "messages": [],
+        "error": None, "video": None,
+    }
+    try:
+        world = resolve_factory(factories.make_world)(Path(job.task_path), job.seed,
+                                                      job.perturbation)
+        world.robot.reset(seed=job.seed)
+    except Exception as e:
+        rec.update(reason="world_error", error=f"{type(e).__name__}: {e}",
+                   wall_time_s=time.perf_counter() - t0)
+        return rec
+    frames: list[np.ndarray] = []
+    on_step = None
+    if job.video_path:
+        first = _frame(world, world.robot.observe())
+        if first is not None:
+            frames.append(first)
+
+        def on_step(step, obs, action):
+            f = _frame(world, obs)
+            if f is not None:
+                frames.append(f)
+    try:
+        if factories.mode == "monolithic":
+            policy = resolve_factory(factories.make_task_policy)(Path(job.task_path))
+            result = run_task_policy(world, policy,
+                                     factories.max_steps or MONOLITHIC_DEFAULT_MAX_STEPS,
+                                     on_step=on_step)
+        else:
+            skills = resolve_factory(factories.make_skills)(Path(job.task_path))
+            ex = Executor(world, skills, _make_planner(factories.planner),
+                          max_replans=factories.max_replans, max_steps=factories.max_steps,
+                          on_step=on_step, max_depth=factories.max_depth)
+            result = ex.run()
+        rec.update(result.to_dict())
+    except Exception as e:
+        rec.update(reason="error", error=f"{type(e).__name__}: {e}",
+                   messages=[traceback.format_exc(limit=5)])
+    if job.video_path and frames:
+        try:
+            fps = 1.0 / float(world.robot.control_period)
+            rec["video"] = _write_video(job.video_path, frames, fps)
+        except Exception as e:  # video is a by-product; never fail the episode for it
+            rec["messages"].append(f"video not written: {type(e).__name__}: {e}")
+    rec["wall_time_s"] = time.perf_counter() - t0
+    return rec
+
+
+def _worker_init() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+# ---------------------------------------------------------------------- aggregation
+def _summarize_task(eps: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    n = len(eps)
+    k = sum(1 for e in eps if e["success"])
+    lo, hi = wilson_interval(k, n)
+    atoms: dict[str, list[bool]] = {}
+    for e in eps:
+        for a, v in e.get("goal_progress", {}).items():
+            atoms.setdefault(a, []).append(bool(v))
+    lengths = [e["steps"] for e in eps]
+    reasons = Counter(e["reason"] for e in eps if not e["success"])
+    failed_calls = Counter(f"{c['outcome']} {c['skill']}" for e in eps for c in e.get("calls", [])
+                           if c["outcome"] not in ("success", "interrupted"))
+    errors = sorted({e["error"] for e in eps if e.get("error")})[:5]
+    videos = [e["video"] for e in eps if e.get("video")]
+    lens = summarize_lengths(lengths)
+    return {
+        "path": path, "n": n, "successes": k, "success_rate": k / n if n else 0.0,
+        "ci95": [lo, hi],
+        "subgoal_progress": {a: sum(v) / n for a, v in sorted(atoms.items())},
+        "episode_length": lens, "mean_length": lens["mean"], "median_length": lens["median"],
+        "mean_replans": float(np.mean([e.get("replans", 0) for e in eps])) if eps else 0.0,
+        "wall_time_s": float(sum(e.get("wall_time_s", 0.0) for e in eps)),
+        "failures": {"reasons": dict(reasons), "failed_calls": dict(failed_calls),
+                     "errors": errors},
+        "seeds": [e["seed"] for e in eps],
+        "video": videos[0] if videos else None,
+    }
+
+
+def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
+              task_paths: Sequence[str], perturbations: Sequence[PerturbationSpec | None]
+              ) -> dict[str, Any]:
+    """Aggregate episode records into the ``results.json`` body (without ``metadata``).
+
+    Returns:
+        ``{"tasks": {task: summary}, "suite": {...}, "perturbations": {name: {"spec", "tasks",
+        "suite"}}, "skipped_tasks": {task: error}, "episodes": [...]}`` where a task ``summary``
+        has ``n, successes, success_rate, ci95 [low, high] (Wilson 95%), subgoal_progress
+        {"(On a b)": fraction of episodes it held at the end}, episode_length {mean, median, min,
+        max} (control steps), mean_length, median_length, mean_replans, wall_time_s, failures
+        {reasons, failed_calls, errors}, seeds, video``; perturbed task summaries add
+        ``unperturbed_success_rate`` and ``drop_points`` (unperturbed minus perturbed, in
+        percentage points). A task whose world could not be built in any episode (e.g. it names an
+        unsupported category) is listed in ``skipped_tasks`` instead of crashing the run.
+    """
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for e in episodes:
+        by.setdefault((e["perturbation"], e["task"]), []).append(dict(e))
+    skipped: dict[str, str] = {}
+    for name in task_names:
+        eps = by.get((UNPERTURBED, name)) or next(
+            (v for (p, t), v in by.items() if t == name), [])
+        if eps and all(e["reason"] == "world_error" for e in eps):
+            skipped[name] = eps[0]["error"]
+
+    def condition(pname: str) -> dict[str, dict[str, Any]]:
+        out = {}
+        for name, path in zip(task_names, task_paths):
+            if name in skipped or (pname, name) not in by:
+                continue
+            eps = sorted(by[(pname, name)], key=lambda e: e["episode"])
+            out[name] = _summarize_task(eps, path)
+        return out
+
+    def suite(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        rates = [t["success_rate"] for t in tasks.values()]
+        n = sum(t["n"] for t in tasks.values())
+        k = sum(t["successes"] for t in tasks.values())
+        return {"mean_success": float(np.mean(rates)) if rates else None, "n_tasks": len(rates),
+                "n_episodes": n, "successes": k, "pooled_ci95": list(wilson_interval(k, n))}
+
+    base_tasks = condition(UNPERTURBED)
+    base_suite = suite(base_tasks)
+    perts: dict[str, Any] = {}
+    for spec in perturbations:
+        if spec is None:
+            continue
+        tasks = condition(spec.name)
+        for name, t in tasks.items():
+            b = base_tasks.get(name)
+            t["unperturbed_success_rate"] = b["success_rate"] if b else None
+            t["drop_points"] = 100.0 * (b["success_rate"] - t["success_rate"]) if b else None
+        s = suite(tasks)
+        s["unperturbed_mean_success"] = base_suite["mean_success"]
+        s["drop_points"] = (100.0 * (base_suite["mean_success"] - s["mean_success"])
+                            if base_suite["mean_success"] is not None
+                            and s["mean_success"] is not None else None)
+        perts[spec.name] = {"spec": spec.to_dict(), "tasks": tasks, "suite": s}
+    return {"tasks": base_tasks, "suite": base_suite, "perturbations": perts,
+            "skipped_tasks": skipped, "episodes": [dict(e) for e in episodes]}
+
+
+# ---------------------------------------------------------------------- the runner
+@dataclass
+class BenchmarkRunner:
+    """Runs seeded episodes of a suite of tasks and writes results, a Markdown table, plots, videos.
+
+    Attributes:
+        make_world: ``make_world(task_path, seed, perturbation) -> TaskWorld`` (see module doc).
+        make_skills: ``make_skills(task_path) -> {verb: SkillPolicy | factory}`` (composed mode).
+        planner: planner instance / class / factory spec, or ``None`` for the symbolic planner.
+        mode: ``"composed"`` (planner + skills) or ``"monolithic"`` (one policy per task).
+        make_task_policy: ``make_task_policy(task_path) -> SkillPolicy`` (monolithic mode).
+        max_replans: executor's bounded retries.
+        max_steps: episode control-step budget (``None``: executor default; monolithic: 600).
+        max_depth: planner search depth.
+        workers: parallel worker processes (``spawn``); 1 runs in this process.
+        video: record one rollout video per task and condition (needs ``out_dir``).
+        progress: show a tqdm progress bar over episodes.
+    """
+
+    make_world: FactorySpec
+    make_skills: FactorySpec | None = None
+    planner: Any = None
+    mode: str = "composed"
+    make_task_policy: FactorySpec | None = None
+    max_replans: int = 2
+    max_steps: int | None = None
+    max_depth: int = 8
+    workers: int = 1
+    video: bool = True
+    progress: bool = True
+    _meta: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("composed", "monolithic"):
+            raise ValueError(f"mode must be 'composed' or 'monolithic', got {self.mode!r}")
+        if self.mode == "composed" and self.make_skills is None:
+            raise ValueError("composed mode needs make_skills")
+        if self.mode == "monolithic" and self.make_task_policy is None:
+            raise ValueError("monolithic mode needs make_task_policy")
+        if int(self.workers) < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {self.max_steps}")
+
+    def run_suite(
+        self,
+        task_paths: Sequence[str | Path],
+        episodes_per_task: int,
+        base_seed: int = 0,
+        perturbations: Sequence[PerturbationSpec | None] | None = None,
+        out_dir: str | Path | None = None,
+        config: Mapping[str, Any] | None = None,
+        write_report: bool = True,
+    ) -> dict[str, Any]:
+        """Run ``episodes_per_task`` episodes of every task under every condition.
+
+        Args:
+            task_paths: task files (e.g. LIBERO ``.bddl``); names in results are the file stems.
+            episodes_per_task: episodes per task and condition; episode ``i`` uses
+                ``base_seed + i``.
+            base_seed: first seed.
+            perturbations: perturbation specs; the unperturbed condition (``None``) is always run
+                first and need not be listed.
+            out_dir: where ``results.json``, ``report.md``, ``success.png`` and ``videos/`` go;
+                ``None`` writes nothing.
+            config: the run's configuration, stored verbatim in ``metadata.config``.
+            write_report: also write the Markdown report and the plot.
+
+        Returns:
+            The results dict (see :func:`summarize`) plus ``metadata`` with ``mode, seeds,
+            base_seed, episodes_per_task, config, code_version {git, package}, timestamp (UTC ISO
+            8601), host, workers, wall_time_s, task_paths``.
+
+        Raises:
+            ValueError: on no tasks, ``episodes_per_task < 1`` or duplicate perturbation names.
+        """
+        paths = [Path(p) for p in task_paths]
+        if not paths:
+            raise ValueError("no task files given")
+        if episodes_per_task < 1:
+            raise ValueError(f"episodes_per_task must be >= 1, got {episodes_per_task}")
+        conds: list[PerturbationSpec | None] = [None] + [p for p in (perturbations or [])
+                                                         if p is not None]
+        names_p = [p.name for p in conds if p is not None]
+        if len(set(names_p)) != len(names_p) or UNPERTURBED in names_p:
+            raise ValueError(f"perturbation names must be unique and not {UNPERTURBED!r}: "
+                             f"{names_p}")
+        out = Path(out_dir) if out_dir is not None else None
+        names = _task_names(paths)
+        jobs = []
+        for pert in conds:
+            for ti, (path, name) in enumerate(zip(paths, names)):
+                for i in range(episodes_per_task):
+                    video = None
+                    if self.video and out is not None and i == 0:
+                        suffix = "" if pert is None else f"__{pert.name}"
+                        video = str(out / "videos" / f"{name.replace('/', '__')}{suffix}.mp4")
+                    jobs.append(EpisodeJob(ti, str(path), name, pert, i, base_seed + i, video))
+        factories = _Factories(self.make_world, self.make_skills, self.planner,
+                               self.make_task_policy, self.mode, self.max_replans, self.max_steps,
+                               self.max_depth)
+        t0 = time.perf_counter()
+        episodes = self._run_jobs(jobs, factories)
+        wall = time.perf_counter() - t0
+        order = {(j.perturbation.name if j.perturbation else UNPERTURBED, j.task_name, j.episode): k
+                 for k, j in enumerate(jobs)}
+        episodes.sort(key=lambda e: order[(e["perturbation"], e["task"], e["episode"])])
+        results = summarize(episodes, names, [str(p) for p in paths], conds)
+        results["metadata"] = {
+            "mode": self.mode, "base_seed": base_seed, "episodes_per_task": episodes_per_task,
+            "seeds": [base_seed + i for i in range(episodes_per_task)],
+            "config": dict(config or {}), "code_version": code_version(),
+            "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "host": _host_info(), "workers": self.workers, "wall_time_s": wall,
+            "max_replans": self.max_replans, "max_steps": self.max_steps,
+            "task_paths": [str(p) for p in paths],
+        }
+        results = {"metadata": results.pop("metadata"), **results}
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            tmp = out / "results.json.tmp"
+            tmp.write_text(json.dumps(results, indent=2, default=str))
+            os.replace(tmp, out / "results.json")
+            if write_report:
+                from robot_skills.evaluation.report import plot_success, write_markdown
+
+                write_markdown(results, out / "report.md")
+                plot_success(results, out / "success.png")
+        return results
+
+    def _run_jobs(self, jobs: list[EpisodeJob], factories: _Factories) -> list[dict[str, Any]]:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), desc=f"eval ({self.mode})", unit="ep",
+                   disable=not self.progress, dynamic_ncols=True)
+        results: list[dict[str, Any]] = []
+        try:
+            if self.workers == 1:
+                for job in jobs:
+                    results.append(run_episode(job, factories))
+                    bar.update(1)
+                    bar.set_postfix(success=f"{np.mean([r['success'] for r in results]):.2f}")
+            else:
+                ctx = mp.get_context("spawn")
+                with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
+                                         initializer=_worker_init) as pool:
+                    futures = [pool.submit(run_episode, job, factories) for job in jobs]
+                    for fut in as_completed(futures):
+                        results.append(fut.result())
+                        bar.update(1)
+                        bar.set_postfix(
+                            success=f"{np.mean([r['success'] for r in results]):.2f}")
+        finally:
+            bar.close()
+        return results
+
+
+def run_suite(
+    task_paths: Sequence[str | Path],
+    make_world: FactorySpec,
+    make_skills: FactorySpec | None = None,
+    planner: Any = None,
+    episodes_per_task: int = 20,
+    base_seed: int = 0,
+    perturbations: Sequence[PerturbationSpec | None] | None = None,
+    workers: int = 1,
+    video: bool = True,
+    out_dir: str | Path | None = None,
+    config: Mapping[str, Any] | None = None,
+    **runner_kwargs: Any,
+) -> dict[str, Any]:
+    """Functional form of :meth:`BenchmarkRunner.run_suite` (same arguments and result).
+
+    ``runner_kwargs`` go to :class:`BenchmarkRunner` (``mode``, ``make_task_policy``,
+    ``max_replans``, ``max_steps``, ``max_depth``, ``progress``).
+    """
+    runner = BenchmarkRunner(make_world, make_skills, planner, workers=workers, video=video,
+                             **runner_kwargs)
+    return runner.run_suite(task_paths, episodes_per_task, base_seed, perturbations, out_dir,
+                            config)

@@ -1,0 +1,434 @@
+"""Run a plan of skill calls on a :class:`~robot_skills.execution.interfaces.TaskWorld`, replanning
+after failures.
+
+The loop follows the classic sense-plan-act executor of task-and-motion planning systems
+(e.g. PDDLStream's "replan on failure" executors): plan from the observed predicate state, run
+each skill closed-loop at the robot's control period until its termination test holds, and when a
+skill times out, raises, or the world contradicts the plan's next precondition, re-plan from the
+world's *observed* predicate state, with a bounded number of retries.
+
+Termination test of a call: every termination atom of its :class:`SkillSpec`, grounded on the
+call's arguments, holds in ``world.predicate_state()`` (derived ``accessible`` atoms included), and
+for specs with ``needs_open_gripper_at_end`` also ``(handempty)`` — the object has been released.
+Time limit: ``ceil(time_limit_s / control_period)`` control steps.
+
+The episode ends when ``world.success()`` holds (checked after every control step, as LIBERO's
+evaluation does), when the episode step budget is spent, when no plan exists, or when the replan
+budget is spent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from robot_skills.execution.interfaces import SkillPolicy, TaskWorld
+from robot_skills.planning.predicates import Atom, SymbolicProblem, format_atom, with_derived
+from robot_skills.planning.symbolic import (
+    NoPlanError,
+    Plan,
+    SkillCall,
+    SymbolicPlanner,
+    ground_call,
+    missing_preconditions,
+)
+from robot_skills.robot import Action, Observation
+from robot_skills.skills.verbs import SKILL_SPECS, SkillSpec, ground, matches, parse_predicate
+
+__all__ = ["CallRecord", "SkillSegment", "EpisodeRecording", "ExecutionResult", "Executor",
+           "run_task_policy", "termination_holds"]
+
+StepCallback = Callable[[int, Observation, Action], None]
+"""``on_step(step, obs, action)``: ``obs`` is the observation *after* ``action`` was applied."""
+
+
+@dataclass
+class CallRecord:
+    """What happened to one skill call.
+
+    Attributes:
+        skill, args: the call.
+        start_step, end_step: episode control-step indices, ``[start, end)``.
+        outcome: ``"success" | "timeout" | "error" | "interrupted"`` (``interrupted``: the episode
+            ended — goal reached or budget spent — while the call ran).
+        message: details for failures.
+    """
+
+    skill: str
+    args: tuple[str, ...]
+    start_step: int
+    end_step: int
+    outcome: str
+    message: str = ""
+
+    def to_dict(self) -> dict:
+        """JSON-able form."""
+        return {"skill": self.skill, "args": list(self.args), "start_step": self.start_step,
+                "end_step": self.end_step, "outcome": self.outcome, "message": self.message}
+
+
+@dataclass
+class SkillSegment:
+    """A demonstration segment: steps ``[start, end)`` ran ``skill(args)``; ``success`` if it
+    terminated successfully."""
+
+    start: int
+    end: int
+    skill: str
+    args: tuple[str, ...]
+    success: bool
+
+
+@dataclass
+class EpisodeRecording:
+    """Collects what a recorder needs for demonstrations: per-step (obs, action) pairs, where
+    ``observations[t]`` is the observation ``actions[t]`` was computed from, and skill segments.
+
+    Any object with ``add_step(obs, action)`` and ``add_segment(segment)`` methods may be passed to
+    :class:`Executor` instead.
+    """
+
+    observations: list[Observation] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    segments: list[SkillSegment] = field(default_factory=list)
+
+    def add_step(self, obs: Observation, action: Action) -> None:
+        """Record the observation the policy saw and the action it returned."""
+        self.observations.append(obs)
+        self.actions.append(action)
+
+    def add_segment(self, segment: SkillSegment) -> None:
+        """Record a finished skill segment."""
+        self.segments.append(segment)
+
+
+@dataclass
+class ExecutionResult:
+    """Outcome of one episode.
+
+    Attributes:
+        success: ``world.success()`` at the end.
+        steps: control steps taken.
+        calls: one :class:`CallRecord` per skill call started.
+        replans: number of re-plans after the initial plan.
+        goal_progress: each goal atom and whether it held at the end (``world.goal_progress()``).
+        reason: why the episode ended: ``"success" | "no_plan" | "budget_exhausted" |
+            "replans_exhausted" | "error"``.
+        messages: human-readable log of failures and replans.
+        plans: every plan made, as lists of ``"verb(args)"`` strings.
+    """
+
+    success: bool
+    steps: int
+    calls: list[CallRecord]
+    replans: int
+    goal_progress: dict[Atom, bool]
+    reason: str
+    messages: list[str] = field(default_factory=list)
+    plans: list[list[str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """JSON-able form (goal atoms written in BDDL spelling)."""
+        return {"success": self.success, "steps": self.steps,
+                "calls": [c.to_dict() for c in self.calls], "replans": self.replans,
+                "goal_progress": {format_atom(a): bool(v) for a, v in self.goal_progress.items()},
+                "reason": self.reason, "messages": list(self.messages), "plans": self.plans}
+
+
+def termination_holds(spec: SkillSpec, args: Sequence[str], state: frozenset[Atom],
+                      entities: Mapping[str, frozenset[str]] | None = None) -> bool:
+    """The skill's termination test on a predicate ``state``.
+
+    True when every (grounded) termination predicate holds — ``not`` ones must not hold, ``*``
+    matches any entity — and, for ``needs_open_gripper_at_end`` skills, ``(handempty)`` holds.
+
+    Raises:
+        ValueError: if ``args`` does not match the spec's parameters.
+    """
+    if len(args) != len(spec.parameters):
+        raise ValueError(f"{spec.name} takes {len(spec.parameters)} argument(s), got {len(args)}")
+    full = with_derived(state, dict(entities)) if entities else state
+    binding = {p.name: a for p, a in zip(spec.parameters, args)}
+    for text in spec.termination:
+        positive, tmpl = parse_predicate(text)
+        pat = ground(tmpl, binding)
+        present = pat in full if "*" not in pat else any(matches(pat, a) for a in full)
+        if present != positive:
+            return False
+    return not spec.needs_open_gripper_at_end or ("handempty",) in full
+
+
+def _is_policy(obj: Any) -> bool:
+    return callable(getattr(obj, "act", None)) and callable(getattr(obj, "reset", None))
+
+
+class Executor:
+    """Plans, runs skill calls closed-loop, checks termination and time limits, replans.
+
+    Args:
+        world: the robot in its task (``sim.SimRobot`` or a hardware world).
+        skills: verb -> a :class:`SkillPolicy` instance, or a zero-argument factory returning one
+            (called once per episode, on first use).
+        planner: object with ``plan(problem, max_depth=...) -> Plan``; defaults to a
+            :class:`SymbolicPlanner` over ``specs`` restricted to the verbs in ``skills``.
+        max_replans: re-plans allowed after the first plan (bounded retries).
+        max_steps: episode control-step budget; ``None`` = the sum of the first plan's per-call time
+            limits (in steps) times ``max_replans + 1``.
+        specs: skill contracts (termination, time limits); :data:`SKILL_SPECS` by default.
+        on_step: optional ``on_step(step, obs, action)`` callback (e.g. to grab video frames).
+        recorder: optional :class:`EpisodeRecording`-like object for demonstration collection.
+        max_depth: planner search depth.
+
+    Raises:
+        ValueError: if ``max_replans < 0`` or ``max_steps < 1``.
+    """
+
+    def __init__(
+        self,
+        world: TaskWorld,
+        skills: Mapping[str, SkillPolicy | Callable[[], SkillPolicy]],
+        planner: Any | None = None,
+        max_replans: int = 2,
+        max_steps: int | None = None,
+        specs: Mapping[str, SkillSpec] = SKILL_SPECS,
+        on_step: StepCallback | None = None,
+        recorder: Any | None = None,
+        max_depth: int = 8,
+    ) -> None:
+        if max_replans < 0:
+            raise ValueError(f"max_replans must be >= 0, got {max_replans}")
+        if max_steps is not None and max_steps < 1:
+            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+        self.world = world
+        self.skills = dict(skills)
+        self.specs = dict(specs)
+        self.planner = planner if planner is not None else SymbolicPlanner(
+            {k: v for k, v in self.specs.items() if k in self.skills})
+        self.max_replans = max_replans
+        self.max_steps = max_steps
+        self.on_step = on_step
+        self.recorder = recorder
+        self.max_depth = max_depth
+        self._instances: dict[str, SkillPolicy] = {}
+        self._goal: frozenset[Atom] | None = None
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def control_period(self) -> float:
+        """Seconds per control step, from ``world.robot.control_period``."""
+        dt = float(self.world.robot.control_period)
+        if not dt > 0:
+            raise ValueError(f"robot control_period must be > 0, got {dt}")
+        return dt
+
+    def time_limit_steps(self, skill: str) -> int:
+        """``ceil(time_limit_s / control_period)`` for ``skill``.
+
+        Raises:
+            KeyError: if the skill has no spec.
+        """
+        return max(1, math.ceil(self.specs[skill].time_limit_s / self.control_period - 1e-9))
+
+    def _policy(self, skill: str) -> SkillPolicy:
+        if skill not in self._instances:
+            entry = self.skills[skill]
+            policy = entry if _is_policy(entry) else entry()
+            if not _is_policy(policy):
+                raise TypeError(f"skills[{skill!r}] is neither a SkillPolicy nor a factory of one")
+            self._instances[skill] = policy
+        return self._instances[skill]
+
+    def _success(self) -> bool:
+        """``world.success()``, or — for an explicit goal passed to :meth:`run` — all its atoms."""
+        if self._goal is None:
+            return bool(self.world.success())
+        full = with_derived(self.world.predicate_state(), self.world.symbolic_problem().entities)
+        return self._goal <= full
+
+    def _progress(self) -> dict[Atom, bool]:
+        if self._goal is None:
+            return dict(self.world.goal_progress())
+        full = with_derived(self.world.predicate_state(), self.world.symbolic_problem().entities)
+        return {g: g in full for g in sorted(self._goal)}
+
+    def _problem(self, goal: frozenset[Atom] | None) -> SymbolicProblem:
+        p = self.world.symbolic_problem()
+        return p if goal is None else SymbolicProblem(p.entities, p.state, goal)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self, goal: SymbolicProblem | Iterable[Atom] | None = None) -> ExecutionResult:
+        """Run one episode from the world's current state.
+
+        Args:
+            goal: ``None`` (the task's goal from ``world.symbolic_problem()``), goal atoms, or a
+                full :class:`SymbolicProblem` (its goal is used; the state is always observed).
+
+        Returns:
+            An :class:`ExecutionResult`. Skill failures never raise; they are recorded.
+        """
+        goal_atoms: frozenset[Atom] | None
+        if goal is None:
+            goal_atoms = None
+        elif isinstance(goal, SymbolicProblem):
+            goal_atoms = frozenset(goal.goal)
+        else:
+            goal_atoms = frozenset(tuple(a) for a in goal)
+        self._goal = goal_atoms
+        self._instances = {}
+        dt = self.control_period
+        records: list[CallRecord] = []
+        messages: list[str] = []
+        plans: list[list[str]] = []
+        steps, replans = 0, 0
+        budget = self.max_steps
+
+        def finish(why: str) -> ExecutionResult:
+            success = bool(self._success())
+            return ExecutionResult(success, steps, records, replans,
+                                   self._progress(),
+                                   "success" if success else why, messages, plans)
+
+        if self._success():
+            return finish("success")
+        obs = self.world.robot.observe()
+        while True:
+            problem = self._problem(goal_atoms)
+            try:
+                plan: Plan = self.planner.plan(problem, max_depth=self.max_depth)
+            except NoPlanError as e:
+                messages.append(f"no plan: {e}")
+                return finish("no_plan")
+            plans.append([str(c) for c in plan.calls])
+            unavailable = sorted({c.skill for c in plan.calls if c.skill not in self.skills
+                                  or c.skill not in self.specs})
+            if unavailable:
+                messages.append(f"plan {plans[-1]} uses skill(s) {unavailable} that this "
+                                f"library lacks; available: {sorted(self.skills)}")
+                return finish("no_plan")
+            if budget is None:
+                budget = max(1, sum(self.time_limit_steps(c.skill) for c in plan.calls
+                                    if c.skill in self.specs) * (self.max_replans + 1))
+            failure = ""
+            for call in plan.calls:
+                state = self.world.predicate_state()
+                contradiction = self._contradiction(call, state, problem.entities)
+                if contradiction:
+                    failure = f"before {call}: world contradicts the plan ({contradiction})"
+                    break
+                start = steps
+                outcome, msg, steps, obs = self._run_call(call, obs, steps, budget, problem, dt)
+                records.append(CallRecord(call.skill, call.args, start, steps, outcome, msg))
+                if self.recorder is not None:
+                    self.recorder.add_segment(SkillSegment(start, steps, call.skill, call.args,
+                                                           outcome == "success"))
+                if outcome == "interrupted":
+                    if self._success():
+                        return finish("success")
+                    messages.append(f"{call}: {msg}")
+                    return finish("budget_exhausted")
+                if outcome != "success":
+                    failure = f"{call}: {outcome}" + (f" ({msg})" if msg else "")
+                    break
+                if self._success():
+                    return finish("success")
+            else:
+                if self._success():
+                    return finish("success")
+                failure = f"plan {plans[-1]} finished but the goal does not hold"
+            messages.append(failure)
+            if steps >= budget:
+                messages.append(f"episode step budget ({budget}) spent")
+                return finish("budget_exhausted")
+            if replans >= self.max_replans:
+                messages.append(f"replan budget ({self.max_replans}) spent")
+                return finish("replans_exhausted")
+            replans += 1
+            messages.append(f"replanning from the observed state (replan {replans}/"
+                            f"{self.max_replans})")
+
+    def _contradiction(self, call: SkillCall, state: frozenset[Atom],
+                       entities: Mapping[str, frozenset[str]]) -> str:
+        spec = self.specs.get(call.skill)
+        if spec is None:
+            return f"skill {call.skill!r} has no spec"
+        missing = missing_preconditions(ground_call(spec, call.args), state, entities)
+        return "missing " + ", ".join(missing) if missing else ""
+
+    def _run_call(self, call: SkillCall, obs: Observation, steps: int, budget: int,
+                  problem: SymbolicProblem, dt: float) -> tuple[str, str, int, Observation]:
+        spec = self.specs[call.skill]
+        if call.skill not in self.skills:
+            return "error", f"no policy for skill {call.skill!r} in this library", steps, obs
+        limit = self.time_limit_steps(call.skill)
+        try:
+            policy = self._policy(call.skill)
+            policy.reset(call.args, self.world)
+        except Exception as e:  # a broken skill must not kill the episode
+            return "error", f"reset failed: {type(e).__name__}: {e}", steps, obs
+        for _ in range(limit):
+            if steps >= budget:
+                return "interrupted", f"episode step budget ({budget}) spent", steps, obs
+            try:
+                action = policy.act(obs)
+                new_obs = self.world.robot.act(action)
+            except Exception as e:
+                return "error", f"{type(e).__name__}: {e}", steps, obs
+            if self.recorder is not None:
+                self.recorder.add_step(obs, action)
+            obs = new_obs
+            steps += 1
+            if self.on_step is not None:
+                self.on_step(steps, obs, action)
+            state = self.world.predicate_state()
+            if termination_holds(spec, call.args, state, problem.entities):
+                return "success", "", steps, obs
+            if self._success():
+                return "interrupted", "goal reached", steps, obs
+        return "timeout", f"time limit {spec.time_limit_s:g} s ({limit} steps) exceeded", steps, obs
+
+
+def run_task_policy(
+    world: TaskWorld,
+    policy: SkillPolicy,
+    max_steps: int,
+    on_step: StepCallback | None = None,
+    recorder: Any | None = None,
+    name: str = "task",
+) -> ExecutionResult:
+    """Monolithic baseline: one policy runs the whole episode, no planner.
+
+    ``policy.reset((), world)`` then ``act`` every step until ``world.success()`` or ``max_steps``.
+    The result has one :class:`CallRecord` named ``name``.
+
+    Raises:
+        ValueError: if ``max_steps < 1``.
+    """
+    if max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
+    steps, messages, outcome = 0, [], "timeout"
+    obs = world.robot.observe()
+    try:
+        policy.reset((), world)
+        while steps < max_steps and not world.success():
+            action = policy.act(obs)
+            new_obs = world.robot.act(action)
+            if recorder is not None:
+                recorder.add_step(obs, action)
+            obs = new_obs
+            steps += 1
+            if on_step is not None:
+                on_step(steps, obs, action)
+    except Exception as e:
+        outcome = "error"
+        messages.append(f"{type(e).__name__}: {e}")
+    success = bool(world.success())
+    if success:
+        outcome = "success"
+    rec = CallRecord(name, (), 0, steps, outcome, messages[0] if messages else "")
+    if recorder is not None:
+        recorder.add_segment(SkillSegment(0, steps, name, (), success))
+    reason = "success" if success else ("error" if outcome == "error" else "budget_exhausted")
+    return ExecutionResult(success, steps, [rec], 0, dict(world.goal_progress()), reason,
+                           messages, [])

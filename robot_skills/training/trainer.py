@@ -1,0 +1,590 @@
+"""Training pipeline: shared base policy, per-skill LoRA adapters, monolithic task baselines.
+
+:func:`train_skill_library` (the skill primitives):
+
+1. collect :class:`~robot_skills.data.dataset.SkillChunkDataset` samples of all skills;
+2. train the shared :class:`~robot_skills.policies.bc.GoalConditionedBC` base on all of them
+   (masked L1 on normalised action chunks, as ACT);
+3. per skill, train a LoRA adapter (Hu et al., 2021) on that skill's samples with the base frozen;
+4. write the library: ``base/`` + one skill directory per skill with its contract.
+
+:func:`train_task_policy` trains the monolithic baseline (one policy per whole task, adapter kind
+``full``). Both are resumable: checkpoints (``model.safetensors``, ``optim.safetensors`` — AdamW
+moments as tensors — and ``state.json`` with the step) are written atomically every
+``ckpt_every`` steps under ``<out>/.work/<stage>/ckpt``; a re-run continues from the last one with
+the same sample order. TensorBoard scalars go to ``<out>/.work/tb/<stage>``. Under ``torchrun``
+training runs with DDP and only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file as st_load_file
+from safetensors.torch import save_file as st_save_file
+from torch import nn
+from tqdm.auto import tqdm
+
+from robot_skills.data.dataset import NormStats, SkillChunkDataset
+from robot_skills.policies.bc import BCConfig, GoalConditionedBC, chunk_loss
+from robot_skills.policies.lora import inject_lora, lora_parameters, lora_state_dict
+from robot_skills.skills.skill_dir import code_version, save_base, save_skill
+from robot_skills.skills.verbs import SKILL_SPECS, Parameter, SkillSpec
+from robot_skills.training.device import (
+    DistContext,
+    autocast,
+    barrier,
+    configure_threads,
+    epoch_indices,
+    init_distributed,
+    maybe_compile,
+    wrap_ddp,
+)
+from robot_skills.utils.atomic import atomic_dir, atomic_write_json, file_sha256
+
+WORK_DIR = ".work"
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of the training pipeline (plain dataclass; Hydra fills it).
+
+    Attributes:
+        steps: optimiser steps for the base policy (and for a monolithic task policy).
+        batch_size: samples per step (per process under DDP).
+        lr / weight_decay: AdamW, linear warm-up then cosine decay to 10 %.
+        warmup_steps: linear warm-up steps.
+        chunk_size: action chunk length ``H``.
+        hidden / layers / skill_emb_dim: base network size (see :class:`BCConfig`).
+        lora_rank / lora_alpha / lora_targets: adapter rank, scaling numerator, target layer globs
+            (None = every Linear).
+        lora_steps / lora_lr: adapter training steps and learning rate.
+        loss: ``"l1"`` (ACT) or ``"mse"``.
+        grad_clip: max gradient norm (0 disables).
+        seed: RNG seed (initialisation and sample order).
+        device: ``"auto"`` | ``"cpu"`` | ``"cuda"``.
+        compile: ``torch.compile`` the network.
+        bf16: bf16 autocast on CUDA (ignored on CPU).
+        ckpt_every: steps between checkpoints.
+        log_every: steps between TensorBoard scalars.
+        num_threads: CPU intra-op threads (None = all available).
+        val_fraction: fraction of demos held out to report a validation loss (0 = none).
+        progress: show tqdm bars.
+        tensorboard: write TensorBoard logs.
+    """
+
+    steps: int = 3000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    chunk_size: int = 10
+    hidden: int = 256
+    layers: int = 4
+    skill_emb_dim: int = 32
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_targets: list[str] | None = None
+    lora_steps: int = 200
+    lora_lr: float = 1e-3
+    loss: str = "l1"
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    compile: bool = False
+    bf16: bool = True
+    ckpt_every: int = 500
+    log_every: int = 50
+    num_threads: int | None = None
+    val_fraction: float = 0.0
+    progress: bool = True
+    tensorboard: bool = True
+
+    def __post_init__(self) -> None:
+        for k in ("steps", "batch_size", "chunk_size", "hidden", "layers", "lora_rank",
+                  "ckpt_every", "log_every", "skill_emb_dim"):
+            if int(getattr(self, k)) < 1:
+                raise ValueError(f"TrainConfig.{k} must be >= 1, got {getattr(self, k)}")
+        if self.lora_steps < 0 or self.warmup_steps < 0:
+            raise ValueError("lora_steps and warmup_steps must be >= 0")
+        if self.lr <= 0 or self.lora_lr <= 0:
+            raise ValueError("learning rates must be > 0")
+        if self.loss not in ("l1", "mse"):
+            raise ValueError(f"loss must be 'l1' or 'mse', got {self.loss!r}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for provenance records."""
+        return asdict(self)
+
+    def arch(self, num_skills: int) -> BCConfig:
+        """The :class:`BCConfig` these settings describe."""
+        return BCConfig(num_skills=num_skills, chunk_size=self.chunk_size, hidden=self.hidden,
+                        layers=self.layers, skill_emb_dim=self.skill_emb_dim)
+
+
+@dataclass
+class FitResult:
+    """Outcome of one training stage.
+
+    Attributes:
+        step: optimiser steps completed (== the stage's target when finished).
+        final_loss: mean training loss over the last ``min(50, steps)`` steps of this run
+            (or the checkpointed value when nothing was left to train).
+        val_loss: masked loss on held-out samples, or None.
+        samples_per_s: training throughput of this run.
+        wall_s: seconds spent in this run.
+        resumed_from: step the run resumed from (0 = fresh).
+    """
+
+    step: int
+    final_loss: float
+    val_loss: float | None = None
+    samples_per_s: float = 0.0
+    wall_s: float = 0.0
+    resumed_from: int = 0
+    history: list[float] = field(default_factory=list, repr=False)
+
+
+class _Stop(Exception):
+    """Raised by a test hook to simulate a kill in the middle of training."""
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def _save_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
+    sd = opt.state_dict()
+    tensors = {}
+    for idx, st in sd["state"].items():
+        for k, v in st.items():
+            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
+            tensors[f"state.{idx}.{k}"] = t.detach().cpu().contiguous()
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
+              for g in sd["param_groups"]]
+    return tensors, groups
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
+                    groups: list[dict]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, t in tensors.items():
+        _, idx, k = key.split(".", 2)
+        state.setdefault(int(idx), {})[k] = t
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    sd = model.state_dict()
+    if all(p.requires_grad for p in model.parameters()):
+        return {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
+    return {k: sd[k].detach().cpu().contiguous().clone() for k in names}
+
+
+def _write_checkpoint(ckpt_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
+                      state: dict[str, Any], keep: int = 2) -> None:
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    name = f"step_{state['step']:08d}"
+    with atomic_dir(ckpt_dir / name) as tmp:
+        st_save_file(_trainable_state(model), str(tmp / "model.safetensors"))
+        opt_t, groups = _save_optimizer(opt)
+        st_save_file(opt_t, str(tmp / "optim.safetensors"))
+        (tmp / "state.json").write_text(json.dumps({**state, "param_groups": groups}, indent=1))
+    atomic_write_json(ckpt_dir / "latest.json", {"step": state["step"], "dir": name})
+    old = sorted(p for p in ckpt_dir.glob("step_*") if p.is_dir() and p.name != name)
+    for p in old[: max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _read_checkpoint(ckpt_dir: Path) -> Path | None:
+    latest = ckpt_dir / "latest.json"
+    if not latest.is_file():
+        return None
+    try:
+        d = ckpt_dir / json.loads(latest.read_text())["dir"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return d if (d / "state.json").is_file() else None
+
+
+# ----------------------------------------------------------------------------- core loop
+def _lr_at(step: int, total: int, base_lr: float, warmup: int) -> float:
+    if warmup > 0 and step < warmup:
+        return base_lr * (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
+
+
+def fit(model: nn.Module, data: Mapping[str, torch.Tensor], *, steps: int, batch_size: int,
+        lr: float, weight_decay: float = 0.0, warmup_steps: int = 0, seed: int = 0,
+        loss_kind: str = "l1", grad_clip: float = 1.0, ctx: DistContext | None = None,
+        bf16: bool = True, compile: bool = False, work_dir: str | os.PathLike | None = None,
+        ckpt_every: int = 500, log_every: int = 50, tb_dir: str | os.PathLike | None = None,
+        desc: str = "train", progress: bool = True,
+        val_data: Mapping[str, torch.Tensor] | None = None, fingerprint: str = "",
+        _on_step: Callable[[int], None] | None = None) -> FitResult:
+    """Train ``model``'s trainable parameters on normalised chunk samples (resumable).
+
+    Args:
+        model: a :class:`GoalConditionedBC` (optionally with LoRA layers, only those trainable),
+            already on ``ctx.device``.
+        data: ``features (N, F)``, ``skill_id (N,)``, ``actions (N, H, 7)``, ``mask (N, H)`` on
+            the device (see :meth:`SkillChunkDataset.tensors`).
+        steps: target optimiser steps (total, including steps of a resumed run).
+        batch_size: per-process batch (clipped to the per-process sample count).
+        lr, weight_decay, warmup_steps: AdamW with warm-up + cosine decay.
+        seed: sample order (epoch ``e`` uses a permutation seeded by ``seed`` and ``e``).
+        loss_kind: ``"l1"`` or ``"mse"``, masked over padded chunk entries.
+        grad_clip: max grad norm (0 = off).
+        ctx: distributed context (default: single process on CPU/CUDA auto).
+        bf16, compile: see :mod:`robot_skills.training.device`.
+        work_dir: checkpoint directory (None = no checkpoints, no resume).
+        ckpt_every, log_every: periods in steps.
+        tb_dir: TensorBoard log directory (None = off); rank 0 only.
+        desc: progress-bar label.
+        progress: show a tqdm bar (rank 0 only).
+        val_data: held-out samples for a final validation loss.
+        fingerprint: identity of the run (config + data); a checkpoint with another fingerprint
+            is ignored and training starts afresh.
+
+    Returns:
+        A :class:`FitResult`.
+
+    Raises:
+        ValueError: no trainable parameters or empty data.
+    """
+    ctx = ctx or init_distributed("auto")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("model has no trainable parameters")
+    n = int(data["features"].shape[0])
+    if n == 0:
+        raise ValueError("no training samples")
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    ckpt_dir = Path(work_dir) / "ckpt" if work_dir is not None else None
+    step, history = 0, []
+    if ckpt_dir is not None:
+        last = _read_checkpoint(ckpt_dir)
+        st = json.loads((last / "state.json").read_text()) if last is not None else None
+        if st is not None and st.get("fingerprint", "") != fingerprint:
+            tqdm.write(f"{desc}: checkpoint {last} belongs to another config/dataset; "
+                       "starting afresh")
+            st = None
+        if st is not None:
+            saved = st_load_file(str(last / "model.safetensors"))
+            missing = [k for k in saved if k not in model.state_dict()]
+            if missing:
+                raise ValueError(f"checkpoint {last} does not fit the model: {missing[:5]}")
+            model.load_state_dict(saved, strict=False)
+            _load_optimizer(opt, st_load_file(str(last / "optim.safetensors")), st["param_groups"])
+            step = int(st["step"])
+            history = list(st.get("history", []))
+    resumed_from = step
+    train_model = maybe_compile(wrap_ddp(model, ctx), compile)
+    per_rank = n // ctx.world_size if ctx.distributed else n
+    bs = max(1, min(batch_size, per_rank))
+    steps_per_epoch = max(1, per_rank // bs)
+    writer = None
+    if tb_dir is not None and ctx.is_main and step < steps:
+        from torch.utils.tensorboard import SummaryWriter
+        writer = SummaryWriter(log_dir=str(tb_dir))
+    bar = tqdm(total=steps, initial=step, desc=desc, disable=not (progress and ctx.is_main),
+               leave=False, dynamic_ncols=True)
+    t0 = time.perf_counter()
+    run_losses: list[float] = []
+    epoch, order = -1, None
+    model.train()
+    try:
+        while step < steps:
+            e, b = divmod(step, steps_per_epoch)
+            if e != epoch:
+                epoch = e
+                order = epoch_indices(n, epoch, seed, ctx).to(ctx.device)
+            idx = order[b * bs:(b + 1) * bs]
+            cur_lr = _lr_at(step, steps, lr, warmup_steps)
+            for g in opt.param_groups:
+                g["lr"] = cur_lr
+            with autocast(ctx.device, bf16):
+                pred = train_model(data["features"][idx], data["skill_id"][idx])
+                loss = chunk_loss(pred.float(), data["actions"][idx], data["mask"][idx], loss_kind)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            step += 1
+            lv = float(loss.detach())
+            if not math.isfinite(lv):
+                raise FloatingPointError(f"{desc}: loss became {lv} at step {step}")
+            run_losses.append(lv)
+            bar.update(1)
+            if step % log_every == 0 or step == steps:
+                avg = float(np.mean(run_losses[-log_every:]))
+                history.append(avg)
+                bar.set_postfix(loss=f"{avg:.4f}")
+                if writer is not None:
+                    writer.add_scalar(f"{desc}/loss", avg, step)
+                    writer.add_scalar(f"{desc}/lr", cur_lr, step)
+            if ckpt_dir is not None and ctx.is_main and (step % ckpt_every == 0 or step == steps):
+                _write_checkpoint(ckpt_dir, model, opt, {"step": step, "history": history,
+                                                         "epoch": epoch, "desc": desc,
+                                                         "fingerprint": fingerprint})
+            if _on_step is not None:
+                _on_step(step)
+    finally:
+        bar.close()
+        if writer is not None:
+            writer.flush()
+            writer.close()
+    wall = time.perf_counter() - t0
+    model.eval()
+    done = len(run_losses)
+    final = (float(np.mean(run_losses[-50:])) if run_losses
+             else (history[-1] if history else float("nan")))
+    val = evaluate_loss(model, val_data, loss_kind) if val_data is not None else None
+    return FitResult(step, final, val, done * bs * ctx.world_size / wall if wall > 0 and done else 0.0,
+                     wall, resumed_from, history)
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, data: Mapping[str, torch.Tensor], loss_kind: str = "l1",
+                  batch_size: int = 4096) -> float:
+    """Masked chunk loss of ``model`` over all of ``data`` (normalised space), in eval mode."""
+    model.eval()
+    n = int(data["features"].shape[0])
+    if n == 0:
+        return float("nan")
+    tot, cnt = 0.0, 0.0
+    for i in range(0, n, batch_size):
+        sl = slice(i, i + batch_size)
+        pred = model(data["features"][sl], data["skill_id"][sl])
+        m = data["mask"][sl]
+        w = float(m.sum())
+        tot += float(chunk_loss(pred.float(), data["actions"][sl], m, loss_kind)) * w
+        cnt += w
+    return tot / max(cnt, 1.0)
+
+
+# ----------------------------------------------------------------------------- pipeline
+def dataset_sha256(paths: Sequence[str | os.PathLike]) -> str:
+    """sha256 over the sha256 of each demonstration file (sorted by name) — the data's identity."""
+    h = hashlib.sha256()
+    for p in sorted(Path(x) for x in paths):
+        h.update(file_sha256(p).encode())
+    return h.hexdigest()
+
+
+def _seed_all(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed % (2 ** 32))
+
+
+def _split(ds: SkillChunkDataset, cfg: TrainConfig):
+    if cfg.val_fraction > 0 and len(np.unique(ds.episode_ids)) > 1:
+        return ds.split_by_episode(cfg.val_fraction, cfg.seed)
+    return ds, None
+
+
+def _fingerprint(cfg: TrainConfig, ds: SkillChunkDataset, stage: str) -> str:
+    d = {k: v for k, v in cfg.to_dict().items()
+         if k not in ("progress", "tensorboard", "log_every", "ckpt_every", "num_threads", "device")}
+    h = hashlib.sha256(json.dumps({"cfg": d, "stage": stage, "n": len(ds), "skills": ds.skills},
+                                  sort_keys=True, default=str).encode())
+    h.update(np.ascontiguousarray(ds.features[:: max(1, len(ds) // 1000)]).tobytes())
+    return h.hexdigest()[:16]
+
+
+def _fit_kwargs(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
+    return {"batch_size": cfg.batch_size, "weight_decay": cfg.weight_decay,
+            "warmup_steps": cfg.warmup_steps, "seed": cfg.seed, "loss_kind": cfg.loss,
+            "grad_clip": cfg.grad_clip, "ctx": ctx, "bf16": cfg.bf16, "compile": cfg.compile,
+            "ckpt_every": cfg.ckpt_every, "log_every": cfg.log_every, "progress": cfg.progress}
+
+
+def train_base(ds: SkillChunkDataset, stats: NormStats, cfg: TrainConfig, work_dir: Path,
+               ctx: DistContext, _on_step: Callable[[int], None] | None = None
+               ) -> tuple[GoalConditionedBC, FitResult]:
+    """Stage (a): train the shared base on every skill's samples.
+
+    Returns:
+        The trained base (on ``ctx.device``, eval mode) and its :class:`FitResult`.
+    """
+    _seed_all(cfg.seed)
+    train, val = _split(ds, cfg)
+    model = GoalConditionedBC(cfg.arch(len(ds.skills))).to(ctx.device)
+    res = fit(model, train.tensors(stats, ctx.device), steps=cfg.steps, lr=cfg.lr,
+              work_dir=work_dir / "base", tb_dir=(work_dir / "tb" / "base") if cfg.tensorboard
+              else None, desc="base", val_data=val.tensors(stats, ctx.device) if val else None,
+              _on_step=_on_step, fingerprint=_fingerprint(cfg, ds, "base"), **_fit_kwargs(cfg, ctx))
+    return model, res
+
+
+def train_lora_adapter(base: GoalConditionedBC, ds: SkillChunkDataset, stats: NormStats,
+                       cfg: TrainConfig, work_dir: Path, ctx: DistContext, name: str
+                       ) -> tuple[dict[str, torch.Tensor], FitResult, list[str]]:
+    """Stage (b): a LoRA adapter for one skill on a frozen copy of ``base``.
+
+    Returns:
+        The adapter state dict (CPU), its :class:`FitResult`, and the adapted layer names.
+    """
+    _seed_all(cfg.seed + 1 + sum(map(ord, name)))
+    model = copy.deepcopy(base).to(ctx.device)
+    layers = inject_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+    model.to(ctx.device)
+    train, val = _split(ds, cfg)
+    res = fit(model, train.tensors(stats, ctx.device), steps=cfg.lora_steps, lr=cfg.lora_lr,
+              work_dir=work_dir / f"lora_{name}",
+              tb_dir=(work_dir / "tb" / f"lora_{name}") if cfg.tensorboard else None,
+              desc=f"lora:{name}", val_data=val.tensors(stats, ctx.device) if val else None,
+              fingerprint=_fingerprint(cfg, ds, f"lora:{name}"),
+              **{**_fit_kwargs(cfg, ctx), "warmup_steps": min(cfg.warmup_steps, cfg.lora_steps // 10)})
+    assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
+    return lora_state_dict(model), res, layers
+
+
+def _metrics(res: FitResult) -> dict[str, Any]:
+    return {"steps": res.step, "final_train_loss": res.final_loss, "val_loss": res.val_loss,
+            "samples_per_s": round(res.samples_per_s, 1), "wall_s": round(res.wall_s, 2),
+            "resumed_from": res.resumed_from}
+
+
+def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,
+                        out_dir: str | os.PathLike, cfg: TrainConfig | None = None,
+                        skills: Sequence[str] | None = None,
+                        specs: Mapping[str, SkillSpec] | None = None,
+                        _on_base_step: Callable[[int], None] | None = None) -> Path:
+    """Train the base and one LoRA adapter per skill; write the skill library to ``out_dir``.
+
+    Args:
+        hdf5_paths: demonstration files with skill segments.
+        out_dir: the library root (created); checkpoints go to ``out_dir/.work``.
+        cfg: hyper-parameters (defaults if None).
+        skills: skills to train (None = every skill found in the data).
+        specs: contracts per skill (default :data:`~robot_skills.skills.verbs.SKILL_SPECS`).
+
+    Returns:
+        ``out_dir`` (open it with :class:`~robot_skills.skills.library.SkillLibrary`).
+
+    Raises:
+        ValueError: no samples, or a skill without a contract in ``specs``.
+    """
+    cfg = cfg or TrainConfig()
+    specs = dict(SKILL_SPECS if specs is None else specs)
+    paths = [hdf5_paths] if isinstance(hdf5_paths, (str, os.PathLike)) else list(hdf5_paths)
+    configure_threads(cfg.num_threads)
+    ctx = init_distributed(cfg.device)
+    out = Path(out_dir)
+    work = out / WORK_DIR
+    if ctx.is_main:
+        work.mkdir(parents=True, exist_ok=True)
+    barrier(ctx)
+    t0 = time.perf_counter()
+    ds = SkillChunkDataset.from_hdf5(paths, skills, cfg.chunk_size)
+    missing = [s for s in ds.skills if s not in specs]
+    if missing:
+        raise ValueError(f"skills {missing} have no contract; known: {sorted(specs)}")
+    stats = ds.compute_stats()
+    data_sha = dataset_sha256(paths)
+    t_data = time.perf_counter() - t0
+    base, bres = train_base(ds, stats, cfg, work, ctx, _on_base_step)
+    version = code_version()
+    base_prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
+                 "num_samples": len(ds), "config": cfg.to_dict(), "code_version": version,
+                 "metrics": {**_metrics(bres), "data_s": round(t_data, 2)}}
+    base_info = None
+    if ctx.is_main:
+        base_info = save_base(out, base.state_dict(), base.cfg, ds.skills, base_prov)
+    barrier(ctx)
+    if base_info is None:
+        from robot_skills.skills.skill_dir import read_base_info
+        base_info = read_base_info(out)
+    base = base.to(ctx.device)
+    for sid, name in enumerate(ds.skills):
+        sub = ds.for_skill(name)
+        if cfg.lora_steps > 0:
+            state, res, layers = train_lora_adapter(base, sub, stats, cfg, work, ctx, name)
+            metrics = _metrics(res)
+        else:  # zero-step adapter: B = 0, the skill is the base itself
+            m = copy.deepcopy(base).cpu()
+            layers = inject_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+            state, metrics = lora_state_dict(m), {"steps": 0}
+        if ctx.is_main:
+            prov = {"dataset_sha256": data_sha, "num_samples": len(sub), "config": cfg.to_dict(),
+                    "code_version": version, "metrics": {"lora": metrics, "base": _metrics(bres)}}
+            save_skill(out / name, spec=specs[name], adapter_state=state, stats=stats,
+                       adapter={"kind": "lora", "rank": cfg.lora_rank, "alpha": cfg.lora_alpha,
+                                "target_layers": layers},
+                       base=base_info, skill_id=sid, provenance=prov)
+        barrier(ctx)
+    return out
+
+
+def train_task_policy(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,
+                      library_root: str | os.PathLike, task_id: str, args: Sequence[str],
+                      cfg: TrainConfig | None = None, task: str | None = None,
+                      description: str | None = None,
+                      goal: Sequence[str] = ()) -> Path:
+    """Train the monolithic baseline: one whole BC policy for one task (adapter kind ``full``).
+
+    Args:
+        hdf5_paths: demonstration files (each demo = one whole-task episode).
+        library_root: where ``<task_id>/`` is written (a directory of task policies).
+        task_id: the skill name of the policy (a task identifier, e.g. the BDDL file stem).
+        args: entities conditioning the policy (the task's ``obj_of_interest``, <= 2).
+        cfg: hyper-parameters (``steps`` is used; the LoRA fields are ignored).
+        task: keep only demos whose ``task`` attribute matches (see
+            :meth:`SkillChunkDataset.whole_task`); None = all demos in the files.
+        description: natural-language description (default: derived from the task id).
+        goal: goal predicate strings recorded as the contract's termination / add effects.
+
+    Returns:
+        The written skill directory.
+    """
+    cfg = cfg or TrainConfig()
+    paths = [hdf5_paths] if isinstance(hdf5_paths, (str, os.PathLike)) else list(hdf5_paths)
+    configure_threads(cfg.num_threads)
+    ctx = init_distributed(cfg.device)
+    root = Path(library_root)
+    work = root / WORK_DIR / task_id
+    if ctx.is_main:
+        work.mkdir(parents=True, exist_ok=True)
+    barrier(ctx)
+    ds = SkillChunkDataset.whole_task(paths, task_id, args, cfg.chunk_size, task)
+    stats = ds.compute_stats()
+    _seed_all(cfg.seed)
+    train, val = _split(ds, cfg)
+    model = GoalConditionedBC(cfg.arch(1)).to(ctx.device)
+    res = fit(model, train.tensors(stats, ctx.device), steps=cfg.steps, lr=cfg.lr,
+              work_dir=work, tb_dir=(work / "tb") if cfg.tensorboard else None,
+              desc=f"task:{task_id}", val_data=val.tensors(stats, ctx.device) if val else None,
+              fingerprint=_fingerprint(cfg, ds, f"task:{task_id}"),
+              **_fit_kwargs(cfg, ctx))
+    spec = SkillSpec(name=task_id,
+                     description=description or f"Monolithic policy for task {task_id}.",
+                     parameters=tuple(Parameter(f"arg{i}", "entity") for i in range(len(args))),
+                     preconditions=(), add_effects=tuple(goal), del_effects=(),
+                     termination=tuple(goal), time_limit_s=60.0, tags=("monolithic",))
+    dest = root / task_id
+    if ctx.is_main:
+        prov = {"dataset_sha256": dataset_sha256(paths), "num_samples": len(ds),
+                "config": cfg.to_dict(), "code_version": code_version(), "task": task,
+                "task_args": list(args), "metrics": _metrics(res)}
+        save_skill(dest, spec=spec, adapter_state=model.state_dict(), stats=stats,
+                   adapter={"kind": "full", "arch": model.cfg.to_dict()}, provenance=prov)
+    barrier(ctx)
+    return dest

@@ -1,0 +1,455 @@
+"""Scripted experts: one closed-loop, state-feedback controller per skill verb.
+
+Each expert implements :class:`robot_skills.execution.interfaces.SkillPolicy`: ``reset(args,
+world)`` binds the call's entities, ``act(obs)`` returns an end-effector delta action (base frame)
+that the shared differential-IK controller executes. The experts read privileged simulator
+geometry (object sizes, handle and knob sites, drawer travel) from ``world``; their *decisions*
+depend on quantities a learned policy also sees (argument poses relative to the end-effector,
+gripper opening), so behaviour cloning can imitate them. Demonstrations add DART-style noise
+(Laskey et al., 2017) on top — see :class:`DartNoise` — so learners see the expert's recoveries.
+
+Every expert is a small state machine whose phase is re-derived from the observation at each step
+(a latch only remembers that the grasp was closed or released), so a perturbed or noisy state is
+corrected rather than replayed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import mujoco
+import numpy as np
+
+from robot_skills.robot import GRIPPER_CLOSE, GRIPPER_OPEN, Action, Observation
+
+MAX_STEP = 0.02
+"""Largest commanded end-effector translation per control step, m (0.4 m/s at 20 Hz)."""
+MAX_ROT_STEP = 0.15
+"""Largest commanded end-effector rotation per control step, rad."""
+POS_GAIN = 0.6
+"""Fraction of the remaining position error commanded per step (proportional control)."""
+ROT_GAIN = 0.5
+HOVER = 0.10
+"""Height above a grasp point at which the gripper lines up before descending, m."""
+XY_TOL = 0.008
+"""Horizontal alignment needed before descending onto a grasp or release point, m."""
+Z_TOL = 0.008
+"""Vertical tolerance of a grasp/release height, m."""
+CLOSE_STEPS = 6
+"""Control steps the gripper is given to close before lifting (0.3 s)."""
+
+
+# ------------------------------------------------------------------------------------------
+# geometry helpers
+
+
+def _quat_to_mat(q: np.ndarray) -> np.ndarray:
+    m = np.empty(9)
+    mujoco.mju_quat2Mat(m, np.asarray(q, dtype=np.float64))
+    return m.reshape(3, 3)
+
+
+def _rotvec_of(R: np.ndarray) -> np.ndarray:
+    q = np.empty(4)
+    mujoco.mju_mat2Quat(q, R.reshape(-1))
+    if q[0] < 0:
+        q = -q
+    v = np.empty(3)
+    mujoco.mju_quat2Vel(v, q, 1.0)
+    return v
+
+
+def _yaw(q: np.ndarray) -> float:
+    w, x, y, z = (float(v) for v in q)
+    return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+
+def _clip_norm(v: np.ndarray, limit: float) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v if n <= limit else v * (limit / n)
+
+
+def _gripper_frame(approach: np.ndarray, closing: np.ndarray) -> np.ndarray:
+    """Rotation whose +z is ``approach`` (out of the gripper) and +y is the finger closing axis."""
+    z = approach / np.linalg.norm(approach)
+    y = closing - z * float(closing @ z)
+    y /= np.linalg.norm(y)
+    return np.column_stack([np.cross(y, z), y, z])
+
+
+def _down_frame(closing_xy: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Top-down gripper frame closing along ``closing_xy``, choosing the sign nearest ``current``.
+
+    The fingers are symmetric, so closing along ``d`` or ``-d`` is the same grasp; picking the one
+    nearer the current finger axis avoids needless half turns of the wrist.
+    """
+    d = np.array([closing_xy[0], closing_xy[1], 0.0])
+    if float(d @ current[:, 1]) < 0:
+        d = -d
+    return _gripper_frame(np.array([0.0, 0.0, -1.0]), d)
+
+
+class _Expert:
+    """Shared machinery: motion toward a target pose with clipped proportional control."""
+
+    name = ""
+
+    def reset(self, args: Sequence[str], world) -> None:
+        """Bind the call's ``args`` (entity names) and the simulated ``world`` (a SimRobot)."""
+        self.args = tuple(args)
+        self.world = world
+        self.closed_steps = 0
+        self.released = False
+        self.grasped = False
+        self._bind()
+
+    def _bind(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    # -- privileged geometry -------------------------------------------------------------
+    def _site_pos(self, site: str) -> np.ndarray:
+        return self.world.data.site_xpos[self.world.model.site(site).id].copy()
+
+    def _site_mat(self, site: str) -> np.ndarray:
+        return self.world.data.site_xmat[self.world.model.site(site).id].reshape(3, 3).copy()
+
+    def _object_half(self, name: str) -> np.ndarray:
+        return np.asarray(self.world.scene.objects[name].half_extents, dtype=np.float64)
+
+    def _top_z(self, obs: Observation, name: str) -> float:
+        """Height of the surface something would rest on for entity ``name`` (base frame, m)."""
+        pose = obs.object_poses[name]
+        if name in self.world.scene.objects:
+            return float(pose[2] + self._object_half(name)[2])
+        return float(pose[2])  # region sites lie on their region's floor
+
+    # -- commands ---------------------------------------------------------------------------
+    def _action(self, obs: Observation, pos_target: np.ndarray, R_target: np.ndarray,
+                gripper: float, max_step: float = MAX_STEP) -> Action:
+        dp = _clip_norm(POS_GAIN * (np.asarray(pos_target) - obs.ee_pos), max_step)
+        R = _quat_to_mat(obs.ee_quat)
+        dr = _clip_norm(ROT_GAIN * _rotvec_of(R_target @ R.T), MAX_ROT_STEP)
+        return Action(delta_pos=dp, delta_rot=dr, gripper=float(gripper))
+
+    def _rot_err(self, obs: Observation, R_target: np.ndarray) -> float:
+        R = _quat_to_mat(obs.ee_quat)
+        return float(np.linalg.norm(_rotvec_of(R_target @ R.T)))
+
+    def _travel(self, obs: Observation, goal: np.ndarray, safe_z: float, R: np.ndarray,
+                gripper: float, xy_tol: float = XY_TOL) -> Action | None:
+        """Go up to ``safe_z``, across, then return None once above ``goal`` (xy within tol).
+
+        Lifts before moving sideways and moves sideways before descending, so the carried object
+        and the hand clear everything on the table.
+        """
+        ee = obs.ee_pos
+        xy_err = float(np.linalg.norm(goal[:2] - ee[:2]))
+        if xy_err <= xy_tol and self._rot_err(obs, R) < 0.1:
+            return None
+        if ee[2] < safe_z - 0.03 and xy_err > 0.03:
+            return self._action(obs, np.array([ee[0], ee[1], safe_z]), R, gripper)
+        return self._action(obs, np.array([goal[0], goal[1], max(safe_z, goal[2])]), R, gripper)
+
+
+# ------------------------------------------------------------------------------------------
+# pick
+
+
+class PickExpert(_Expert):
+    """``pick(obj)``: line up above the grasp point, descend, close, lift.
+
+    The grasp point is the object's centre in x/y at ``GraspInfo.grasp_height`` above its bottom;
+    the fingers close along the object's grasp axis (any axis for round objects: the world y axis).
+    """
+
+    name = "pick"
+    LIFT = 0.12
+
+    def _bind(self) -> None:
+        self.obj = self.args[0]
+        info = self.world.scene.objects[self.obj]
+        self.grasp = info.grasp
+        self.half = np.asarray(info.half_extents, dtype=np.float64)
+
+    def _closing_axis(self, obs: Observation) -> np.ndarray:
+        yaw = _yaw(obs.object_poses[self.obj][3:7])
+        axis = self.grasp.axis if self.grasp is not None else "any"
+        if axis == "x":
+            return np.array([math.cos(yaw), math.sin(yaw)])
+        if axis == "y":
+            return np.array([-math.sin(yaw), math.cos(yaw)])
+        return np.array([0.0, 1.0])
+
+    def act(self, obs: Observation) -> Action:
+        pose = obs.object_poses[self.obj]
+        R = _down_frame(self._closing_axis(obs), _quat_to_mat(obs.ee_quat))
+        bottom = pose[2] - self.half[2]
+        gh = self.grasp.grasp_height if self.grasp is not None else self.half[2]
+        g = np.array([pose[0], pose[1], bottom + min(gh, 2 * self.half[2] - 0.012)])
+        if self.grasped:
+            self.closed_steps += 1
+            if self.closed_steps < CLOSE_STEPS:
+                return self._action(obs, g, R, GRIPPER_CLOSE)
+            return self._action(obs, np.array([g[0], g[1], bottom + self.LIFT + 0.1]), R,
+                                GRIPPER_CLOSE)
+        move = self._travel(obs, g, g[2] + HOVER, R, GRIPPER_OPEN)
+        if move is not None:
+            return move
+        if abs(obs.ee_pos[2] - g[2]) > Z_TOL:
+            return self._action(obs, g, R, GRIPPER_OPEN)
+        self.grasped = True
+        return self._action(obs, g, R, GRIPPER_CLOSE)
+
+
+# ------------------------------------------------------------------------------------------
+# place_on / place_in
+
+
+class PlaceExpert(_Expert):
+    """``place_on(obj, target)`` / ``place_in(obj, target)``: carry the held object above the
+    target, lower it until its bottom is just above the target surface, release, back off."""
+
+    name = "place_on"
+    CLEARANCE = 0.012
+    TRAVEL_MARGIN = 0.06
+
+    def __init__(self, name: str = "place_on") -> None:
+        self.name = name
+
+    def _bind(self) -> None:
+        self.obj, self.target = self.args[0], self.args[1]
+        self.half = self._object_half(self.obj)
+        region = self.world.scene.regions.get(self.target)
+        self.drawer = region is not None and region.kind == "drawer"
+        self._closing: np.ndarray | None = None
+
+    def _goal_xy_z(self, obs: Observation) -> tuple[np.ndarray, float]:
+        pose = obs.object_poses[self.target]
+        p = np.array(pose[:3], dtype=np.float64)
+        if self.drawer:
+            # aim at the part of the drawer that sticks out of the carcass (toward the robot)
+            fwd = _quat_to_mat(pose[3:7])[:, 0]
+            p = p + 0.03 * fwd
+        top = self._top_z(obs, self.target)
+        if self.target in self.world.scene.objects:
+            other = self.world.scene.objects[self.target]
+            if "container" in other.tags:  # e.g. a bowl: release just above its rim
+                top = float(pose[2] + other.half_extents[2])
+        return p, top
+
+    def act(self, obs: Observation) -> Action:
+        if self._closing is None:
+            # keep the finger axis the grasp was made with
+            self._closing = _quat_to_mat(obs.ee_quat)[:2, 1].copy()
+        R = _down_frame(self._closing, _quat_to_mat(obs.ee_quat))
+        goal, top = self._goal_xy_z(obs)
+        obj = obs.object_poses[self.obj]
+        offset = obj[:3] - obs.ee_pos          # held object relative to the hand
+        height = 2 * self.half[2]
+        safe_z = max(top, 0.05) + height + self.TRAVEL_MARGIN - offset[2] - self.half[2] + 0.02
+        safe_z = max(safe_z, top + 0.05)
+        if self.released:
+            return self._action(obs, np.array([obs.ee_pos[0], obs.ee_pos[1], safe_z]), R,
+                                GRIPPER_OPEN)
+        ee_goal = np.array([goal[0] - offset[0], goal[1] - offset[1], safe_z])
+        move = self._travel(obs, ee_goal, safe_z, R, GRIPPER_CLOSE)
+        if move is not None:
+            return move
+        release_ee_z = obs.ee_pos[2] + (top + self.CLEARANCE) - (obj[2] - self.half[2])
+        if obs.ee_pos[2] - release_ee_z > Z_TOL:
+            return self._action(obs, np.array([ee_goal[0], ee_goal[1], release_ee_z]), R,
+                                GRIPPER_CLOSE, max_step=0.015)
+        self.released = True
+        return self._action(obs, obs.ee_pos, R, GRIPPER_OPEN)
+
+
+# ------------------------------------------------------------------------------------------
+# open / close a drawer
+
+
+class DrawerExpert(_Expert):
+    """``open(drawer)`` / ``close(drawer)`` with a side grasp of the handle.
+
+    The hand points into the cabinet (horizontal), fingers closing vertically around the handle
+    bar; it pulls (or pushes) along the drawer's slide axis, releases, and backs away.
+    """
+
+    OPEN_TARGET = 0.15
+    CLOSE_TARGET = 0.0
+
+    def __init__(self, name: str = "open") -> None:
+        self.name = name
+
+    def _bind(self) -> None:
+        self.region = self.args[0]
+        info = self.world.scene.regions[self.region]
+        self.joint = info.joint
+        self.handle_site = f"{self.region}_handle"
+        self.goal_q = self.OPEN_TARGET if self.name == "open" else self.CLOSE_TARGET
+
+    def _drawer_q(self) -> float:
+        j = self.world.model.joint(self.joint)
+        return float(self.world.data.qpos[j.qposadr[0]])
+
+    def act(self, obs: Observation) -> Action:
+        pose = obs.object_poses[self.region]
+        fwd = _quat_to_mat(pose[3:7])[:, 0]           # slide axis, out of the cabinet
+        fwd = np.array([fwd[0], fwd[1], 0.0]) / np.linalg.norm(fwd[:2])
+        R = _gripper_frame(-fwd, np.array([0.0, 0.0, 1.0]))
+        handle = self._site_pos(self.handle_site)
+        pre = handle + 0.10 * fwd
+        ee = obs.ee_pos
+        done = (self._drawer_q() >= self.goal_q - 0.01 if self.name == "open"
+                else self._drawer_q() <= self.goal_q + 0.01)
+        if self.released or (done and self.grasped):
+            self.released = True
+            back = ee + 0.08 * fwd
+            return self._action(obs, back, R, GRIPPER_OPEN)
+        if self.grasped:
+            self.closed_steps += 1
+            if self.closed_steps < CLOSE_STEPS:
+                return self._action(obs, handle, R, GRIPPER_CLOSE)
+            step = 1.0 if self.name == "open" else -1.0
+            return self._action(obs, handle + step * 0.05 * fwd, R, GRIPPER_CLOSE,
+                                max_step=0.012)
+        if self.name == "close":
+            # closing needs no grasp: push the drawer front shut with the open fingers
+            front = handle - 0.01 * fwd
+            if float((ee - handle) @ fwd) < 0.02 or self._rot_err(obs, R) > 0.2:
+                return self._action(obs, pre, R, GRIPPER_CLOSE)
+            return self._action(obs, front - 0.05 * fwd, R, GRIPPER_CLOSE, max_step=0.012)
+        lateral = (ee - pre) - fwd * float((ee - pre) @ fwd)
+        if self._rot_err(obs, R) > 0.1 or np.linalg.norm(lateral) > 0.01 and \
+                float((ee - handle) @ fwd) > 0.03:
+            # line up in front of the handle first
+            if float((ee - handle) @ fwd) < 0.06:
+                return self._action(obs, ee + 0.05 * fwd + np.array([0, 0, 0.02]), R,
+                                    GRIPPER_OPEN)
+            return self._action(obs, pre, R, GRIPPER_OPEN)
+        if np.linalg.norm(handle - ee) > 0.008:
+            return self._action(obs, handle, R, GRIPPER_OPEN, max_step=0.015)
+        self.grasped = True
+        return self._action(obs, handle, R, GRIPPER_CLOSE)
+
+
+# ------------------------------------------------------------------------------------------
+# turn a stove knob
+
+
+class KnobExpert(_Expert):
+    """``turn_on(stove)`` / ``turn_off(stove)``: grasp the knob's bar top-down and twist it."""
+
+    TWIST = 1.1  # rad beyond the current angle; the knob's range is [0, pi/2]
+
+    def __init__(self, name: str = "turn_on") -> None:
+        self.name = name
+
+    def _bind(self) -> None:
+        self.stove = self.args[0]
+        fx = self.world.scene.fixtures[self.stove]
+        self.site = fx.sites.get(f"{self.stove}_knob", f"{self.stove}_knob")
+        self.joint = fx.joints["knob"]
+        self.sign = 1.0 if self.name == "turn_on" else -1.0
+        self.R_twist_goal: np.ndarray | None = None
+
+    def _knob_q(self) -> float:
+        j = self.world.model.joint(self.joint)
+        return float(self.world.data.qpos[j.qposadr[0]])
+
+    def act(self, obs: Observation) -> Action:
+        knob = self._site_pos(self.site)
+        bar = self._site_mat(self.site)[:2, 1]       # close across the bar's narrow side
+        R = _down_frame(bar, _quat_to_mat(obs.ee_quat))
+        g = knob - np.array([0.0, 0.0, 0.012])
+        done = self._knob_q() > 0.95 if self.name == "turn_on" else self._knob_q() < 0.1
+        if self.released or (done and self.grasped):
+            self.released = True
+            R_hold = _quat_to_mat(obs.ee_quat)
+            return self._action(obs, g + np.array([0, 0, HOVER]), R_hold, GRIPPER_OPEN)
+        if self.grasped:
+            self.closed_steps += 1
+            if self.closed_steps < CLOSE_STEPS:
+                return self._action(obs, g, R, GRIPPER_CLOSE)
+            if self.R_twist_goal is None:
+                c, s = math.cos(self.sign * self.TWIST), math.sin(self.sign * self.TWIST)
+                Rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+                self.R_twist_goal = Rz @ _quat_to_mat(obs.ee_quat)
+            return self._action(obs, g, self.R_twist_goal, GRIPPER_CLOSE)
+        move = self._travel(obs, g, g[2] + HOVER, R, GRIPPER_OPEN)
+        if move is not None:
+            return move
+        if abs(obs.ee_pos[2] - g[2]) > Z_TOL:
+            return self._action(obs, g, R, GRIPPER_OPEN)
+        self.grasped = True
+        return self._action(obs, g, R, GRIPPER_CLOSE)
+
+
+# ------------------------------------------------------------------------------------------
+# push
+
+
+class PushExpert(_Expert):
+    """``push(obj, region)``: closed fingers behind the object, push it toward the region centre.
+
+    The pushing point is re-derived every step from the object's current position, so a
+    sideways drift is corrected by re-approaching from the new far side.
+    """
+
+    name = "push"
+    PUSH_Z = 0.014  # fingertip height above the table while pushing, m
+
+    def _bind(self) -> None:
+        self.obj, self.target = self.args[0], self.args[1]
+        half = self._object_half(self.obj)
+        self.radius = float(max(half[0], half[1]))
+
+    def act(self, obs: Observation) -> Action:
+        p = np.asarray(obs.object_poses[self.obj][:3])
+        c = np.asarray(obs.object_poses[self.target][:3])
+        v = c[:2] - p[:2]
+        dist = float(np.linalg.norm(v))
+        v = v / max(dist, 1e-6)
+        R = _down_frame(np.array([-v[1], v[0]]), _quat_to_mat(obs.ee_quat))
+        behind = p[:2] - v * (self.radius + 0.02)
+        ee = obs.ee_pos
+        rel = ee[:2] - p[:2]
+        along = float(rel @ v)
+        lateral = float(np.linalg.norm(rel - along * v))
+        in_position = along < -self.radius and lateral < 0.02 and ee[2] < self.PUSH_Z + 0.03
+        if in_position:
+            goal = np.array([*(p[:2] + v * min(dist, 0.05) - v * (self.radius + 0.005)),
+                             self.PUSH_Z])
+            return self._action(obs, goal, R, GRIPPER_CLOSE, max_step=0.012)
+        hover = np.array([behind[0], behind[1], self.PUSH_Z + 0.06])
+        if np.linalg.norm(ee[:2] - behind) > 0.015:
+            return self._travel(obs, hover, self.PUSH_Z + 0.06, R, GRIPPER_CLOSE, xy_tol=0.015) \
+                or self._action(obs, hover, R, GRIPPER_CLOSE)
+        return self._action(obs, np.array([behind[0], behind[1], self.PUSH_Z]), R, GRIPPER_CLOSE)
+
+
+def make_expert(skill: str) -> _Expert:
+    """A fresh scripted expert for ``skill`` (one of :data:`robot_skills.skills.verbs.SKILL_SPECS`).
+
+    Raises:
+        KeyError: for a verb with no expert.
+    """
+    makers = {
+        "pick": PickExpert,
+        "place_on": lambda: PlaceExpert("place_on"),
+        "place_in": lambda: PlaceExpert("place_in"),
+        "open": lambda: DrawerExpert("open"),
+        "close": lambda: DrawerExpert("close"),
+        "turn_on": lambda: KnobExpert("turn_on"),
+        "turn_off": lambda: KnobExpert("turn_off"),
+        "push": PushExpert,
+    }
+    if skill not in makers:
+        raise KeyError(f"no scripted expert for skill {skill!r}; experts exist for {sorted(makers)}")
+    return makers[skill]()
+
+
+def expert_skills() -> dict[str, _Expert]:
+    """One expert per verb, keyed by skill name (what the executor takes)."""
+    return {name: make_expert(name) for name in
+            ("pick", "place_on", "place_in", "open", "close", "turn_on", "turn_off", "push")}

@@ -1,0 +1,342 @@
+"""``SimRobot``: a Franka Panda inside a LIBERO task scene in MuJoCo, behind the one robot interface.
+
+It implements :class:`robot_skills.robot.Robot` (reset / observe / act at 20 Hz) and
+:class:`robot_skills.execution.interfaces.TaskWorld` (predicate state, goal progress, success).
+
+Frames and units: the world frame *is* the robot base frame (Panda ``link0`` sits at the world
+origin on the table-top plane, z = 0); positions in m, angles in rad, quaternions ``(w, x, y, z)``.
+
+One control step (:meth:`SimRobot.act`): the shared :class:`~robot_skills.control.diff_ik.DiffIKController`
+(its own arm-only model, exactly as on hardware) turns the action into joint position targets,
+which are held for 25 physics steps of 2 ms. The physics loop is split as MuJoCo recommends
+(``mj_step2`` ... ``mj_step1``) so that after every control step positions, contacts and sensors are
+consistent with ``qpos`` at no extra cost. Camera images are rendered once per control step and
+only for the cameras asked for, without shadows or reflections, with one reused renderer.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import mujoco
+import numpy as np
+
+from robot_skills.control.diff_ik import DiffIKController
+from robot_skills.planning.predicates import Atom, SymbolicProblem
+from robot_skills.robot import Action, ActionLimits, Observation, Robot
+from sim.bddl import BddlTask, load_bddl
+from sim.layout import CONTROL_HZ
+from sim.robots import panda
+from sim.scene import SceneInfo, build_scene, sample_initial_state
+
+
+def _site_quats(data: mujoco.MjData, ids: np.ndarray) -> np.ndarray:
+    """``(n, 4)`` quaternions of the sites ``ids`` (vectorised rotation-matrix -> quaternion)."""
+    m = data.site_xmat[ids].reshape(-1, 3, 3)
+    out = np.empty((len(ids), 4))
+    q = np.empty(4)
+    for k in range(len(ids)):
+        mujoco.mju_mat2Quat(q, m[k].reshape(9))
+        out[k] = q
+    return out
+
+
+class SimRobot(Robot):
+    """A simulated Panda in the scene of one LIBERO BDDL task.
+
+    Args:
+        task: a parsed :class:`~sim.bddl.BddlTask` or the path of a ``.bddl`` file.
+        cameras: scene camera names to render into every observation (e.g. ``("agentview",
+            "panda/wrist_cam")``); ``()`` renders nothing (state-only, fastest).
+        image_size: ``(height, width)`` of rendered images, pixels.
+        depth: also render depth images (``"<camera>_depth"`` keys would be added by the env;
+            here ``images[camera + "_depth"]``, float32, m).
+        seed: default seed of :meth:`reset` when it is called without one.
+        region_shift: ``(dx, dy)`` m added to every table placement region (perturbation).
+        region_scale: scale factor of the placement regions about their centres (perturbation).
+        action_limits: per-step action bounds.
+
+    Attributes:
+        model, data: the compiled scene + robot.
+        scene: the :class:`~sim.scene.SceneInfo`.
+        names: the :class:`~sim.robots.panda.PandaNames`.
+        controller: the shared differential-IK controller.
+        robot: ``self`` (so a SimRobot is also a ``TaskWorld``).
+
+    Raises:
+        ValueError: on an unknown camera name or a bad image size.
+        sim.assets.UnsupportedCategoryError / sim.scene.SceneError / sim.bddl.BddlParseError: on a
+            task the scene builder rejects.
+    """
+
+    def __init__(
+        self,
+        task: BddlTask | str | Path,
+        *,
+        cameras: Sequence[str] = (),
+        image_size: tuple[int, int] = (128, 128),
+        depth: bool = False,
+        seed: int | None = None,
+        region_shift: tuple[float, float] = (0.0, 0.0),
+        region_scale: float = 1.0,
+        action_limits: ActionLimits | None = None,
+    ) -> None:
+        if not isinstance(task, BddlTask):
+            task = load_bddl(task)
+        self.task = task
+        h, w = (int(v) for v in image_size)
+        if h <= 0 or w <= 0:
+            raise ValueError(f"image_size must be positive (height, width), got {image_size}")
+        self.image_size = (h, w)
+        self.depth = bool(depth)
+        self.default_seed = seed
+        self.region_shift = tuple(float(v) for v in region_shift)
+        self.region_scale = float(region_scale)
+        self._action_limits = action_limits if action_limits is not None else ActionLimits()
+
+        spec, info = build_scene(task)
+        self.names = panda.add_panda(spec, (0.0, 0.0, 0.0))
+        spec.visual.global_.offwidth = max(int(spec.visual.global_.offwidth), w, 640)
+        spec.visual.global_.offheight = max(int(spec.visual.global_.offheight), h, 480)
+        self.model = spec.compile()
+        self.data = mujoco.MjData(self.model)
+        self.scene: SceneInfo = info
+        self.robot = self
+        m = self.model
+
+        known = {m.camera(i).name for i in range(m.ncam)}
+        bad = [c for c in cameras if c not in known]
+        if bad:
+            raise ValueError(f"unknown camera(s) {bad}; the model has {sorted(known)}")
+        self.cameras = tuple(cameras)
+
+        n = self.names
+        self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in n.arm_joints])
+        self._arm_dadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in n.arm_joints])
+        self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in n.finger_joints])
+        self._arm_act = np.array([m.actuator(a).id for a in n.arm_actuators])
+        self._grip_act = m.actuator(n.gripper_actuator).id
+        self._tcp = m.site(n.tcp_site).id
+        self._n_sub = panda.substeps_per_control()
+        self._fingers = ({m.geom(g).id for g in n.left_finger_geoms},
+                         {m.geom(g).id for g in n.right_finger_geoms})
+
+        # Entities whose pose is a body pose, and regions whose pose is a site pose.
+        body_names = [*info.objects, *info.fixtures]
+        self._body_entities = body_names
+        self._body_ids = np.array([m.body(b).id for b in body_names], dtype=int)
+        self._region_entities = list(info.regions)
+        self._region_site_ids = np.array([m.site(r.site).id for r in info.regions.values()],
+                                         dtype=int)
+        self.entity_names: tuple[str, ...] = (*body_names, *self._region_entities)
+
+        self.controller = DiffIKController(control_period=self.control_period,
+                                           action_limits=self._action_limits)
+        self._renderer: mujoco.Renderer | None = None
+        self._depth_renderer: mujoco.Renderer | None = None
+        self._extra_renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._images: dict[str, np.ndarray] = {}
+        self._t0 = 0.0
+        self._needs_reset = True
+
+    # ------------------------------------------------------------------ Robot interface
+    @property
+    def control_period(self) -> float:
+        """Seconds per :meth:`act` (0.05, i.e. 20 Hz = 25 physics steps of 2 ms)."""
+        return 1.0 / CONTROL_HZ
+
+    @property
+    def joint_limits(self) -> np.ndarray:
+        """``(7, 2)`` Franka's published joint position limits, rad."""
+        return panda.JOINT_LIMITS.copy()
+
+    @property
+    def action_limits(self) -> ActionLimits:
+        """Per-step action bounds (clip limits of the controller)."""
+        return self._action_limits
+
+    def reset(self, seed: int | None = None) -> Observation:
+        """Restore a fresh initial state and observe it.
+
+        ``mj_resetData``, arm at :data:`~sim.robots.panda.HOME_QPOS` with the gripper open, then
+        :func:`sim.scene.sample_initial_state` with ``np.random.default_rng(seed)`` (objects placed
+        collision-free in their init regions and settled while the arm holds its pose).
+
+        Args:
+            seed: seed of the initial-state sampler; None uses the constructor's ``seed`` (and if
+                that is None too, fresh OS entropy).
+        """
+        m, d = self.model, self.data
+        seed = self.default_seed if seed is None else seed
+        rng = np.random.default_rng(seed)
+        mujoco.mj_resetData(m, d)
+        d.qpos[self._arm_qadr] = panda.HOME_QPOS
+        d.qpos[self._finger_qadr] = panda.FINGER_MAX
+        d.ctrl[self._arm_act] = panda.HOME_QPOS
+        d.ctrl[self._grip_act] = panda.GRIPPER_MAX_WIDTH
+        home_ctrl = d.ctrl.copy()
+
+        def hold(model, data):
+            data.ctrl[:] = home_ctrl
+
+        sample_initial_state(m, d, self.scene, rng, region_shift=self.region_shift,
+                             region_scale=self.region_scale, hold=hold)
+        d.qvel[:] = 0.0
+        self._t0 = float(d.time)
+        mujoco.mj_forward(m, d)
+        self.controller.reset(d.qpos[self._arm_qadr])
+        self._needs_reset = False
+        self._render_all()
+        return self.observe()
+
+    def observe(self) -> Observation:
+        """The current :class:`Observation` (base frame); images are those of the last step."""
+        d = self.data
+        xm = d.site_xmat[self._tcp]
+        q = np.empty(4)
+        mujoco.mju_mat2Quat(q, xm)
+        return Observation(
+            joint_pos=d.qpos[self._arm_qadr].copy(),
+            joint_vel=d.qvel[self._arm_dadr].copy(),
+            ee_pos=d.site_xpos[self._tcp].copy(),
+            ee_quat=q,
+            gripper_width=float(d.qpos[self._finger_qadr].sum()),
+            object_poses=self.object_poses(),
+            images=dict(self._images),
+            time=float(d.time) - self._t0,
+        )
+
+    def object_poses(self) -> dict[str, np.ndarray]:
+        """Entity name -> ``(7,)`` ``[x, y, z, qw, qx, qy, qz]`` in the base frame.
+
+        Objects and fixtures: their body frame. Regions: their site frame (a drawer region moves
+        with its drawer).
+        """
+        d = self.data
+        bp = np.concatenate([d.xpos[self._body_ids], d.xquat[self._body_ids]], axis=1)
+        sp = np.concatenate([d.site_xpos[self._region_site_ids],
+                             _site_quats(d, self._region_site_ids)], axis=1)
+        out = dict(zip(self._body_entities, bp))
+        out.update(zip(self._region_entities, sp))
+        return out
+
+    def act(self, action: Action) -> Observation:
+        """Apply ``action`` for one control period (25 x 2 ms physics steps) and observe.
+
+        Raises:
+            ValueError: if the action holds NaN/inf (nothing is applied).
+            RuntimeError: if :meth:`reset` was never called.
+        """
+        if self._needs_reset:
+            raise RuntimeError("call reset() before act()")
+        self.step_physics(action)
+        self._render_all()
+        return self.observe()
+
+    def step_physics(self, action: Action) -> None:
+        """Controller + 25 physics steps, without rendering or building an observation."""
+        d, m = self.data, self.model
+        cmd = self.controller.step(action, d.qpos[self._arm_qadr])
+        d.ctrl[self._arm_act] = cmd.q_target
+        d.ctrl[self._grip_act] = cmd.gripper_width
+        # data is forward-consistent here (mj_forward in reset, mj_step1 at the end of a step).
+        mujoco.mj_step2(m, d)
+        if self._n_sub > 1:
+            mujoco.mj_step(m, d, self._n_sub - 1)
+        mujoco.mj_step1(m, d)
+
+    # ------------------------------------------------------------------ TaskWorld interface
+    @property
+    def gripper_geom_ids(self) -> tuple[set[int], set[int]]:
+        """``(left, right)`` geom id sets of the finger geoms (pads included)."""
+        return self._fingers
+
+    def predicate_state(self) -> frozenset[Atom]:
+        """Every atom true now: the task file's predicates plus ``holding`` / ``handempty``."""
+        from sim.predicates import predicate_state
+
+        return predicate_state(self.model, self.data, self.scene, gripper_geom_ids=self._fingers)
+
+    def goal_progress(self) -> dict[Atom, bool]:
+        """Each goal atom of the task and whether it holds now."""
+        from sim.predicates import evaluate_atom
+
+        return {a: bool(evaluate_atom(self.model, self.data, self.scene, a,
+                                      gripper_geom_ids=self._fingers))
+                for a in self.task.goal}
+
+    def success(self) -> bool:
+        """True when every goal atom holds (an empty goal is never a success)."""
+        prog = self.goal_progress()
+        return bool(prog) and all(prog.values())
+
+    def symbolic_problem(self) -> SymbolicProblem:
+        """Entities with affordance tags, the current predicate state and the goal atoms."""
+        return SymbolicProblem(entities=self.scene.entity_tags(), state=self.predicate_state(),
+                               goal=frozenset(self.task.goal))
+
+    # ------------------------------------------------------------------ rendering
+    def _make_renderer(self, h: int, w: int) -> mujoco.Renderer:
+        r = mujoco.Renderer(self.model, height=h, width=w)
+        return r
+
+    @staticmethod
+    def _cheap_scene(r: mujoco.Renderer) -> None:
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+        r.scene.flags[mujoco.mjtRndFlag.mjRND_SKYBOX] = False
+
+    def _render_all(self) -> None:
+        if not self.cameras:
+            return
+        h, w = self.image_size
+        if self._renderer is None:
+            self._renderer = self._make_renderer(h, w)
+        if self.depth and self._depth_renderer is None:
+            self._depth_renderer = self._make_renderer(h, w)
+            self._depth_renderer.enable_depth_rendering()
+        imgs: dict[str, np.ndarray] = {}
+        r = self._renderer
+        for cam in self.cameras:
+            r.update_scene(self.data, camera=cam)
+            self._cheap_scene(r)
+            imgs[cam] = r.render()
+            if self.depth:
+                dr = self._depth_renderer
+                dr.update_scene(self.data, camera=cam)
+                imgs[cam + "_depth"] = dr.render().astype(np.float32)
+        self._images = imgs
+
+    def render(self, camera: str = "agentview", width: int = 256, height: int = 256) -> np.ndarray:
+        """Render ``camera`` now, e.g. for rollout videos.
+
+        Returns:
+            ``(height, width, 3)`` uint8 RGB.
+
+        Raises:
+            ValueError: unknown camera or non-positive size.
+        """
+        if mujoco.mj_name2id(self.model, mujoco.mjtObj.mjOBJ_CAMERA, camera) < 0:
+            raise ValueError(f"unknown camera {camera!r}")
+        if width <= 0 or height <= 0:
+            raise ValueError(f"width/height must be positive, got {width}x{height}")
+        key = (int(height), int(width))
+        r = self._extra_renderers.get(key)
+        if r is None:
+            r = self._extra_renderers[key] = self._make_renderer(*key)
+        r.update_scene(self.data, camera=camera)
+        self._cheap_scene(r)
+        return r.render()
+
+    def close(self) -> None:
+        """Free the renderers' GL contexts."""
+        for r in [self._renderer, self._depth_renderer, *self._extra_renderers.values()]:
+            if r is not None:
+                r.close()
+        self._renderer = self._depth_renderer = None
+        self._extra_renderers.clear()
+
+
+os.environ.setdefault("MUJOCO_GL", "egl")

@@ -1,0 +1,193 @@
+"""Find task-file suites: a directory of ``.bddl`` files, or a LIBERO suite fetched from PyPI.
+
+LIBERO's task files (MIT licence) ship inside the ``libero`` source distribution on PyPI under
+``libero/libero/bddl_files/<suite>/``. :func:`fetch_libero_bddl` downloads that sdist with pip
+(``pip download --no-deps --no-binary :all: libero==0.1.1``) and extracts only the ``.bddl`` files
+into a cache directory:
+
+* cache root: ``$ROBOT_SKILLS_CACHE/libero_bddl`` or ``~/.cache/robot_skills/libero_bddl``;
+* ``$ROBOT_SKILLS_LIBERO_BDDL`` may name an existing ``bddl_files`` directory (holding
+  ``libero_goal/`` etc.), which is then used as is and nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+from sim.assets import ASSETS
+from sim.bddl import BddlParseError, load_bddl
+
+LIBERO_SUITES = ("libero_goal", "libero_spatial", "libero_object", "libero_10", "libero_90")
+LIBERO_PIN = "libero==0.1.1"
+_MARKER = "libero/libero/bddl_files/"
+
+
+class SuiteNotFoundError(FileNotFoundError):
+    """A suite name or path could not be resolved to a directory of ``.bddl`` files."""
+
+
+def cache_root() -> Path:
+    """Directory holding the fetched ``bddl_files`` (``<cache>/libero_bddl``)."""
+    base = os.environ.get("ROBOT_SKILLS_CACHE")
+    root = Path(base) if base else Path.home() / ".cache" / "robot_skills"
+    return root / "libero_bddl"
+
+
+def _pip_download(dest: Path) -> Path:
+    """Download LIBERO's sdist into ``dest`` with pip; return the archive path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+           LIBERO_PIN, "-d", str(dest)]
+    proc = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not download {LIBERO_PIN} from PyPI ({' '.join(cmd)}):\n"
+                           f"{proc.stderr[-2000:]}")
+    archives = sorted(dest.glob("*.tar.gz"))
+    if not archives:
+        raise RuntimeError(f"pip download of {LIBERO_PIN} produced no .tar.gz in {dest}")
+    return archives[0]
+
+
+def extract_bddl_files(archive: Path, dest: Path) -> int:
+    """Extract only ``*/libero/libero/bddl_files/**.bddl`` from an sdist into ``dest``.
+
+    Members are written by their path below ``bddl_files/``; absolute paths, ``..`` components,
+    links and non-regular files are skipped, so nothing can land outside ``dest``.
+
+    Returns:
+        Number of ``.bddl`` files written.
+
+    Raises:
+        RuntimeError: if the archive holds no such files.
+    """
+    n = 0
+    dest = Path(dest)
+    with tarfile.open(archive, "r:gz") as tar:
+        for m in tar.getmembers():
+            if not m.isfile() or not m.name.endswith(".bddl"):
+                continue
+            p = PurePosixPath(m.name)
+            if p.is_absolute() or ".." in p.parts:
+                continue
+            s = str(p)
+            k = s.find(_MARKER)
+            if k < 0:
+                continue
+            rel = PurePosixPath(s[k + len(_MARKER):])
+            if not rel.parts or ".." in rel.parts:
+                continue
+            out = dest.joinpath(*rel.parts)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            f = tar.extractfile(m)
+            if f is None:
+                continue
+            out.write_bytes(f.read())
+            n += 1
+    if n == 0:
+        raise RuntimeError(f"{archive} holds no {_MARKER}**.bddl files")
+    return n
+
+
+def fetch_libero_bddl(dest: Path | None = None,
+                      downloader: Callable[[Path], Path] = _pip_download) -> Path:
+    """Download LIBERO's sdist and extract its ``bddl_files`` into ``dest`` (default
+    :func:`cache_root`). Writes into a temporary directory first and renames it into place.
+
+    Args:
+        dest: target directory; it will hold ``libero_goal/``, ``libero_spatial/``, ….
+        downloader: ``downloader(tmpdir) -> archive path`` (tests replace it).
+
+    Returns:
+        ``dest``.
+
+    Raises:
+        RuntimeError: if the download fails or the archive holds no task files.
+    """
+    dest = Path(dest) if dest is not None else cache_root()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=dest.parent) as tmp:
+        tmp = Path(tmp)
+        dl = tmp / "dl"
+        dl.mkdir()
+        archive = downloader(dl)
+        staging = tmp / "bddl_files"
+        extract_bddl_files(archive, staging)
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+    return dest
+
+
+def resolve_suite(name_or_path: str | os.PathLike,
+                  downloader: Callable[[Path], Path] = _pip_download) -> Path:
+    """Return the directory of ``.bddl`` files for a suite.
+
+    Args:
+        name_or_path: a directory of ``.bddl`` files (used as is), or a LIBERO suite name
+            (``libero_goal``, ``libero_spatial``, ``libero_object``, ``libero_10``, ``libero_90``).
+            A suite name is looked up in ``$ROBOT_SKILLS_LIBERO_BDDL`` if set, else in the cache,
+            which is filled by :func:`fetch_libero_bddl` on first use.
+        downloader: passed to :func:`fetch_libero_bddl`.
+
+    Raises:
+        SuiteNotFoundError: a path that is not a directory with ``.bddl`` files, or an unknown
+            suite name, or ``$ROBOT_SKILLS_LIBERO_BDDL`` lacking the suite.
+    """
+    p = Path(name_or_path).expanduser()
+    if p.is_dir():
+        if not any(p.glob("*.bddl")):
+            raise SuiteNotFoundError(f"{p} holds no .bddl files")
+        return p
+    name = str(name_or_path)
+    if name not in LIBERO_SUITES:
+        raise SuiteNotFoundError(f"{name!r} is neither a directory of .bddl files nor a LIBERO "
+                                 f"suite name {list(LIBERO_SUITES)}")
+    env = os.environ.get("ROBOT_SKILLS_LIBERO_BDDL")
+    if env:
+        d = Path(env).expanduser() / name
+        if not d.is_dir() or not any(d.glob("*.bddl")):
+            raise SuiteNotFoundError(f"ROBOT_SKILLS_LIBERO_BDDL={env} has no {name}/*.bddl")
+        return d
+    root = cache_root()
+    d = root / name
+    if not (d.is_dir() and any(d.glob("*.bddl"))):
+        fetch_libero_bddl(root, downloader)
+    if not (d.is_dir() and any(d.glob("*.bddl"))):
+        raise SuiteNotFoundError(f"LIBERO's sdist has no bddl_files/{name}/ (looked in {root})")
+    return d
+
+
+def scan_suite(directory: str | os.PathLike) -> tuple[list[Path], dict[Path, list[str]]]:
+    """Sort a suite's task files into supported ones and ones that cannot be run.
+
+    Returns:
+        ``(supported, unsupported)``: sorted paths whose categories all have proxy assets, and
+        path -> problems (``"unsupported category: microwave"``, or the parse error) for the rest.
+        Never raises for a bad file.
+
+    Raises:
+        SuiteNotFoundError: if ``directory`` is not a directory.
+    """
+    d = Path(directory)
+    if not d.is_dir():
+        raise SuiteNotFoundError(f"{d} is not a directory")
+    supported: list[Path] = []
+    unsupported: dict[Path, list[str]] = {}
+    for p in sorted(d.glob("*.bddl")):
+        try:
+            task = load_bddl(p)
+        except (BddlParseError, OSError) as e:
+            unsupported[p] = [f"parse error: {e}"]
+            continue
+        bad = sorted(task.categories() - set(ASSETS))
+        if bad:
+            unsupported[p] = [f"unsupported category: {c}" for c in bad]
+        else:
+            supported.append(p)
+    return supported, unsupported

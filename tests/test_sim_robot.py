@@ -1,0 +1,111 @@
+"""SimRobot on LIBERO's own libero_goal task files (skipped when the files are absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+from robot_skills.execution.interfaces import TaskWorld
+from robot_skills.robot import Action
+
+GOAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "libero_bddl" / "libero_goal"
+if not GOAL_DIR.exists():
+    GOAL_DIR = Path("/work/shared/libero_bddl/libero_goal")
+pytestmark = pytest.mark.skipif(not GOAL_DIR.exists(), reason="LIBERO task files not available")
+TASK = GOAL_DIR / "put_the_bowl_on_the_plate.bddl"
+
+
+@pytest.fixture(scope="module")
+def robot():
+    from sim.sim_robot import SimRobot
+
+    return SimRobot(TASK)
+
+
+def test_is_a_task_world(robot):
+    assert isinstance(robot, TaskWorld)
+    assert robot.control_period == pytest.approx(0.05)
+    assert robot.joint_limits.shape == (7, 2)
+
+
+def test_reset_is_seeded(robot):
+    a = robot.reset(0).object_poses["akita_black_bowl_1"]
+    b = robot.reset(1).object_poses["akita_black_bowl_1"]
+    c = robot.reset(0).object_poses["akita_black_bowl_1"]
+    np.testing.assert_allclose(a, c, atol=1e-9)
+    assert np.linalg.norm(a[:3] - b[:3]) > 1e-4
+
+
+def test_observation_contents(robot):
+    o = robot.reset(0)
+    assert o.joint_pos.shape == (7,) and o.joint_vel.shape == (7,)
+    assert o.gripper_width == pytest.approx(0.08, abs=2e-3)
+    for name in ["akita_black_bowl_1", "plate_1", "wooden_cabinet_1", "main_table_plate_region",
+                 "wooden_cabinet_1_top_region", "flat_stove_1_cook_region"]:
+        assert o.object_poses[name].shape == (7,)
+    assert o.time == pytest.approx(0.0)
+    assert o.ee_pos[2] > 0.2
+
+
+def test_symbolic_problem(robot):
+    robot.reset(0)
+    prob = robot.symbolic_problem()
+    assert ("handempty",) in prob.state
+    assert ("on", "akita_black_bowl_1", "plate_1") in prob.goal
+    assert "graspable" in prob.entities["akita_black_bowl_1"]
+    assert robot.goal_progress() == {("on", "akita_black_bowl_1", "plate_1"): False}
+    assert not robot.success()
+
+
+def test_act_rejects_nan(robot):
+    robot.reset(0)
+    with pytest.raises(ValueError):
+        robot.act(Action(np.array([np.nan, 0, 0]), np.zeros(3), 0.0))
+
+
+def test_top_down_reach_above_bowl(robot):
+    o = robot.reset(2)
+    goal = o.object_poses["akita_black_bowl_1"][:3] + [0, 0, 0.1]
+    for _ in range(40):
+        o = robot.act(Action(np.clip(goal - o.ee_pos, -0.03, 0.03), np.zeros(3), -1.0))
+    assert np.linalg.norm(goal - o.ee_pos) < 5e-3
+    assert o.time == pytest.approx(40 * 0.05)
+
+
+@pytest.mark.slow
+def test_grasp_and_lift_bowl(robot):
+    o = robot.reset(0)
+    info = robot.scene.objects["akita_black_bowl_1"]
+    p = o.object_poses["akita_black_bowl_1"][:3]
+    gz = p[2] - info.half_extents[2] + info.grasp.grasp_height
+
+    def go(target, grip, n=60, sp=0.03):
+        nonlocal o
+        for _ in range(n):
+            err = target - o.ee_pos
+            o = robot.act(Action(np.clip(err, -sp, sp), np.zeros(3), grip))
+            if np.linalg.norm(err) < 4e-3:
+                break
+
+    go(np.array([p[0], p[1], gz + 0.12]), -1.0)
+    go(np.array([p[0], p[1], gz]), -1.0, sp=0.02)
+    for _ in range(12):
+        o = robot.act(Action(np.zeros(3), np.zeros(3), 1.0))
+    z0 = o.object_poses["akita_black_bowl_1"][2]
+    go(np.array([p[0], p[1], gz + 0.1]), 1.0, n=30, sp=0.02)
+    for _ in range(20):
+        o = robot.act(Action(np.zeros(3), np.zeros(3), 1.0))
+    assert o.object_poses["akita_black_bowl_1"][2] - z0 > 0.08
+    assert ("holding", "akita_black_bowl_1") in robot.predicate_state()
+
+
+def test_unknown_camera_is_refused():
+    from sim.sim_robot import SimRobot
+
+    with pytest.raises(ValueError, match="unknown camera"):
+        SimRobot(TASK, cameras=("no_such_cam",))
