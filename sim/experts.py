@@ -102,10 +102,35 @@ class _Expert:
         self.closed_steps = 0
         self.released = False
         self.grasped = False
+        if hasattr(self, "_backout_from"):
+            del self._backout_from
         self._bind()
 
     def _bind(self) -> None:  # pragma: no cover - overridden
         pass
+
+    BACKOUT = 0.08
+    """Distance to back out along the tool axis when a skill starts with a tilted hand, m."""
+
+    def _backout(self, obs: Observation) -> Action | None:
+        """Back out along the tool axis when the hand starts tilted (e.g. still at a handle).
+
+        A skill that ends at a handle or knob (open/close) leaves the fingers around it; the only
+        clear way out is back along the gripper's own +z axis, with the jaw half open, before the
+        hand re-orients or moves sideways. Returns None once backed out (or if not needed).
+        """
+        R = _quat_to_mat(obs.ee_quat)
+        if not hasattr(self, "_backout_from"):
+            tilted = float(R[2, 2]) > -0.95          # tool axis not pointing straight down
+            self._backout_from = obs.ee_pos.copy() if tilted else None
+            self._backout_R = R
+        if self._backout_from is None:
+            return None
+        if float(np.linalg.norm(obs.ee_pos - self._backout_from)) >= self.BACKOUT - 0.01:
+            self._backout_from = None
+            return None
+        goal = self._backout_from - self.BACKOUT * self._backout_R[:, 2]
+        return self._action(obs, goal, self._backout_R, 0.0, max_step=0.015)
 
     # -- privileged geometry -------------------------------------------------------------
     def _site_pos(self, site: str) -> np.ndarray:
@@ -149,7 +174,10 @@ class _Expert:
             return None
         if ee[2] < safe_z - 0.03 and xy_err > 0.03:
             return self._action(obs, np.array([ee[0], ee[1], safe_z]), R, gripper)
-        return self._action(obs, np.array([goal[0], goal[1], max(safe_z, goal[2])]), R, gripper)
+        # descend no faster than the horizontal distance shrinks (a 45-degree funnel above the
+        # goal), so a hand starting high does not sweep down through what lies in between
+        z = max(safe_z, goal[2], min(float(ee[2]), safe_z + xy_err))
+        return self._action(obs, np.array([goal[0], goal[1], z]), R, gripper)
 
 
 # ------------------------------------------------------------------------------------------
@@ -182,6 +210,9 @@ class PickExpert(_Expert):
         return np.array([0.0, 1.0])
 
     def act(self, obs: Observation) -> Action:
+        back = None if self.grasped else self._backout(obs)
+        if back is not None:
+            return back
         pose = obs.object_poses[self.obj]
         R = _down_frame(self._closing_axis(obs), _quat_to_mat(obs.ee_quat))
         bottom = pose[2] - self.half[2]
@@ -269,14 +300,22 @@ class PlaceExpert(_Expert):
 
 
 class DrawerExpert(_Expert):
-    """``open(drawer)`` / ``close(drawer)`` with a side grasp of the handle.
+    """``open(drawer)`` / ``close(drawer)`` with a pitched grasp of the handle bar.
 
-    The hand points into the cabinet (horizontal), fingers closing vertically around the handle
-    bar; it pulls (or pushes) along the drawer's slide axis, releases, and backs away.
+    The gripper points down and into the cabinet, pitched by :attr:`PITCH` from the vertical,
+    with the fingers (half open) closing across the bar in the vertical plane of the slide axis.
+    The pitch keeps the hand body clear of the drawer front above the handle (and of the cabinet
+    top for the top drawer), and keeps the arm in its natural forward-reaching posture. The hand
+    comes in along its own approach axis, closes, drags the drawer along its slide axis to the goal
+    opening, releases, and backs off along the approach axis.
     """
 
-    OPEN_TARGET = 0.15
+    PITCH = math.radians(45.0)
+    OPEN_TARGET = 0.145
     CLOSE_TARGET = 0.0
+    PRE = 0.07          # pre-grasp distance back along the approach axis, m
+    LINE_TOL = 0.008    # distance from the approach line allowed while moving in, m
+    GRIP_HALF_OPEN = 0.0  # gripper command while reaching the bar: 40 mm jaw opening
 
     def __init__(self, name: str = "open") -> None:
         self.name = name
@@ -296,39 +335,34 @@ class DrawerExpert(_Expert):
         pose = obs.object_poses[self.region]
         fwd = _quat_to_mat(pose[3:7])[:, 0]           # slide axis, out of the cabinet
         fwd = np.array([fwd[0], fwd[1], 0.0]) / np.linalg.norm(fwd[:2])
-        R = _gripper_frame(-fwd, np.array([0.0, 0.0, 1.0]))
+        approach = math.cos(self.PITCH) * np.array([0.0, 0.0, -1.0]) - math.sin(self.PITCH) * fwd
+        R = _gripper_frame(approach, fwd)
         handle = self._site_pos(self.handle_site)
-        pre = handle + 0.10 * fwd
         ee = obs.ee_pos
-        done = (self._drawer_q() >= self.goal_q - 0.01 if self.name == "open"
-                else self._drawer_q() <= self.goal_q + 0.01)
-        if self.released or (done and self.grasped):
+        pre = handle - self.PRE * approach
+        done = (self._drawer_q() >= self.goal_q - 0.005 if self.name == "open"
+                else self._drawer_q() <= self.goal_q + 0.005)
+        if self.released or (done and self.grasped and self.closed_steps >= CLOSE_STEPS):
             self.released = True
-            back = ee + 0.08 * fwd
-            return self._action(obs, back, R, GRIPPER_OPEN)
+            return self._action(obs, ee - 0.05 * approach, R, self.GRIP_HALF_OPEN)
         if self.grasped:
             self.closed_steps += 1
             if self.closed_steps < CLOSE_STEPS:
                 return self._action(obs, handle, R, GRIPPER_CLOSE)
             step = 1.0 if self.name == "open" else -1.0
-            return self._action(obs, handle + step * 0.05 * fwd, R, GRIPPER_CLOSE,
+            return self._action(obs, handle + step * 0.04 * fwd, R, GRIPPER_CLOSE,
                                 max_step=0.012)
-        if self.name == "close":
-            # closing needs no grasp: push the drawer front shut with the open fingers
-            front = handle - 0.01 * fwd
-            if float((ee - handle) @ fwd) < 0.02 or self._rot_err(obs, R) > 0.2:
-                return self._action(obs, pre, R, GRIPPER_CLOSE)
-            return self._action(obs, front - 0.05 * fwd, R, GRIPPER_CLOSE, max_step=0.012)
-        lateral = (ee - pre) - fwd * float((ee - pre) @ fwd)
-        if self._rot_err(obs, R) > 0.1 or np.linalg.norm(lateral) > 0.01 and \
-                float((ee - handle) @ fwd) > 0.03:
-            # line up in front of the handle first
-            if float((ee - handle) @ fwd) < 0.06:
-                return self._action(obs, ee + 0.05 * fwd + np.array([0, 0, 0.02]), R,
-                                    GRIPPER_OPEN)
-            return self._action(obs, pre, R, GRIPPER_OPEN)
-        if np.linalg.norm(handle - ee) > 0.008:
-            return self._action(obs, handle, R, GRIPPER_OPEN, max_step=0.015)
+        rel = ee - handle
+        depth = float(rel @ -approach)                 # distance back along the approach axis
+        off_line = float(np.linalg.norm(rel + depth * approach))
+        if self._rot_err(obs, R) > 0.12 or off_line > self.LINE_TOL:
+            if depth < 0.03:
+                # too close to line up safely: back off along the approach axis first
+                return self._action(obs, ee - 0.04 * approach + np.array([0, 0, 0.01]), R,
+                                    self.GRIP_HALF_OPEN)
+            return self._action(obs, pre, R, self.GRIP_HALF_OPEN)
+        if depth > 0.006:
+            return self._action(obs, handle, R, self.GRIP_HALF_OPEN, max_step=0.015)
         self.grasped = True
         return self._action(obs, handle, R, GRIPPER_CLOSE)
 
@@ -358,6 +392,9 @@ class KnobExpert(_Expert):
         return float(self.world.data.qpos[j.qposadr[0]])
 
     def act(self, obs: Observation) -> Action:
+        back = None if self.grasped else self._backout(obs)
+        if back is not None:
+            return back
         knob = self._site_pos(self.site)
         bar = self._site_mat(self.site)[:2, 1]       # close across the bar's narrow side
         R = _down_frame(bar, _quat_to_mat(obs.ee_quat))
@@ -405,6 +442,9 @@ class PushExpert(_Expert):
         self.radius = float(max(half[0], half[1]))
 
     def act(self, obs: Observation) -> Action:
+        back = self._backout(obs)
+        if back is not None:
+            return back
         p = np.asarray(obs.object_poses[self.obj][:3])
         c = np.asarray(obs.object_poses[self.target][:3])
         v = c[:2] - p[:2]

@@ -189,3 +189,27 @@ def test_learned_skill_open_loop_replays_chunk():
     ref = skill.predict_chunk(skill_features(obs, ["bowl_1"]))
     for t in range(4):
         np.testing.assert_allclose(acts[t][:3], np.clip(ref[t, :3], -0.05, 0.05), atol=1e-6)
+
+
+def test_numpy_fast_path_matches_torch():
+    from robot_skills.policies.learned_skill import NumpyChunkPredictor
+    rng = np.random.default_rng(0)
+    m = _model(hidden=64, layers=4)
+    with torch.no_grad():  # non-trivial LayerNorm affine params
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    st = NormStats(rng.normal(size=FEATURE_DIM).astype(np.float32),
+                   rng.uniform(0.1, 2, FEATURE_DIM).astype(np.float32),
+                   rng.normal(size=7).astype(np.float32) * 0.01,
+                   rng.uniform(0.01, 0.1, 7).astype(np.float32), ["a", "b", "c"], 4)
+    skill = LearnedSkill("pick", m, st, skill_id=2)
+    fast = NumpyChunkPredictor(skill.model, st, 2)
+    for _ in range(5):
+        f = rng.normal(size=FEATURE_DIM).astype(np.float32)
+        np.testing.assert_allclose(fast(f), skill.predict_chunk(f), rtol=1e-4, atol=1e-6)
+    lora_model = _model()
+    inject_lora(lora_model, 2, 2.0)
+    assert not NumpyChunkPredictor.supports(lora_model)
+    slow = LearnedSkill("pick", lora_model, st, skill_id=0)  # falls back to torch, still works
+    slow.reset(["bowl_1"])
+    assert np.all(np.isfinite(slow.act(_obs()).to_array()))

@@ -55,12 +55,20 @@ def maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
 
 
 def configure_threads(num_threads: int | None = None) -> int:
-    """Set intra-op CPU threads (default: the CPUs this process may use); returns the number."""
+    """Set torch's intra-op CPU threads; returns the number used.
+
+    Default (None): 1 thread on machines with <= 2 usable CPUs, else ``min(cpus // 2, 8)``. The
+    policy's MLPs are small: on 2 cores, 2 threads gain little when the machine is idle and
+    collapse 5-50x when another process (a simulator, a data collector) holds a core, because
+    OpenMP workers spin-wait for a core that is busy (measured: 13.4k vs 0.25k samples/s for a
+    64-wide MLP).
+    """
     if num_threads is None:
         try:
-            num_threads = len(os.sched_getaffinity(0))
+            cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # pragma: no cover - non-Linux
-            num_threads = os.cpu_count() or 1
+            cpus = os.cpu_count() or 1
+        num_threads = 1 if cpus <= 2 else min(cpus // 2, 8)
     num_threads = max(1, int(num_threads))
     if torch.get_num_threads() != num_threads:
         torch.set_num_threads(num_threads)
