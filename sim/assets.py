@@ -246,12 +246,15 @@ def _build_cylinder(info: AssetInfo, spec, body, name) -> BuiltAsset:
 
 
 def _build_bottle(info: AssetInfo, spec, body, name) -> BuiltAsset:
-    """A cylinder body (lower 70 %) and a narrow neck (upper 30 %)."""
+    """A cylinder body (lower 60 %) and a neck (upper 40 %, half the body's radius).
+
+    The neck is long enough for a top-down grasp with the palm clear of the top (the Panda's palm
+    sits 0.047 m above its fingertip centre)."""
     r, _, hz = info.half_extents
     h = 2 * hz
-    hb = 0.7 * h
+    hb = 0.6 * h
     body_g = _object_geom(body, _CYL, (r, hb / 2), (0, 0, -hz + hb / 2), info.rgba)
-    neck = _object_geom(body, _CYL, (0.4 * r, (h - hb) / 2), (0, 0, -hz + hb + (h - hb) / 2),
+    neck = _object_geom(body, _CYL, (0.5 * r, (h - hb) / 2), (0, 0, -hz + hb + (h - hb) / 2),
                         info.rgba)
     _set_masses([body_g, neck], info.mass)
     return BuiltAsset(name, _free(body, name), {}, (name,))

@@ -36,6 +36,9 @@ XY_TOL = 0.008
 """Horizontal alignment needed before descending onto a grasp or release point, m."""
 Z_TOL = 0.008
 """Vertical tolerance of a grasp/release height, m."""
+PALM_CLEAR = 0.04
+"""Lowest the tool centre point may go below an object's top in a top-down grasp, m: the palm
+(hand body) sits 0.047 m above the tool centre point, so this keeps it 7 mm clear of the top."""
 CLOSE_STEPS = 6
 """Control steps the gripper is given to close before lifting (0.3 s)."""
 
@@ -196,6 +199,7 @@ class PickExpert(_Expert):
 
     def _bind(self) -> None:
         self.obj = self.args[0]
+        self.lift_z: float | None = None
         info = self.world.scene.objects[self.obj]
         self.grasp = info.grasp
         self.half = np.asarray(info.half_extents, dtype=np.float64)
@@ -217,12 +221,17 @@ class PickExpert(_Expert):
         R = _down_frame(self._closing_axis(obs), _quat_to_mat(obs.ee_quat))
         bottom = pose[2] - self.half[2]
         gh = self.grasp.grasp_height if self.grasp is not None else self.half[2]
-        g = np.array([pose[0], pose[1], bottom + min(gh, 2 * self.half[2] - 0.012)])
+        # the palm sits PALM_CLEAR above the tool centre point: on a tall object (a bottle) the
+        # fingers can only reach that far below its top, so grasp there (the neck)
+        gz = max(min(gh, 2 * self.half[2] - 0.012), 2 * self.half[2] - PALM_CLEAR)
+        g = np.array([pose[0], pose[1], bottom + gz])
         if self.grasped:
             self.closed_steps += 1
             if self.closed_steps < CLOSE_STEPS:
                 return self._action(obs, g, R, GRIPPER_CLOSE)
-            return self._action(obs, np.array([g[0], g[1], bottom + self.LIFT + 0.1]), R,
+            if self.lift_z is None:
+                self.lift_z = float(obs.ee_pos[2]) + self.LIFT
+            return self._action(obs, np.array([obs.ee_pos[0], obs.ee_pos[1], self.lift_z]), R,
                                 GRIPPER_CLOSE)
         move = self._travel(obs, g, g[2] + HOVER, R, GRIPPER_OPEN)
         if move is not None:

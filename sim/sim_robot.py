@@ -279,8 +279,12 @@ class SimRobot(Robot):
 
     # ------------------------------------------------------------------ rendering
     def _make_renderer(self, h: int, w: int) -> mujoco.Renderer:
-        r = mujoco.Renderer(self.model, height=h, width=w)
-        return r
+        # Cheap rendering for CPU rasterisers (Mesa llvmpipe): no multisampling and coarse
+        # tessellation of capsules/cylinders. Measured with two 128x128 cameras on this scene:
+        # 33 renders/s by default, ~230-300 with these settings. Read when the context is made.
+        q = self.model.vis.quality
+        q.offsamples, q.numslices, q.numstacks, q.numquads = 0, 12, 6, 1
+        return mujoco.Renderer(self.model, height=h, width=w)
 
     @staticmethod
     def _cheap_scene(r: mujoco.Renderer) -> None:

@@ -87,11 +87,10 @@ def test_failed_write_keeps_previous_file(tmp_path):
     with DemoWriter(path) as w:
         w.add_demo(obs, actions, skill_segments=segs)
     before = path.read_bytes()
-    with pytest.raises(RuntimeError, match="crash"):
-        with DemoWriter(path) as w:
-            w.add_demo(obs, actions)
-            w.add_demo(obs, actions)
-            raise RuntimeError("crash")
+    with pytest.raises(RuntimeError, match="crash"), DemoWriter(path) as w:
+        w.add_demo(obs, actions)
+        w.add_demo(obs, actions)
+        raise RuntimeError("crash")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["demos.hdf5"]  # no temp file left
 

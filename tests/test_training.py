@@ -27,8 +27,8 @@ from robot_skills.training.trainer import (
     train_task_policy,
 )
 
-SMALL = dict(hidden=128, layers=3, chunk_size=5, batch_size=128, lr=2e-3, warmup_steps=20,
-             progress=False, tensorboard=False, device="cpu", num_threads=1)
+SMALL = {"hidden": 128, "layers": 3, "chunk_size": 5, "batch_size": 128, "lr": 2e-3, "warmup_steps": 20,
+             "progress": False, "tensorboard": False, "device": "cpu", "num_threads": 1}
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +97,8 @@ def test_resume_after_kill_continues_from_checkpoint(demos, tmp_path):
     ds = SkillChunkDataset.from_hdf5(demos[0], chunk_size=5)
     stats = ds.compute_stats()
     data = ds.tensors(stats)
-    kw = dict(steps=20, batch_size=64, lr=1e-3, ckpt_every=5, progress=False,
-              ctx=init_distributed("cpu"), fingerprint="x")
+    kw = {"steps": 20, "batch_size": 64, "lr": 1e-3, "ckpt_every": 5, "progress": False,
+              "ctx": init_distributed("cpu"), "fingerprint": "x"}
 
     def kill_at_12(step):
         if step == 12:

@@ -157,7 +157,7 @@ class NormStats:
                 "action_dim": ACTION_DIM, "gripper_dim_normalized": False}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "NormStats":
+    def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
         """Parse and validate :meth:`to_dict` output.
 
         Raises:
@@ -165,7 +165,7 @@ class NormStats:
         """
         need = ["feature_mean", "feature_std", "action_mean", "action_std", "skills", "chunk_size"]
         if not isinstance(d, Mapping):
-            raise ValueError("stats must be a JSON object")
+            raise ValueError("stats must be a JSON object")  # noqa: TRY004 - malformed file content
         missing = [k for k in need if k not in d]
         if missing:
             raise ValueError(f"stats lack keys {missing}")
@@ -195,7 +195,7 @@ class NormStats:
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "NormStats":
+    def load(cls, path: str | os.PathLike) -> NormStats:
         """Read and validate a ``stats.json``.
 
         Raises:
@@ -266,7 +266,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
     def from_hdf5(cls, paths: str | os.PathLike | Sequence[str | os.PathLike],
                   skills: Sequence[str] | None = None, chunk_size: int = 10,
                   skill_vocab: Sequence[str] | None = None,
-                  successful_only: bool = True) -> "SkillChunkDataset":
+                  successful_only: bool = True) -> SkillChunkDataset:
         """Collect samples of ``skills`` (all skills if None) from the skill segments of HDF5 files.
 
         Args:
@@ -306,7 +306,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
     @classmethod
     def whole_task(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], task_id: str,
                    args: Sequence[str], chunk_size: int = 10, task: str | None = None
-                   ) -> "SkillChunkDataset":
+                   ) -> SkillChunkDataset:
         """Monolithic-baseline samples: each whole demo is one segment of "skill" ``task_id``.
 
         Args:
@@ -341,7 +341,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         return cls._assemble(pieces, [task_id], chunk_size, paths, [task_id])
 
     @classmethod
-    def _assemble(cls, pieces, skill_vocab, chunk_size, paths, skills) -> "SkillChunkDataset":
+    def _assemble(cls, pieces, skill_vocab, chunk_size, paths, skills) -> SkillChunkDataset:
         if not pieces:
             raise ValueError(f"no samples for skills {skills} in {[str(p) for p in paths]}")
         found = sorted({pc[1] for pc in pieces})
@@ -358,13 +358,13 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         return cls(feats, sids, acts, mask, eps, vocab, chunk_size, [str(p) for p in paths])
 
     # ------------------------------------------------------------------ views
-    def select(self, index: np.ndarray) -> "SkillChunkDataset":
+    def select(self, index: np.ndarray) -> SkillChunkDataset:
         """A new dataset of the samples at ``index`` (int array or bool mask); same vocabulary."""
         return SkillChunkDataset(self.features[index], self.skill_ids[index], self.actions[index],
                                  self.mask[index], self.episode_ids[index], self.skills,
                                  self.chunk_size, self.sources)
 
-    def for_skill(self, skill: str) -> "SkillChunkDataset":
+    def for_skill(self, skill: str) -> SkillChunkDataset:
         """Samples of one skill only.
 
         Raises:
@@ -375,11 +375,11 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         return self.select(self.skill_ids == self.skills.index(skill))
 
     def split_by_episode(self, val_fraction: float = 0.1, seed: int = 0
-                         ) -> tuple["SkillChunkDataset", "SkillChunkDataset"]:
+                         ) -> tuple[SkillChunkDataset, SkillChunkDataset]:
         """Split into (train, val) by whole demos, so validation sees unseen episodes."""
         eps = np.unique(self.episode_ids)
         rng = np.random.default_rng(seed)
-        n_val = max(1, int(round(len(eps) * val_fraction))) if len(eps) > 1 else 0
+        n_val = max(1, round(len(eps) * val_fraction)) if len(eps) > 1 else 0
         val_eps = rng.choice(eps, size=n_val, replace=False)
         is_val = np.isin(self.episode_ids, val_eps)
         return self.select(~is_val), self.select(is_val)

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import h5py
 import numpy as np
@@ -48,11 +48,8 @@ POSE_DIM = 7
 
 
 def _code_version() -> str:
-    try:
-        from robot_skills import __version__
-        return str(__version__)
-    except Exception:  # pragma: no cover - package always importable here
-        return "unknown"
+    from robot_skills import __version__
+    return str(__version__)
 
 
 @dataclass(frozen=True)
@@ -79,14 +76,14 @@ class SkillSegment:
                 "args": list(self.args), "success": bool(self.success)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "SkillSegment":
+    def from_dict(cls, d: Mapping[str, Any]) -> SkillSegment:
         """Parse and validate a dict as written by :meth:`to_dict`.
 
         Raises:
             ValueError: on missing keys or wrong types.
         """
         if not isinstance(d, Mapping):
-            raise ValueError(f"a skill segment is a mapping, got {type(d).__name__}: {d!r}")
+            raise ValueError(f"a skill segment is a mapping, got {type(d).__name__}: {d!r}")  # noqa: TRY004 - malformed file content
         missing = {"start", "end", "skill"} - set(d)
         if missing:
             raise ValueError(f"skill segment {dict(d)!r} lacks keys {sorted(missing)}")
@@ -229,7 +226,7 @@ class DemoWriter:
         self._n = 0
         self._total = 0
 
-    def __enter__(self) -> "DemoWriter":
+    def __enter__(self) -> Self:
         self._file = h5py.File(self._tmp, "w")
         g = self._file.create_group("data")
         g.attrs["env_args"] = json.dumps(self.env_args)
@@ -436,10 +433,10 @@ class DemoReader:
             self._file.close()
             raise ValueError(f"{self.path} has no 'data' group (not robomimic/LIBERO layout)")
         self._data = self._file["data"]
-        self._names = sorted((k for k in self._data.keys() if isinstance(self._data[k], h5py.Group)),
+        self._names = sorted((k for k in self._data if isinstance(self._data[k], h5py.Group)),
                              key=_demo_sort_key)
 
-    def __enter__(self) -> "DemoReader":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -513,7 +510,7 @@ class DemoReader:
         except json.JSONDecodeError as e:
             raise ValueError(f"{self.path}:{name} skill_segments is not JSON: {e}") from e
         if not isinstance(items, list):
-            raise ValueError(f"{self.path}:{name} skill_segments must be a JSON list")
+            raise ValueError(f"{self.path}:{name} skill_segments must be a JSON list")  # noqa: TRY004 - malformed file content
         T = self.num_samples(name)
         segs = [SkillSegment.from_dict(d) for d in items]
         for s in segs:

@@ -54,14 +54,14 @@ class BCConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "BCConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> BCConfig:
         """Parse and validate.
 
         Raises:
             ValueError: unknown keys or out-of-range values.
         """
         if not isinstance(d, Mapping):
-            raise ValueError(f"policy config must be a mapping, got {type(d).__name__}")
+            raise ValueError(f"policy config must be a mapping, got {type(d).__name__}")  # noqa: TRY004 - malformed file content
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:

@@ -24,7 +24,6 @@ from robot_skills.policies.features import FEATURE_DIM, skill_features
 from robot_skills.robot import Action, ActionLimits, Observation
 from robot_skills.skills.verbs import SkillSpec
 
-
 _GELU_C = np.float32(np.sqrt(2.0 / np.pi))
 
 

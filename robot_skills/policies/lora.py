@@ -88,9 +88,7 @@ def linear_layer_names(model: nn.Module) -> list[str]:
     """Dotted names of every ``nn.Linear`` (or already wrapped :class:`LoRALinear`) in ``model``."""
     out = []
     for name, m in model.named_modules():
-        if isinstance(m, LoRALinear):
-            out.append(name)
-        elif isinstance(m, nn.Linear) and not name.endswith(".base"):
+        if isinstance(m, LoRALinear) or isinstance(m, nn.Linear) and not name.endswith(".base"):
             out.append(name)
     return out
 

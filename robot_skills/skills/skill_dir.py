@@ -47,7 +47,7 @@ from robot_skills.policies.bc import BCConfig, GoalConditionedBC
 from robot_skills.policies.learned_skill import LearnedSkill
 from robot_skills.policies.lora import adapter_rank, inject_lora, load_lora_state_dict, merge_lora
 from robot_skills.skills.verbs import Parameter, SkillSpec
-from robot_skills.utils.atomic import atomic_dir, atomic_write_bytes, atomic_write_text
+from robot_skills.utils.atomic import atomic_dir, atomic_write_text
 
 SKILL_FORMAT = "robot_skills.skill/1"
 BASE_FORMAT = "robot_skills.base/1"
@@ -80,7 +80,7 @@ def code_version() -> str:
     try:
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=root,
-                             capture_output=True, text=True, timeout=5)
+                             capture_output=True, text=True, timeout=5, check=False)
         if out.returncode == 0 and out.stdout.strip():
             return f"{__version__}+git.{out.stdout.strip()}"
     except (OSError, subprocess.SubprocessError):
@@ -330,7 +330,7 @@ def save_skill(skill_dir: str | os.PathLike, *, spec: SkillSpec,
     stats_bytes = (json.dumps(stats.to_dict(), indent=2, sort_keys=True) + "\n").encode()
     prov = _plain(dict(provenance or {}))
     prov.setdefault("code_version", code_version())
-    prov.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    prov.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
     manifest: dict[str, Any] = {"format": SKILL_FORMAT, "name": spec.name, "version": str(version)}
     manifest.update(spec_to_contract(spec))
     manifest.update({

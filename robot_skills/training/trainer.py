@@ -39,7 +39,7 @@ from tqdm.auto import tqdm
 
 from robot_skills.data.dataset import NormStats, SkillChunkDataset
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC, chunk_loss
-from robot_skills.policies.lora import inject_lora, lora_parameters, lora_state_dict
+from robot_skills.policies.lora import inject_lora, lora_state_dict
 from robot_skills.skills.skill_dir import code_version, save_base, save_skill
 from robot_skills.skills.verbs import SKILL_SPECS, Parameter, SkillSpec
 from robot_skills.training.device import (
