@@ -154,7 +154,8 @@ def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
         kwargs["make_skills"] = ("sim.factories", "expert_skills", {})
     elif policy == "learned":
         kwargs["make_skills"] = ("sim.factories", "learned_skills",
-                                 {"library": str(run / "skills")})
+                                 {"library": str(run / "skills"),
+                                  "ensemble_m": float(cfg.policy.ensemble_m)})
     elif policy == "monolithic":
         kwargs.update(mode="monolithic", make_task_policy=(
             "sim.factories", "task_policy", {"library": str(run / "task_policies")}))

@@ -25,7 +25,7 @@ from robot_skills.robot import GRIPPER_CLOSE, GRIPPER_OPEN, Action, Observation
 
 MAX_STEP = 0.02
 """Largest commanded end-effector translation per control step, m (0.4 m/s at 20 Hz)."""
-MAX_ROT_STEP = 0.15
+MAX_ROT_STEP = 0.08
 """Largest commanded end-effector rotation per control step, rad."""
 POS_GAIN = 0.6
 """Fraction of the remaining position error commanded per step (proportional control)."""
@@ -39,6 +39,8 @@ Z_TOL = 0.008
 PALM_CLEAR = 0.04
 """Lowest the tool centre point may go below an object's top in a top-down grasp, m: the palm
 (hand body) sits 0.047 m above the tool centre point, so this keeps it 7 mm clear of the top."""
+FINGERTIP_BELOW_TCP = 0.0085
+"""How far the fingertips reach beyond the tool centre point along the gripper's +z, m."""
 CLOSE_STEPS = 6
 """Control steps the gripper is given to close before lifting (0.3 s)."""
 
@@ -200,6 +202,7 @@ class PickExpert(_Expert):
     def _bind(self) -> None:
         self.obj = self.args[0]
         self.lift_z: float | None = None
+        self._round_axis: np.ndarray | None = None
         info = self.world.scene.objects[self.obj]
         self.grasp = info.grasp
         self.half = np.asarray(info.half_extents, dtype=np.float64)
@@ -211,7 +214,41 @@ class PickExpert(_Expert):
             return np.array([math.cos(yaw), math.sin(yaw)])
         if axis == "y":
             return np.array([-math.sin(yaw), math.cos(yaw)])
-        return np.array([0.0, 1.0])
+        if self._round_axis is None:
+            self._round_axis = self._clearest_axis(obs)
+        return self._round_axis
+
+    # hand + open fingers seen from above: half length along the closing axis and half width
+    _HAND_HALF = (0.10, 0.028)
+
+    def _clearest_axis(self, obs: Observation) -> np.ndarray:
+        """For a round object: the closing axis (among 4 yaws) whose hand footprint stays
+        clearest of the neighbouring objects; world y unless a neighbour is in the way."""
+        p = np.asarray(obs.object_poses[self.obj][:2])
+        others = []
+        for name, info in self.world.scene.objects.items():
+            if name == self.obj or name not in obs.object_poses:
+                continue
+            q = np.asarray(obs.object_poses[name][:3])
+            top = q[2] + info.half_extents[2]
+            if top < obs.object_poses[self.obj][2] - self.half[2] + 0.03:
+                continue  # flat things (plates) the fingers pass over
+            if np.linalg.norm(q[:2] - p) < 0.25:
+                others.append((q[:2] - p, float(max(info.half_extents[0], info.half_extents[1]))))
+        best, best_clear = np.array([0.0, 1.0]), -np.inf
+        for ang in (math.pi / 2, 0.0, math.pi / 4, -math.pi / 4):
+            d = np.array([math.cos(ang), math.sin(ang)])
+            n = np.array([-d[1], d[0]])
+            clear = np.inf
+            for rel, r in others:
+                a, b = abs(float(rel @ d)), abs(float(rel @ n))
+                dx, dy = max(a - self._HAND_HALF[0], 0.0), max(b - self._HAND_HALF[1], 0.0)
+                clear = min(clear, math.hypot(dx, dy) - r)
+            if clear > 0.01:
+                return d
+            if clear > best_clear:
+                best, best_clear = d, clear
+        return best
 
     def act(self, obs: Observation) -> Action:
         back = None if self.grasped else self._backout(obs)
@@ -253,6 +290,7 @@ class PlaceExpert(_Expert):
     name = "place_on"
     CLEARANCE = 0.012
     TRAVEL_MARGIN = 0.06
+    START_LIFT = 0.06
 
     def __init__(self, name: str = "place_on") -> None:
         self.name = name
@@ -263,6 +301,7 @@ class PlaceExpert(_Expert):
         region = self.world.scene.regions.get(self.target)
         self.drawer = region is not None and region.kind == "drawer"
         self._closing: np.ndarray | None = None
+        self._start_z: float | None = None
 
     def _goal_xy_z(self, obs: Observation) -> tuple[np.ndarray, float]:
         pose = obs.object_poses[self.target]
@@ -289,6 +328,11 @@ class PlaceExpert(_Expert):
         height = 2 * self.half[2]
         safe_z = max(top, 0.05) + height + self.TRAVEL_MARGIN - offset[2] - self.half[2] + 0.02
         safe_z = max(safe_z, top + 0.05)
+        if self._start_z is None:
+            self._start_z = float(obs.ee_pos[2])
+        # first lift the object clear of whatever it was taken from (a drawer, a box top): pick
+        # ends as soon as the object leaves its support
+        safe_z = max(safe_z, self._start_z + self.START_LIFT)
         if self.released:
             return self._action(obs, np.array([obs.ee_pos[0], obs.ee_pos[1], safe_z]), R,
                                 GRIPPER_OPEN)
@@ -436,45 +480,55 @@ class KnobExpert(_Expert):
 
 
 class PushExpert(_Expert):
-    """``push(obj, region)``: closed fingers behind the object, push it toward the region centre.
+    """``push(obj, region)``: closed fingertips inside the object's rim, dragged toward the region.
 
-    The pushing point is re-derived every step from the object's current position, so a
-    sideways drift is corrected by re-approaching from the new far side.
+    The pushed objects are plates: the closed fingertips go down inside the rim on the side
+    facing the target and move toward the region centre, pushing the rim's inner face. Inside the
+    rim the plate cannot slip sideways off the fingers, and the hand stays above the plate (clear
+    of fixtures standing beside it). The push direction is re-derived each step from the object's
+    current position, so drift is corrected continuously.
     """
 
     name = "push"
-    PUSH_Z = 0.014  # fingertip height above the table while pushing, m
+    RIM_IN = 0.5      # fingertips this fraction of the radius from the centre, toward the target
+    TIP_BELOW_TOP = 0.006  # fingertips this far below the object's top while pushing, m
+    HOVER_Z = 0.06    # height above the object's top to line up at, m
 
     def _bind(self) -> None:
         self.obj, self.target = self.args[0], self.args[1]
         half = self._object_half(self.obj)
-        self.radius = float(max(half[0], half[1]))
+        self.radius = float(min(half[0], half[1]))
+        self.height = float(2 * half[2])
 
     def act(self, obs: Observation) -> Action:
         back = self._backout(obs)
         if back is not None:
             return back
-        p = np.asarray(obs.object_poses[self.obj][:3])
+        pose = np.asarray(obs.object_poses[self.obj])
+        p = pose[:3]
         c = np.asarray(obs.object_poses[self.target][:3])
         v = c[:2] - p[:2]
         dist = float(np.linalg.norm(v))
         v = v / max(dist, 1e-6)
         R = _down_frame(np.array([-v[1], v[0]]), _quat_to_mat(obs.ee_quat))
-        behind = p[:2] - v * (self.radius + 0.02)
+        top = float(p[2] + self.height / 2)
+        push_z = top - self.TIP_BELOW_TOP + FINGERTIP_BELOW_TCP
+        spot = p[:2] + v * self.RIM_IN * self.radius
         ee = obs.ee_pos
-        rel = ee[:2] - p[:2]
-        along = float(rel @ v)
-        lateral = float(np.linalg.norm(rel - along * v))
-        in_position = along < -self.radius and lateral < 0.02 and ee[2] < self.PUSH_Z + 0.03
-        if in_position:
-            goal = np.array([*(p[:2] + v * min(dist, 0.05) - v * (self.radius + 0.005)),
-                             self.PUSH_Z])
+        inside = float(np.linalg.norm(ee[:2] - p[:2])) < 0.75 * self.radius
+        if inside and ee[2] < push_z + 0.01:
+            goal = np.array([*(ee[:2] + v * 0.05), push_z])
+            # keep the fingertips near the rim on the target side while pushing
+            lateral = (spot - ee[:2]) - v * float((spot - ee[:2]) @ v)
+            goal[:2] += lateral
             return self._action(obs, goal, R, GRIPPER_CLOSE, max_step=0.012)
-        hover = np.array([behind[0], behind[1], self.PUSH_Z + 0.06])
-        if np.linalg.norm(ee[:2] - behind) > 0.015:
-            return self._travel(obs, hover, self.PUSH_Z + 0.06, R, GRIPPER_CLOSE, xy_tol=0.015) \
-                or self._action(obs, hover, R, GRIPPER_CLOSE)
-        return self._action(obs, np.array([behind[0], behind[1], self.PUSH_Z]), R, GRIPPER_CLOSE)
+        hover_z = top + self.HOVER_Z
+        if float(np.linalg.norm(ee[:2] - spot)) > 0.012:
+            return self._travel(obs, np.array([spot[0], spot[1], hover_z]), hover_z, R,
+                                GRIPPER_CLOSE, xy_tol=0.012) \
+                or self._action(obs, np.array([spot[0], spot[1], hover_z]), R, GRIPPER_CLOSE)
+        return self._action(obs, np.array([spot[0], spot[1], push_z]), R, GRIPPER_CLOSE,
+                            max_step=0.015)
 
 
 def make_expert(skill: str) -> _Expert:

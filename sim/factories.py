@@ -40,11 +40,13 @@ def expert_skills(task_path: str | Path) -> dict[str, Any]:
     return _experts()
 
 
-def learned_skills(task_path: str | Path, library: str) -> dict[str, Any]:
-    """Every skill of the library at ``library``, loaded and sha256-verified, keyed by verb."""
+def learned_skills(task_path: str | Path, library: str,
+                   ensemble_m: float | None = 0.01) -> dict[str, Any]:
+    """Every skill of the library at ``library``, loaded and sha256-verified, keyed by verb;
+    ``ensemble_m`` is ACT's temporal-ensembling coefficient (None = open-loop chunks)."""
     from robot_skills.skills.library import SkillLibrary
 
-    lib = SkillLibrary(library)
+    lib = SkillLibrary(library, ensemble_m=ensemble_m)
     return {name: lib.get(name) for name in lib.list()}
 
 
