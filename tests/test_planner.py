@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from robot_skills.planning.predicates import SymbolicProblem
@@ -106,11 +108,20 @@ def test_no_plan_unknown_entity():
 
 
 def test_no_plan_when_precondition_never_holds():
-    state = INIT - {("close", TOP)}  # drawer neither open nor closed: open() never applicable
-    specs = {k: v for k, v in SKILL_SPECS.items()}
+    # a library whose open() demands a shut drawer cannot start from a half-open one
+    strict_open = dataclasses.replace(SKILL_SPECS["open"],
+                                      preconditions=("handempty", "close ?target"))
+    state = INIT - {("close", TOP)}  # drawer neither open nor closed
+    specs = {**{k: v for k, v in SKILL_SPECS.items() if k != "close"}, "open": strict_open}
     with pytest.raises(NoPlanError) as e:
         SymbolicPlanner(specs).plan(problem({("in", BOWL, TOP)}, state))
     assert "(Accessible wooden_cabinet_1_top_region)" in str(e.value)
+
+
+def test_half_open_drawer_can_be_opened():
+    state = INIT - {("close", TOP)}  # drawer neither open nor closed (LIBERO: neither holds)
+    plan = SymbolicPlanner().plan(problem({("in", BOWL, TOP)}, state))
+    assert [c.skill for c in plan.calls] == ["open", "pick", "place_in"]
 
 
 def test_no_plan_search_exhausted_at_depth():

@@ -70,23 +70,26 @@ SKILL_SPECS: dict[str, SkillSpec] = {
               ["holding ?obj", "accessible ?target"], ["in ?obj ?target", "handempty"],
               ["holding ?obj"], ["in ?obj ?target"], 15.0, True),
         _spec("open", "Pull a drawer open by its handle.", [("target", "openable")],
-              ["handempty", "close ?target"], ["open ?target"], ["close ?target"],
+              ["handempty", "not open ?target"], ["open ?target"], ["close ?target"],
               ["open ?target"], 12.0, True),
         _spec("close", "Push a drawer shut.", [("target", "openable")],
-              ["handempty", "open ?target"], ["close ?target"], ["open ?target"],
+              ["handempty", "not close ?target"], ["close ?target"], ["open ?target"],
               ["close ?target"], 12.0, True),
         _spec("turn_on", "Turn a stove's knob to switch it on.", [("target", "switchable")],
-              ["handempty", "turnoff ?target"], ["turnon ?target"], ["turnoff ?target"],
+              ["handempty", "not turnon ?target"], ["turnon ?target"], ["turnoff ?target"],
               ["turnon ?target"], 10.0, True),
         _spec("turn_off", "Turn a stove's knob to switch it off.", [("target", "switchable")],
-              ["handempty", "turnon ?target"], ["turnoff ?target"], ["turnon ?target"],
+              ["handempty", "not turnoff ?target"], ["turnoff ?target"], ["turnon ?target"],
               ["turnoff ?target"], 10.0, True),
         _spec("push", "Push an object across the table into a target region.",
               [("obj", "pushable"), ("target", "table_region")], ["handempty"],
               ["on ?obj ?target"], ["on ?obj *"], ["on ?obj ?target"], 15.0, True),
     ]
 }
-"""The verbs LIBERO's libero_goal / libero_spatial / libero_object suites need."""
+"""Preconditions of open/close and turn_on/turn_off are negative ("not open ?target") so a drawer
+left half open — neither Open nor Close in LIBERO's predicates — can still be opened or closed.
+
+The verbs LIBERO's libero_goal / libero_spatial / libero_object suites need."""
 
 MAX_SKILL_ARGS = max(len(s.parameters) for s in SKILL_SPECS.values())
 
