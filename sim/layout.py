@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TABLE_ORIGIN = np.array([0.60, 0.0, 0.0])
+TABLE_ORIGIN = np.array([0.63, 0.0, 0.0])
 """Table-frame origin in the world (= robot base) frame, m. Table top surface is at z = 0."""
 TABLE_SIZE = np.array([1.2, 1.2])
 """Table top extent (x, y), m; its near edge is just in front of the robot base."""
