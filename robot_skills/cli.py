@@ -20,6 +20,7 @@ modules themselves never import ``sim`` or ``hardware``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import resource
@@ -132,9 +133,12 @@ def run_train(cfg: Any) -> Path:
     if cfg.eval.policy == "monolithic" or cfg.get("baseline", False):
         from sim.factories import task_conditioning
 
+        # Same demonstrations as the skills (the data budget); each task policy sees only its own
+        # task's demos, so it gets proportionally fewer optimisation steps.
+        bcfg = dataclasses.replace(tcfg, steps=int(cfg.training.baseline_steps))
         for task in suite_tasks(cfg):
             train_task_policy([demos], run / "task_policies", task.stem,
-                              task_conditioning(task), tcfg, task=task.stem)
+                              task_conditioning(task), bcfg, task=task.stem)
         print(f"monolithic baselines -> {run / 'task_policies'}")
     return lib
 

@@ -36,9 +36,11 @@ XY_TOL = 0.008
 """Horizontal alignment needed before descending onto a grasp or release point, m."""
 Z_TOL = 0.008
 """Vertical tolerance of a grasp/release height, m."""
-PALM_CLEAR = 0.04
+PALM_CLEAR = 0.03
 """Lowest the tool centre point may go below an object's top in a top-down grasp, m: the palm
-(hand body) sits 0.047 m above the tool centre point, so this keeps it 7 mm clear of the top."""
+(hand body) sits 0.047 m above the tool centre point, so this keeps it 17 mm clear of the top
+(the descent may overshoot by up to Z_TOL, and a palm pressing on a bottle's top pops it out of
+the fingers)."""
 FINGERTIP_BELOW_TCP = 0.0085
 """How far the fingertips reach beyond the tool centre point along the gripper's +z, m."""
 CLOSE_STEPS = 6
@@ -83,14 +85,28 @@ def _gripper_frame(approach: np.ndarray, closing: np.ndarray) -> np.ndarray:
     return np.column_stack([np.cross(y, z), y, z])
 
 
-def _down_frame(closing_xy: np.ndarray, current: np.ndarray) -> np.ndarray:
+def _down_frame(closing_xy: np.ndarray, current: np.ndarray,
+                at_xy: np.ndarray | None = None) -> np.ndarray:
     """Top-down gripper frame closing along ``closing_xy``, choosing the sign nearest ``current``.
 
     The fingers are symmetric, so closing along ``d`` or ``-d`` is the same grasp; picking the one
-    nearer the current finger axis avoids needless half turns of the wrist.
+    nearer the current finger axis avoids needless half turns of the wrist. When the current finger
+    axis is no guide (nearly perpendicular to ``d``, or the hand is pitched, e.g. just after a
+    drawer) and ``at_xy`` (where the grasp is, base frame) is given, the sign nearer the wrist's
+    neutral yaw at that azimuth is taken instead: the home posture closes along -y, rotated with
+    the base joint. Choosing the other sign there can wind the last joint into its limit.
     """
     d = np.array([closing_xy[0], closing_xy[1], 0.0])
-    if float(d @ current[:, 1]) < 0:
+    d /= max(float(np.linalg.norm(d)), 1e-9)
+    cur = np.array([current[0, 1], current[1, 1], 0.0])
+    along = float(d @ cur)
+    tilted = float(current[2, 2]) > -0.9
+    if at_xy is not None and (tilted or abs(along) < 0.5 * max(float(np.linalg.norm(cur)), 1e-9)):
+        a = math.atan2(float(at_xy[1]), float(at_xy[0]))
+        ref = np.array([math.sin(a), -math.cos(a), 0.0])
+        if float(d @ ref) < 0:
+            d = -d
+    elif along < 0:
         d = -d
     return _gripper_frame(np.array([0.0, 0.0, -1.0]), d)
 
@@ -135,7 +151,11 @@ class _Expert:
             self._backout_from = None
             return None
         goal = self._backout_from - self.BACKOUT * self._backout_R[:, 2]
-        return self._action(obs, goal, self._backout_R, 0.0, max_step=0.015)
+        # open the jaw wide before sliding off: a half-open jaw can stay hooked on a handle bar
+        # and drag the drawer along
+        if obs.gripper_width < 0.06 and float(np.linalg.norm(obs.ee_pos - self._backout_from)) < 0.01:
+            return self._action(obs, self._backout_from, self._backout_R, GRIPPER_OPEN)
+        return self._action(obs, goal, self._backout_R, GRIPPER_OPEN, max_step=0.015)
 
     # -- privileged geometry -------------------------------------------------------------
     def _site_pos(self, site: str) -> np.ndarray:
@@ -255,7 +275,7 @@ class PickExpert(_Expert):
         if back is not None:
             return back
         pose = obs.object_poses[self.obj]
-        R = _down_frame(self._closing_axis(obs), _quat_to_mat(obs.ee_quat))
+        R = _down_frame(self._closing_axis(obs), _quat_to_mat(obs.ee_quat), pose[:2])
         bottom = pose[2] - self.half[2]
         gh = self.grasp.grasp_height if self.grasp is not None else self.half[2]
         # the palm sits PALM_CLEAR above the tool centre point: on a tall object (a bottle) the
@@ -326,7 +346,11 @@ class PlaceExpert(_Expert):
         obj = obs.object_poses[self.obj]
         offset = obj[:3] - obs.ee_pos          # held object relative to the hand
         height = 2 * self.half[2]
-        safe_z = max(top, 0.05) + height + self.TRAVEL_MARGIN - offset[2] - self.half[2] + 0.02
+        # carried object's bottom this far above the target's top while travelling; a raised
+        # target (a cabinet top) is the tallest thing around, and a tall object held high above
+        # it would take the hand beyond the arm's reach, so less margin there
+        margin = self.TRAVEL_MARGIN + 0.02 - float(np.clip((top - 0.12) / 0.1, 0.0, 1.0)) * 0.045
+        safe_z = max(top, 0.05) + height + margin - offset[2] - self.half[2]
         safe_z = max(safe_z, top + 0.05)
         if self._start_z is None:
             self._start_z = float(obs.ee_pos[2])
@@ -450,7 +474,7 @@ class KnobExpert(_Expert):
             return back
         knob = self._site_pos(self.site)
         bar = self._site_mat(self.site)[:2, 1]       # close across the bar's narrow side
-        R = _down_frame(bar, _quat_to_mat(obs.ee_quat))
+        R = _down_frame(bar, _quat_to_mat(obs.ee_quat), knob[:2])
         g = knob - np.array([0.0, 0.0, 0.012])
         done = self._knob_q() > 0.95 if self.name == "turn_on" else self._knob_q() < 0.1
         if self.released or (done and self.grasped):
@@ -510,7 +534,7 @@ class PushExpert(_Expert):
         v = c[:2] - p[:2]
         dist = float(np.linalg.norm(v))
         v = v / max(dist, 1e-6)
-        R = _down_frame(np.array([-v[1], v[0]]), _quat_to_mat(obs.ee_quat))
+        R = _down_frame(np.array([-v[1], v[0]]), _quat_to_mat(obs.ee_quat), p[:2])
         top = float(p[2] + self.height / 2)
         push_z = top - self.TIP_BELOW_TOP + FINGERTIP_BELOW_TCP
         spot = p[:2] + v * self.RIM_IN * self.radius

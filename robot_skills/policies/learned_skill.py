@@ -101,6 +101,10 @@ class NumpyChunkPredictor:
         return out.reshape(self.chunk_size, self.action_dim)
 
 
+GRIPPER_LEVELS = np.array([-1.0, 0.0, 1.0])
+"""Gripper commands a learned skill outputs: open, half open (40 mm), closed."""
+
+
 class LearnedSkill:
     """A :class:`~robot_skills.execution.interfaces.SkillPolicy` backed by a trained network.
 
@@ -212,7 +216,9 @@ class LearnedSkill:
         a = np.nan_to_num(np.asarray(a, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         a[:3] = np.clip(a[:3], -self.limits.max_delta_pos, self.limits.max_delta_pos)
         a[3:6] = np.clip(a[3:6], -self.limits.max_delta_rot, self.limits.max_delta_rot)
-        a[6] = np.clip(a[6], -1.0, 1.0)
+        # The experts command the gripper at discrete levels (open, half open, closed); a regressed
+        # value between levels would leave the jaws part-way, so snap to the nearest level.
+        a[6] = GRIPPER_LEVELS[int(np.argmin(np.abs(GRIPPER_LEVELS - a[6])))]
         return a
 
     def __repr__(self) -> str:
