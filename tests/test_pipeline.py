@@ -64,3 +64,15 @@ def test_config_dir_env_must_hold_config(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setenv(cli.CONFIG_DIR_ENV, str(tmp_path))
     with pytest.raises(FileNotFoundError, match="config.yaml"):
         cli.config_dir()
+
+
+def test_monolithic_baseline_trains_and_runs(tmp_path: Path) -> None:
+    cfg = cli.load_config(_overrides(tmp_path, "baseline=true", "training.baseline_steps=20"))
+    cli.run_collect(cfg)
+    cli.run_train(cfg)
+    lib = SkillLibrary(tmp_path / "task_policies")
+    assert lib.list() == [TASK]
+    assert lib.manifest(TASK)["adapter"]["kind"] == "full"
+    results = cli.run_eval(cfg, policy="monolithic")
+    assert results["metadata"]["mode"] == "monolithic"
+    assert results["tasks"][TASK]["n"] == 1
