@@ -260,3 +260,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         fetch_libero_main(argv[1:])
     else:
         _main(argv[0], argv[1:])
+
+
+if __name__ == "__main__":  # torchrun -m robot_skills.cli train ...
+    main()
