@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from robot_skills.evaluation.perturbations import PerturbationSpec, apply_perturbation, perturbation_rng
+from robot_skills.evaluation.perturbations import (
+    PerturbationSpec,
+    apply_perturbation,
+    perturbation_rng,
+)
 
 
 def supported_categories() -> dict[str, frozenset[str]]:

@@ -5,7 +5,6 @@ the files each stage writes, not success rates — those are in the README's mea
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
