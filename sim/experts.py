@@ -323,9 +323,6 @@ class PlaceExpert(_Expert):
         self.drawer = region is not None and region.kind == "drawer"
         self._closing: np.ndarray | None = None
         self._start_z: float | None = None
-        # a tall object held by its narrow top (a bottle by the neck) hangs like a pendulum below
-        # the fingers: carry it more gently
-        self.carry_step = MAX_STEP if 2 * self.half[2] < 0.15 else 0.012
 
     def _goal_xy_z(self, obs: Observation) -> tuple[np.ndarray, float]:
         pose = obs.object_poses[self.target]

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from libero_paths import LIBERO_BDDL
 
 from sim import task_files
 from sim.bddl import BddlParseError, BddlTask, Region, load_bddl, parse_bddl, write_bddl
 from sim.task_files import extract_bddl_files, fetch_libero_bddl, resolve_suite, scan_suite
 
-SHARED = Path(os.environ.get("ROBOT_SKILLS_LIBERO_BDDL",
-                             Path(__file__).resolve().parents[2] / "shared" / "libero_bddl"))
+SHARED = LIBERO_BDDL
 ALL_FILES = sorted(SHARED.rglob("*.bddl")) if SHARED.is_dir() else []
 needs_shared = pytest.mark.skipif(not ALL_FILES, reason=f"no LIBERO task files under {SHARED}")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,10 +11,9 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 
 import gymnasium as gym
 from gymnasium.utils.env_checker import check_env
+from libero_paths import LIBERO_BDDL
 
-GOAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "libero_bddl" / "libero_goal"
-if not GOAL_DIR.exists():
-    GOAL_DIR = Path("/work/shared/libero_bddl/libero_goal")
+GOAL_DIR = LIBERO_BDDL / "libero_goal"
 pytestmark = pytest.mark.skipif(not GOAL_DIR.exists(), reason="LIBERO task files not available")
 TASK = GOAL_DIR / "put_the_bowl_on_the_plate.bddl"
 

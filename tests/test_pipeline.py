@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
+from libero_paths import LIBERO_BDDL
 
 from robot_skills import cli
 from robot_skills.data.hdf5 import DemoReader
 from robot_skills.skills.library import SkillLibrary
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "libero_bddl"
+SHARED = LIBERO_BDDL
 TASK = "put_the_bowl_on_the_plate"
 
 pytestmark = pytest.mark.skipif(not (SHARED / "libero_goal" / f"{TASK}.bddl").is_file(),

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import mujoco
 import numpy as np
 import pytest
+from libero_paths import LIBERO_BDDL
 
 from robot_skills.planning.predicates import ENTITY_TAGS
 from sim.assets import ASSETS, CONTACT_REPORT_MARGIN, UnsupportedCategoryError, check_categories
@@ -21,8 +19,7 @@ try:  # tests/ may or may not be a package
 except ImportError:  # pragma: no cover
     from test_predicates import TASK
 
-SHARED = Path(os.environ.get("ROBOT_SKILLS_LIBERO_BDDL",
-                             Path(__file__).resolve().parents[2] / "shared" / "libero_bddl"))
+SHARED = LIBERO_BDDL
 SUITES = ("libero_goal", "libero_spatial", "libero_object")
 needs_shared = pytest.mark.skipif(not (SHARED / "libero_goal").is_dir(),
                                   reason=f"no LIBERO task files under {SHARED}")

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
+from libero_paths import LIBERO_BDDL
+
 from robot_skills.execution.interfaces import TaskWorld
 from robot_skills.robot import Action
 
-GOAL_DIR = Path(__file__).resolve().parents[2] / "shared" / "libero_bddl" / "libero_goal"
-if not GOAL_DIR.exists():
-    GOAL_DIR = Path("/work/shared/libero_bddl/libero_goal")
+GOAL_DIR = LIBERO_BDDL / "libero_goal"
 pytestmark = pytest.mark.skipif(not GOAL_DIR.exists(), reason="LIBERO task files not available")
 TASK = GOAL_DIR / "put_the_bowl_on_the_plate.bddl"
 
