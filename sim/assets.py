@@ -530,7 +530,7 @@ ASSETS: dict[str, AssetInfo] = {a.category: a for a in [
          _build_box, _box_grasp((0.03, 0.03, 0.065), "x"), note="upright carton"),
     _obj("orange_juice", G, (0.07, 0.07, 0.15), (0.03, 0.03, 0.065), 0.15, (1.0, 0.6, 0.1, 1),
          _build_box, _box_grasp((0.03, 0.03, 0.065), "x"), note="upright carton"),
-    _obj("wine_bottle", G, (0.08, 0.08, 0.3), (0.03, 0.03, 0.11), 0.2, (0.1, 0.3, 0.12, 1),
+    _obj("wine_bottle", G, (0.08, 0.08, 0.3), (0.03, 0.03, 0.11), 0.35, (0.1, 0.3, 0.12, 1),
          _build_bottle, _cyl_grasp(0.03, 0.11, 0.07),
          note="0.22 m tall (LIBERO's ~0.3 m), body 0.06 m across, grasped at the body"),
     _obj("basket", ("container",), (0.26, 0.18, 0.08),
