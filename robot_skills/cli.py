@@ -128,8 +128,10 @@ def run_train(cfg: Any) -> Path:
     if not demos.is_file():
         raise SystemExit(f"no demonstrations at {demos}: run rs-collect first")
     tcfg = _train_config(cfg)
-    lib = train_skill_library([demos], run / "skills", tcfg)
-    print(f"skill library -> {lib}")
+    lib = run / "skills"
+    if cfg.training.skill_library:
+        lib = train_skill_library([demos], lib, tcfg)
+        print(f"skill library -> {lib}")
     if cfg.eval.policy == "monolithic" or cfg.get("baseline", False):
         from sim.factories import task_conditioning
 

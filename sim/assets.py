@@ -48,7 +48,7 @@ FIXTURE_FRICTION = (1.0, 0.005, 0.0001)
 
 DRAWER_TRAVEL = 0.16
 """Slide range of a cabinet drawer, m: 0 = shut, DRAWER_TRAVEL = fully out."""
-DRAWER_OPEN_THRESHOLD = 0.10
+DRAWER_OPEN_THRESHOLD = 0.13
 """A drawer is ``Open`` when pulled out at least this far, m."""
 DRAWER_CLOSED_THRESHOLD = 0.015
 """A drawer is ``Close`` when pulled out at most this far, m."""
@@ -91,12 +91,16 @@ class GraspInfo:
         grasp_width: width between the finger contacts, m (< 0.08, the Panda's opening).
         axis: object-frame axis the fingers close along (``"x"``/``"y"``), or ``"any"`` for
             round objects.
+        facet_period: for ``"any"`` objects with flat facets (the 12-sided bowl), the angle in rad
+            between facet normals: closing along a facet normal puts the pads on two opposite
+            flats instead of two corners. 0 for truly round objects.
     """
 
     half_extents: tuple[float, float, float]
     grasp_height: float
     grasp_width: float
     axis: str = "any"
+    facet_period: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -246,7 +250,7 @@ def _build_cylinder(info: AssetInfo, spec, body, name) -> BuiltAsset:
 
 
 def _build_bottle(info: AssetInfo, spec, body, name) -> BuiltAsset:
-    """A cylinder body (lower 60 %) and a neck (upper 40 %, half the body's radius).
+    """A cylinder body (lower 60 %) and a square neck (upper 40 %, half the body's width).
 
     The neck is long enough for a top-down grasp with the palm clear of the top (the Panda's palm
     sits 0.047 m above its fingertip centre)."""
@@ -254,8 +258,10 @@ def _build_bottle(info: AssetInfo, spec, body, name) -> BuiltAsset:
     h = 2 * hz
     hb = 0.6 * h
     body_g = _object_geom(body, _CYL, (r, hb / 2), (0, 0, -hz + hb / 2), info.rgba)
-    neck = _object_geom(body, _CYL, (0.5 * r, (h - hb) / 2), (0, 0, -hz + hb + (h - hb) / 2),
-                        info.rgba)
+    # A square neck: flat faces give the finger pads area contact, where a round neck rolls and
+    # creeps sideways out of the grasp while lifting (measured: ~0.3 mm per cm lifted).
+    neck = _object_geom(body, _BOX, (0.5 * r, 0.5 * r, (h - hb) / 2),
+                        (0, 0, -hz + hb + (h - hb) / 2), info.rgba)
     _set_masses([body_g, neck], info.mass)
     return BuiltAsset(name, _free(body, name), {}, (name,))
 
@@ -481,15 +487,16 @@ def _box_grasp(half, axis=None):
     return GraspInfo(half, grasp_height=min(2 * hz * 0.6, 2 * hz - 0.012), grasp_width=w, axis=axis)
 
 
-def _cyl_grasp(r, hz, height=None):
+def _cyl_grasp(r, hz, height=None, axis="any"):
     return GraspInfo((r, r, hz), grasp_height=height if height is not None else min(hz * 1.2, 0.06),
-                     grasp_width=2 * r, axis="any")
+                     grasp_width=2 * r, axis=axis)
 
 
 G = ("graspable",)
 _BLACK, _WHITE = (0.08, 0.08, 0.08, 1.0), (0.92, 0.92, 0.9, 1.0)
 _bowl_half = (_BOWL_APOTHEM / math.cos(math.pi / 12),) * 2 + (_BOWL_H / 2,)
-_bowl_grasp = GraspInfo(_bowl_half, grasp_height=0.03, grasp_width=2 * _BOWL_APOTHEM, axis="any")
+_bowl_grasp = GraspInfo(_bowl_half, grasp_height=0.03, grasp_width=2 * _BOWL_APOTHEM, axis="any",
+                        facet_period=2 * math.pi / 12)
 _BOWL_NOTE = ("12-sided ring 0.072 m across flats (LIBERO's bowl is ~0.13 m): fits the Panda's "
               "0.08 m gripper; grasp across the outside near the rim")
 
@@ -523,15 +530,15 @@ ASSETS: dict[str, AssetInfo] = {a.category: a for a in [
     _obj("bbq_sauce", G, (0.06, 0.04, 0.13), (0.026, 0.026, 0.055), 0.1, (0.35, 0.12, 0.05, 1),
          _build_cylinder, _cyl_grasp(0.026, 0.055), note="upright round bottle"),
     _obj("salad_dressing", G, (0.05, 0.05, 0.16), (0.025, 0.025, 0.07), 0.12,
-         (0.6, 0.8, 0.3, 1), _build_bottle, _cyl_grasp(0.025, 0.07, 0.05)),
+         (0.6, 0.8, 0.3, 1), _build_bottle, _cyl_grasp(0.025, 0.07, 0.05, axis="x")),
     _obj("new_salad_dressing", G, (0.05, 0.05, 0.16), (0.025, 0.025, 0.07), 0.12,
-         (0.9, 0.85, 0.6, 1), _build_bottle, _cyl_grasp(0.025, 0.07, 0.05)),
+         (0.9, 0.85, 0.6, 1), _build_bottle, _cyl_grasp(0.025, 0.07, 0.05, axis="x")),
     _obj("milk", G, (0.07, 0.07, 0.15), (0.03, 0.03, 0.065), 0.15, (0.95, 0.95, 1.0, 1),
          _build_box, _box_grasp((0.03, 0.03, 0.065), "x"), note="upright carton"),
     _obj("orange_juice", G, (0.07, 0.07, 0.15), (0.03, 0.03, 0.065), 0.15, (1.0, 0.6, 0.1, 1),
          _build_box, _box_grasp((0.03, 0.03, 0.065), "x"), note="upright carton"),
     _obj("wine_bottle", G, (0.08, 0.08, 0.3), (0.03, 0.03, 0.11), 0.35, (0.1, 0.3, 0.12, 1),
-         _build_bottle, _cyl_grasp(0.03, 0.11, 0.07),
+         _build_bottle, _cyl_grasp(0.03, 0.11, 0.07, axis="x"),
          note="0.22 m tall (LIBERO's ~0.3 m), body 0.06 m across, grasped at the body"),
     _obj("basket", ("container",), (0.26, 0.18, 0.08),
          (_BASKET_IN[0] + _BASKET_WALL, _BASKET_IN[1] + _BASKET_WALL, _BASKET_H / 2), 0.6,

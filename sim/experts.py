@@ -132,6 +132,8 @@ class _Expert:
 
     BACKOUT = 0.08
     """Distance to back out along the tool axis when a skill starts with a tilted hand, m."""
+    BACKOUT_RISE = 0.08
+    """Height to rise after backing out, before moving sideways, m."""
 
     def _backout(self, obs: Observation) -> Action | None:
         """Back out along the tool axis when the hand starts tilted (e.g. still at a handle).
@@ -147,10 +149,16 @@ class _Expert:
             self._backout_R = R
         if self._backout_from is None:
             return None
+        goal = self._backout_from - self.BACKOUT * self._backout_R[:, 2]
         if float(np.linalg.norm(obs.ee_pos - self._backout_from)) >= self.BACKOUT - 0.01:
+            # then rise before any sideways move, so the hand sweeps above the drawer it opened
+            # (an open drawer's front stands where the hand backed out to)
+            rise_z = goal[2] + self.BACKOUT_RISE
+            if obs.ee_pos[2] < rise_z - 0.01:
+                return self._action(obs, np.array([obs.ee_pos[0], obs.ee_pos[1], rise_z]),
+                                    self._backout_R, GRIPPER_OPEN)
             self._backout_from = None
             return None
-        goal = self._backout_from - self.BACKOUT * self._backout_R[:, 2]
         # open the jaw wide before sliding off: a half-open jaw can stay hooked on a handle bar
         # and drag the drawer along
         if obs.gripper_width < 0.06 and float(np.linalg.norm(obs.ee_pos - self._backout_from)) < 0.01:
@@ -236,7 +244,12 @@ class PickExpert(_Expert):
         if axis == "y":
             return np.array([-math.sin(yaw), math.cos(yaw)])
         if self._round_axis is None:
-            self._round_axis = self._clearest_axis(obs)
+            d = self._clearest_axis(obs)
+            period = self.grasp.facet_period if self.grasp is not None else 0.0
+            if period > 0:  # close on two opposite flats, not on corners
+                ang = yaw + period * round((math.atan2(d[1], d[0]) - yaw) / period)
+                d = np.array([math.cos(ang), math.sin(ang)])
+            self._round_axis = d
         return self._round_axis
 
     # hand + open fingers seen from above: half length along the closing axis and half width
@@ -312,6 +325,8 @@ class PlaceExpert(_Expert):
     CLEARANCE = 0.012
     TRAVEL_MARGIN = 0.06
     START_LIFT = 0.06
+    LOST = 0.12
+    """Object-to-hand distance beyond which the object counts as dropped, m."""
 
     def __init__(self, name: str = "place_on") -> None:
         self.name = name
@@ -321,6 +336,9 @@ class PlaceExpert(_Expert):
         self.half = self._object_half(self.obj)
         region = self.world.scene.regions.get(self.target)
         self.drawer = region is not None and region.kind == "drawer"
+        # region sites are boxes whose half height covers the drawer's walls (see sim.assets)
+        self._wall_height = (2.0 * float(self.world.model.site(region.site).size[2])
+                             if self.drawer else 0.0)
         self._closing: np.ndarray | None = None
         self._start_z: float | None = None
 
@@ -346,13 +364,19 @@ class PlaceExpert(_Expert):
         goal, top = self._goal_xy_z(obs)
         obj = obs.object_poses[self.obj]
         offset = obj[:3] - obs.ee_pos          # held object relative to the hand
+        if not self.released and float(np.linalg.norm(offset)) > self.LOST:
+            # the object slipped out of the hand: hold still and let the executor's time limit
+            # hand control back to the planner (chasing the offset would climb out of reach)
+            return self._action(obs, obs.ee_pos, R, GRIPPER_OPEN)
         height = 2 * self.half[2]
         # carried object's bottom this far above the target's top while travelling; a raised
         # target (a cabinet top) is the tallest thing around, and a tall object held high above
         # it would take the hand beyond the arm's reach, so less margin there
         margin = self.TRAVEL_MARGIN + 0.02 - float(np.clip((top - 0.12) / 0.1, 0.0, 1.0)) * 0.045
-        safe_z = max(top, 0.05) + height + margin - offset[2] - self.half[2]
-        safe_z = max(safe_z, top + 0.05)
+        # a drawer's walls and front panel stand above its floor: clear them, not the floor
+        clear = top + self._wall_height
+        safe_z = max(clear, 0.05) + height + margin - offset[2] - self.half[2]
+        safe_z = max(safe_z, clear + 0.05)
         if self._start_z is None:
             self._start_z = float(obs.ee_pos[2])
         # first lift the object clear of whatever it was taken from (a drawer, a box top): pick
