@@ -283,3 +283,24 @@ def test_run_task_policy_monolithic():
     assert res.success and res.steps == 10 and res.calls[0].skill == "task"
     res = run_task_policy(FakeWorld(GOAL_IN_DRAWER), ScriptedTaskPolicy(100), max_steps=50)
     assert not res.success and res.steps == 50 and res.reason == "budget_exhausted"
+
+
+class _GoalBeforeReleaseSkill(FakeSkill):
+    """place_in whose object is In the drawer while the hand still holds it (no handempty)."""
+
+    def act(self, obs: Observation) -> Action:
+        self.k += 1
+        if self.k == self.duration:
+            w = self.world
+            w.state = w.state | {("in", *self.args)}
+        return Action(np.array([0.001, 0.0, 0.0]), np.zeros(3), 1.0)
+
+
+def test_call_cut_short_by_reaching_the_goal_is_recorded_as_successful():
+    world = FakeWorld(GOAL_IN_DRAWER)
+    rec = EpisodeRecording()
+    skills = {**fake_skills(), "place_in": _GoalBeforeReleaseSkill("place_in")}
+    res = Executor(world, skills, recorder=rec).run()
+    assert res.success
+    assert res.calls[-1].skill == "place_in" and res.calls[-1].outcome == "interrupted"
+    assert rec.segments[-1].skill == "place_in" and rec.segments[-1].success  # usable as a demo

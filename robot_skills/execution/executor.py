@@ -321,8 +321,11 @@ class Executor:
                 outcome, msg, steps, obs = self._run_call(call, obs, steps, budget, problem, dt)
                 records.append(CallRecord(call.skill, call.args, start, steps, outcome, msg))
                 if self.recorder is not None:
+                    # a call cut short because the task's goal now holds did its job too (e.g.
+                    # place_in: the object is In the drawer before the gripper has opened)
+                    done = outcome == "success" or (outcome == "interrupted" and self._success())
                     self.recorder.add_segment(SkillSegment(start, steps, call.skill, call.args,
-                                                           outcome == "success"))
+                                                           done))
                 if outcome == "interrupted":
                     if self._success():
                         return finish("success")
