@@ -194,6 +194,17 @@ class _Expert:
         R = _quat_to_mat(obs.ee_quat)
         return float(np.linalg.norm(_rotvec_of(R_target @ R.T)))
 
+    def _descend_and_close(self, obs: Observation, g: np.ndarray, R: np.ndarray) -> Action:
+        """Line up above the grasp point ``g`` (base frame, m), descend onto it with the jaw open,
+        then start closing (sets :attr:`grasped`)."""
+        move = self._travel(obs, g, g[2] + HOVER, R, GRIPPER_OPEN)
+        if move is not None:
+            return move
+        if abs(obs.ee_pos[2] - g[2]) > Z_TOL:
+            return self._action(obs, g, R, GRIPPER_OPEN)
+        self.grasped = True
+        return self._action(obs, g, R, GRIPPER_CLOSE)
+
     def _travel(self, obs: Observation, goal: np.ndarray, safe_z: float, R: np.ndarray,
                 gripper: float, xy_tol: float = XY_TOL) -> Action | None:
         """Go up to ``safe_z``, across, then return None once above ``goal`` (xy within tol).
@@ -304,13 +315,7 @@ class PickExpert(_Expert):
                 self.lift_z = float(obs.ee_pos[2]) + self.LIFT
             return self._action(obs, np.array([obs.ee_pos[0], obs.ee_pos[1], self.lift_z]), R,
                                 GRIPPER_CLOSE)
-        move = self._travel(obs, g, g[2] + HOVER, R, GRIPPER_OPEN)
-        if move is not None:
-            return move
-        if abs(obs.ee_pos[2] - g[2]) > Z_TOL:
-            return self._action(obs, g, R, GRIPPER_OPEN)
-        self.grasped = True
-        return self._action(obs, g, R, GRIPPER_CLOSE)
+        return self._descend_and_close(obs, g, R)
 
 
 # ------------------------------------------------------------------------------------------
@@ -515,13 +520,7 @@ class KnobExpert(_Expert):
                 Rz = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
                 self.R_twist_goal = Rz @ _quat_to_mat(obs.ee_quat)
             return self._action(obs, g, self.R_twist_goal, GRIPPER_CLOSE)
-        move = self._travel(obs, g, g[2] + HOVER, R, GRIPPER_OPEN)
-        if move is not None:
-            return move
-        if abs(obs.ee_pos[2] - g[2]) > Z_TOL:
-            return self._action(obs, g, R, GRIPPER_OPEN)
-        self.grasped = True
-        return self._action(obs, g, R, GRIPPER_CLOSE)
+        return self._descend_and_close(obs, g, R)
 
 
 # ------------------------------------------------------------------------------------------
