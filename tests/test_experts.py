@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from libero_paths import LIBERO_BDDL
 
 from robot_skills.execution.executor import Executor, termination_holds
 from robot_skills.skills.verbs import SKILL_SPECS
 
-BDDL = Path(__file__).resolve().parents[2] / "shared" / "libero_bddl"
+BDDL = LIBERO_BDDL
 GOAL, SPATIAL, OBJECT = BDDL / "libero_goal", BDDL / "libero_spatial", BDDL / "libero_object"
 
 pytestmark = pytest.mark.skipif(not GOAL.is_dir(), reason="LIBERO task files not available")
