@@ -111,6 +111,7 @@ def run_collect(cfg: Any) -> dict[str, Any]:
                             noise=NoiseConfig(float(cfg.collect.noise_std),
                                               float(cfg.collect.noise_prob)),
                             max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
+                            region_scale_max=float(cfg.collect.region_scale_max),
                             env_args={"suite": str(cfg.suite.name)})
     (_run_dir(cfg) / "collect_summary.json").write_text(json.dumps(summary, indent=2))
     rates = [v["expert_success_rate"] for v in summary["tasks"].values()]

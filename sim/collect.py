@@ -118,32 +118,48 @@ def run_expert_episode(world, seed: int, noise: NoiseConfig, max_steps: int,
 
 
 def _collect_task(task_path: str, seeds: Sequence[int], noise: NoiseConfig, max_steps: int,
-                  keep_failures: bool = False) -> tuple[str, list[EpisodeData], list[dict]]:
-    """Worker: every seed of one task; returns the successful episodes and per-episode summaries."""
+                  region_scale_max: float = 1.0, keep_failures: bool = False
+                  ) -> tuple[str, list[EpisodeData], list[dict]]:
+    """Worker: every seed of one task; returns the successful episodes and per-episode summaries.
+
+    Each episode scales the objects' initial regions by a factor drawn uniformly from
+    ``[1, region_scale_max]`` (seeded), so demonstrations cover initial positions beyond the task
+    file's few-centimetre regions — what lets skills survive shifted layouts (LIBERO-PRO/Plus).
+    """
+    from sim.scene import PlacementError
     from sim.sim_robot import SimRobot
 
     world = SimRobot(task_path)
     kept, summaries = [], []
     for seed in seeds:
         t0 = time.perf_counter()
-        ok, ep, res = run_expert_episode(world, seed, noise, max_steps)
+        world.region_scale = float(np.random.default_rng([seed, 17]).uniform(1.0, region_scale_max))
+        try:
+            ok, ep, res = run_expert_episode(world, seed, noise, max_steps)
+        except PlacementError as e:  # a widened region left no collision-free layout
+            summaries.append({"seed": seed, "success": False, "steps": 0,
+                              "reason": f"placement: {e}", "wall_s": time.perf_counter() - t0})
+            continue
         summaries.append({"seed": seed, "success": ok, "steps": res["steps"],
-                          "reason": res["reason"], "wall_s": time.perf_counter() - t0})
+                          "reason": res["reason"], "region_scale": world.region_scale,
+                          "wall_s": time.perf_counter() - t0})
         if ok or keep_failures:
             ep.attrs = {"task": Path(task_path).stem, "bddl": str(task_path), "seed": int(seed),
-                        "language": world.task.language, "success": bool(ok)}
+                        "language": world.task.language, "success": bool(ok),
+                        "region_scale": world.region_scale}
             kept.append(ep)
     return task_path, kept, summaries
 
 
 def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_per_task: int,
                   *, seed: int = 1000, noise: NoiseConfig = NoiseConfig(), max_steps: int = 600,
-                  workers: int = 1, progress: bool = True,
+                  workers: int = 1, progress: bool = True, region_scale_max: float = 1.0,
                   env_args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Collect ``demos_per_task`` expert episodes per task and write them to ``out_path`` (HDF5).
 
     Seeds are ``seed + i`` for ``i < demos_per_task`` (disjoint from evaluation seeds when
-    ``seed`` is). Failed expert episodes are counted and dropped.
+    ``seed`` is). Failed expert episodes are counted and dropped. ``region_scale_max`` widens the
+    objects' initial regions per episode (see :func:`_collect_task`); 1 keeps the task file's.
 
     Returns:
         Summary dict: per task attempts / successes / expert success rate, demos written, wall time.
@@ -163,13 +179,14 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
     bar = tqdm(total=len(task_paths), desc="collect", unit="task", disable=not progress)
     if workers <= 1:
         for p in task_paths:
-            _, eps, summ = _collect_task(str(p), seeds, noise, max_steps)
+            _, eps, summ = _collect_task(str(p), seeds, noise, max_steps, region_scale_max)
             results[str(p)] = (eps, summ)
             bar.update()
     else:
         ctx = mp.get_context("spawn")
         with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futs = [pool.submit(_collect_task, str(p), seeds, noise, max_steps) for p in task_paths]
+            futs = [pool.submit(_collect_task, str(p), seeds, noise, max_steps, region_scale_max)
+                    for p in task_paths]
             for fut in cf.as_completed(futs):
                 path, eps, summ = fut.result()
                 results[path] = (eps, summ)

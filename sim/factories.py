@@ -33,7 +33,10 @@ def make_world(task_path: str | Path, seed: int, perturbation: PerturbationSpec 
     task = load_bddl(task_path)
     if perturbation is not None:
         rng = perturbation_rng(perturbation, Path(task_path).stem, seed)
-        task = apply_perturbation(task, perturbation, rng, supported_categories())
+        # clearances sized for the proxies: a distractor up to 0.12 m long beside a 0.15 m plate,
+        # and the cabinet/stove footprints (~0.2 m) around the regions they stand on
+        task = apply_perturbation(task, perturbation, rng, supported_categories(),
+                                  object_clearance_m=0.10, fixture_clearance_m=0.20)
     return SimRobot(task, cameras=cameras)
 
 
