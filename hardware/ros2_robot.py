@@ -44,9 +44,9 @@ class Ros2Robot(Robot):
 
     @property
     def joint_limits(self) -> np.ndarray:
-        from sim.robots.panda import PANDA_JOINT_LIMITS
+        from sim.robots.panda import JOINT_LIMITS
 
-        return np.asarray(PANDA_JOINT_LIMITS, dtype=np.float64)
+        return np.asarray(JOINT_LIMITS, dtype=np.float64)
 
     def reset(self, seed: int | None = None) -> Observation:
         raise NotImplementedError("Ros2Robot.reset lands with the ROS 2 bridge issue")
