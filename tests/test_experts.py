@@ -51,24 +51,18 @@ def _run_skill(w, skill: str, args: tuple[str, ...]) -> int:
                 f"state: {sorted(w.predicate_state())}")
 
 
-def test_pick_and_place_on():
-    w = _world(GOAL / "put_the_bowl_on_the_plate.bddl")
-    _run_skill(w, "pick", ("akita_black_bowl_1",))
-    _run_skill(w, "place_on", ("akita_black_bowl_1", "plate_1"))
-    assert w.success()
-
-
-def test_pick_tall_bottle_by_its_neck():
-    w = _world(GOAL / "put_the_wine_bottle_on_top_of_the_cabinet.bddl")
-    _run_skill(w, "pick", ("wine_bottle_1",))
-    _run_skill(w, "place_on", ("wine_bottle_1", "wooden_cabinet_1_top_side"))
-    assert w.success()
-
-
-def test_place_in_basket():
-    w = _world(OBJECT / "pick_up_the_tomato_sauce_and_place_it_in_the_basket.bddl")
-    _run_skill(w, "pick", ("tomato_sauce_1",))
-    _run_skill(w, "place_in", ("tomato_sauce_1", "basket_1_contain_region"))
+@pytest.mark.parametrize("task, obj, verb, target", [
+    (GOAL / "put_the_bowl_on_the_plate.bddl", "akita_black_bowl_1", "place_on", "plate_1"),
+    # a tall bottle, taken by its neck and set on the cabinet top
+    (GOAL / "put_the_wine_bottle_on_top_of_the_cabinet.bddl", "wine_bottle_1", "place_on",
+     "wooden_cabinet_1_top_side"),
+    (OBJECT / "pick_up_the_tomato_sauce_and_place_it_in_the_basket.bddl", "tomato_sauce_1",
+     "place_in", "basket_1_contain_region"),
+], ids=["bowl_on_plate", "bottle_neck_on_cabinet", "can_in_basket"])
+def test_pick_then_place(task, obj, verb, target):
+    w = _world(task)
+    _run_skill(w, "pick", (obj,))
+    _run_skill(w, verb, (obj, target))
     assert w.success()
 
 

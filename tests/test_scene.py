@@ -151,14 +151,20 @@ def test_region_shift_moves_objects(built):
         sample_initial_state(m, d, info, np.random.default_rng(0), region_shift=(1.0,))
 
 
-def test_init_articulations_from_task():
-    text = TASK.replace("(On wine_rack_1 main_table_rack_region))",
-                        "(On wine_rack_1 main_table_rack_region) (Open wooden_cabinet_1_top_region)"
-                        " (Turnon flat_stove_1))")
+def _sampled_scene(text: str):
+    """Build, compile and sample (seed 0) the scene of BDDL ``text``: ``(model, data, info)``."""
     spec, info = build_scene(parse_bddl(text))
     m = spec.compile()
     d = mujoco.MjData(m)
     sample_initial_state(m, d, info, np.random.default_rng(0))
+    return m, d, info
+
+
+def test_init_articulations_from_task():
+    text = TASK.replace("(On wine_rack_1 main_table_rack_region))",
+                        "(On wine_rack_1 main_table_rack_region) (Open wooden_cabinet_1_top_region)"
+                        " (Turnon flat_stove_1))")
+    m, d, info = _sampled_scene(text)
     s = predicate_state(m, d, info)
     assert ("open", "wooden_cabinet_1_top_region") in s
     assert ("close", "wooden_cabinet_1_middle_region") in s
@@ -169,10 +175,7 @@ def test_in_drawer_placement_is_reachable_when_open():
     text = TASK.replace("(On cream_cheese_1 main_table_cheese_region)",
                         "(In cream_cheese_1 wooden_cabinet_1_top_region) "
                         "(Open wooden_cabinet_1_top_region)")
-    spec, info = build_scene(parse_bddl(text))
-    m = spec.compile()
-    d = mujoco.MjData(m)
-    sample_initial_state(m, d, info, np.random.default_rng(0))
+    m, d, info = _sampled_scene(text)
     assert ("in", "cream_cheese_1", "wooden_cabinet_1_top_region") in predicate_state(m, d, info)
     # the object lies in the part of the drawer pulled out of the cabinet (toward the robot)
     front = info.fixtures["wooden_cabinet_1"].pos[0] - 0.1
