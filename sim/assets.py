@@ -232,6 +232,44 @@ def _ring(body, n, apothem, thickness, z0, z1, rgba, mk=_object_geom, extra_half
     return geoms
 
 
+_COLLISION_ONLY_GROUP = 3
+"""Geom group of collision geoms that a visual mesh stands in for (hidden by MuJoCo's default
+``MjvOption.geomgroup``, which shows groups 0-2)."""
+
+
+def _polygon_lathe_mesh(spec: mujoco.MjSpec, name: str, n: int, profile) -> str:
+    """Add a closed mesh revolving ``profile`` about +z as a regular ``n``-gon; returns its name.
+
+    ``profile`` is a closed loop of ``(apothem, z)`` points in m (counter-clockwise in the r-z
+    plane); the polygon's faces are normal to the angles ``2 pi k / n``, matching :func:`_ring`.
+    """
+    sec = 1.0 / math.cos(math.pi / n)  # apothem -> circumradius
+    angles = [2 * math.pi * k / n + math.pi / n for k in range(n)]
+    m = len(profile)
+    verts = [(max(a, 1e-4) * sec * math.cos(t), max(a, 1e-4) * sec * math.sin(t), z)
+             for t in angles for a, z in profile]
+    faces = []
+    for i in range(n):
+        i2 = (i + 1) % n
+        for j in range(m):
+            j2 = (j + 1) % m
+            a, b, c, d = i * m + j, i * m + j2, i2 * m + j2, i2 * m + j
+            faces += [(a, d, c), (a, c, b)]
+    spec.add_mesh(name=name, uservert=[c for v in verts for c in v],
+                  userface=[k for f in faces for k in f])
+    return name
+
+
+def _visual_mesh(spec, body, name: str, n: int, profile, rgba, collision_geoms) -> None:
+    """Render ``collision_geoms`` (a polygonal wall and floor) as one mesh: one draw call instead
+    of ``n + 1``, which is what a CPU rasteriser's cost scales with (~15 us per geom here)."""
+    mesh = _polygon_lathe_mesh(spec, f"{name}_visual", n, profile)
+    body.add_geom(type=mujoco.mjtGeom.mjGEOM_MESH, meshname=mesh, rgba=list(rgba), mass=0.0,
+                  contype=0, conaffinity=0, group=0)
+    for g in collision_geoms:
+        g.group = _COLLISION_ONLY_GROUP
+
+
 # ------------------------------------------------------------------------------------------
 # objects
 
@@ -279,6 +317,10 @@ def _build_bowl(info: AssetInfo, spec, body, name) -> BuiltAsset:
                           (0, 0, -hz + _BOWL_BOTTOM / 2), info.rgba)]
     geoms += _ring(body, 12, inner, _BOWL_WALL, -hz + 0.001, hz, info.rgba)
     _set_masses(geoms, info.mass)
+    bottom = -hz + _BOWL_BOTTOM
+    _visual_mesh(spec, body, name, 12, [(0.0, -hz), (_BOWL_APOTHEM, -hz), (_BOWL_APOTHEM, hz),
+                                         (inner, hz), (inner, bottom), (0.0, bottom)],
+                 info.rgba, geoms)
     return BuiltAsset(name, _free(body, name), {}, (name,))
 
 
@@ -295,6 +337,9 @@ def _build_plate(info: AssetInfo, spec, body, name) -> BuiltAsset:
     geoms += _ring(body, 16, _PLATE_R - 0.008, 0.008, -hz + 0.001, hz, info.rgba,
                    mk=lambda *a, **k: _object_geom(*a, **k, friction=fr))
     _set_masses(geoms, info.mass)
+    inner, floor = _PLATE_R - 0.008, -hz + _PLATE_T
+    _visual_mesh(spec, body, name, 16, [(0.0, -hz), (_PLATE_R, -hz), (_PLATE_R, hz), (inner, hz),
+                                         (inner, floor), (0.0, floor)], info.rgba, geoms)
     return BuiltAsset(name, _free(body, name), {}, (name,))
 
 

@@ -103,6 +103,7 @@ class LiberoTaskEnv(gym.Env):
             "ee_quat": spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32),
             "gripper_width": spaces.Box(0.0, 0.1, shape=(1,), dtype=np.float32),
         }
+        self._pose_keys = [f"{name}_pose" for name in self.robot.entity_names]
         for name in self.robot.entity_names:
             obs[f"{name}_pose"] = spaces.Box(-_BIG, _BIG, shape=(7,), dtype=np.float32)
         for cam in self.cameras:
@@ -124,8 +125,8 @@ class LiberoTaskEnv(gym.Env):
             "ee_quat": np.clip(o.ee_quat, -1.0, 1.0).astype(np.float32),
             "gripper_width": np.array([min(max(o.gripper_width, 0.0), 0.1)], dtype=np.float32),
         }
-        for name, pose in o.object_poses.items():
-            out[f"{name}_pose"] = pose.astype(np.float32)
+        poses = np.array(list(o.object_poses.values()), dtype=np.float32).reshape(-1, 7)
+        out.update(zip(self._pose_keys, poses))
         for cam in self.cameras:
             out[f"{cam}_rgb"] = o.images[cam]
             if self.depth:
@@ -134,9 +135,10 @@ class LiberoTaskEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         prog = self.robot.goal_progress()
+        values = [prog[a] for a in self._goal]
         info: dict[str, Any] = {
-            "success": bool(prog) and all(prog.values()),
-            "goal_progress": {format_atom(a): v for a, v in prog.items()},
+            "success": bool(values) and all(values),
+            "goal_progress": dict(zip(self._goal_str, values)),
         }
         if self.info_predicates:
             info["predicates"] = sorted(format_atom(a) for a in self.robot.predicate_state())

@@ -27,6 +27,7 @@ the world (= robot base) frame, m; "contact" means a MuJoCo contact with distanc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import mujoco
@@ -86,31 +87,39 @@ def _static(model: mujoco.MjModel, info: SceneInfo) -> _Static:
 
 
 class _Snapshot:
-    """Per-state quantities: contacts between bodies/geoms, lowest points, bounding boxes."""
+    """Per-state quantities: contacts between bodies/geoms, lowest points, bounding boxes.
+
+    The contact list is read once as arrays (``data.contact.geom`` / ``.dist``) and queried with
+    numpy masks: a Python loop over MuJoCo's contacts cost ~1.3 ms per step with ~500 contacts.
+    """
 
     def __init__(self, model, data, info: SceneInfo, st: _Static):
         self.model, self.data, self.info, self.st = model, data, info, st
-        self.body_contacts: dict[int, set[int]] = {}
-        self.geom_contacts: dict[int, set[int]] = {}  # body -> geoms it touches
-        for i in range(data.ncon):
-            c = data.contact[i]
-            if c.dist > CONTACT_TOL:
-                continue
-            g1, g2 = int(c.geom1), int(c.geom2)
-            b1, b2 = int(model.geom_bodyid[g1]), int(model.geom_bodyid[g2])
-            self.body_contacts.setdefault(b1, set()).add(b2)
-            self.body_contacts.setdefault(b2, set()).add(b1)
-            self.geom_contacts.setdefault(b1, set()).add(g2)
-            self.geom_contacts.setdefault(b2, set()).add(g1)
+        if data.ncon:
+            g = data.contact.geom[data.contact.dist <= CONTACT_TOL]
+        else:
+            g = np.empty((0, 2), dtype=np.int32)
+        b = model.geom_bodyid[g]
+        # Both directions, so "what does body X touch" is one mask.
+        self._src = np.concatenate([b[:, 0], b[:, 1]])
+        self._dst_body = np.concatenate([b[:, 1], b[:, 0]])
+        self._dst_geom = np.concatenate([g[:, 1], g[:, 0]])
         self._aabb: dict[int, np.ndarray] = {}
 
+    def touched_bodies(self, body: int) -> np.ndarray:
+        """Ids of the bodies in contact with ``body`` (may repeat)."""
+        return self._dst_body[self._src == body]
+
+    def touched_geoms(self, body: int) -> set[int]:
+        """Ids of the geoms (of other bodies) in contact with ``body``."""
+        return set(self._dst_geom[self._src == body].tolist())
+
     def touches(self, b1: int, bodies) -> bool:
-        s = self.body_contacts.get(b1)
-        if not s:
-            return False
-        if isinstance(bodies, int):
-            return bodies in s
-        return not s.isdisjoint(bodies)
+        """Whether body ``b1`` touches body ``bodies`` (an id) or any of ``bodies`` (ids)."""
+        other = self.touched_bodies(b1)
+        if isinstance(bodies, (int, np.integer)):
+            return bool((other == bodies).any())
+        return bool(np.isin(other, np.fromiter(bodies, dtype=np.int64)).any())
 
     def aabb(self, body: int) -> np.ndarray:
         """``(2, 3)`` world min/max corners of a body's collision geoms."""
@@ -124,8 +133,8 @@ class _Snapshot:
                 m, d = self.model, self.data
                 aabb = m.geom_aabb[g]                      # (n, 6): centre, half (geom frame)
                 R = d.geom_xmat[g].reshape(-1, 3, 3)
-                c = d.geom_xpos[g] + np.einsum("nij,nj->ni", R, aabb[:, :3])
-                h = np.einsum("nij,nj->ni", np.abs(R), aabb[:, 3:])
+                c = d.geom_xpos[g] + (R @ aabb[:, :3, None])[..., 0]
+                h = (np.abs(R) @ aabb[:, 3:, None])[..., 0]
                 box = np.stack([(c - h).min(0), (c + h).max(0)])
             self._aabb[body] = box
         return box
@@ -223,13 +232,13 @@ def _holding(snap: _Snapshot, o: str, fingers: tuple[set[int], set[int]]) -> boo
     ob = snap.st.obj_body.get(o)
     if ob is None:
         return False
-    touched = snap.geom_contacts.get(ob, set())
+    touched = snap.touched_geoms(ob)
     left, right = fingers
     if touched.isdisjoint(left) or touched.isdisjoint(right):
         return False
     finger_bodies = {int(snap.model.geom_bodyid[g]) for g in (*left, *right)}
     my_low = snap.low(ob)
-    for b in snap.body_contacts.get(ob, ()):
+    for b in set(snap.touched_bodies(ob).tolist()):
         if b in finger_bodies or b == ob:
             continue
         if snap.low(b) < my_low - SUPPORT_TOL:
@@ -289,10 +298,21 @@ def evaluate_atom(model: mujoco.MjModel, data: mujoco.MjData, info: SceneInfo, a
         ValueError: unknown predicate or wrong arity; ``holding``/``handempty`` without
             ``gripper_geom_ids``.
     """
+    return evaluate_atoms(model, data, info, [atom], gripper_geom_ids)[0]
+
+
+def evaluate_atoms(model: mujoco.MjModel, data: mujoco.MjData, info: SceneInfo,
+                   atoms: Sequence[Atom],
+                   gripper_geom_ids: tuple[set[int], set[int]] | None = None) -> list[bool]:
+    """:func:`evaluate_atom` for each of ``atoms``, reading the contacts of ``data`` once.
+
+    Raises:
+        ValueError: as :func:`evaluate_atom`.
+    """
     st = _static(model, info)
     fingers = _check_fingers(gripper_geom_ids) if gripper_geom_ids is not None else None
-    a = (str(atom[0]).lower(), *atom[1:])
-    return _eval(_Snapshot(model, data, info, st), a, fingers)
+    snap = _Snapshot(model, data, info, st)
+    return [_eval(snap, (str(a[0]).lower(), *a[1:]), fingers) for a in atoms]
 
 
 def predicate_state(model: mujoco.MjModel, data: mujoco.MjData, info: SceneInfo,

@@ -14,7 +14,7 @@ from sim.assets import (
 )
 from sim.bddl import parse_bddl
 from sim.layout import TABLE_ORIGIN
-from sim.predicates import evaluate_atom, predicate_state
+from sim.predicates import evaluate_atom, evaluate_atoms, predicate_state
 from sim.scene import build_scene
 
 TASK = """
@@ -254,3 +254,18 @@ def test_bad_atoms_and_arguments(world):
     with pytest.raises(ValueError, match="gripper_geom_ids"):
         predicate_state(m, d, info, gripper_geom_ids=({1}, set()))
     assert not evaluate_atom(m, d, info, ("on", "no_such_object", "plate_1"))
+
+
+def test_evaluate_atoms_agrees_with_evaluate_atom(world):
+    m, d, info = world
+    plate_xy = TABLE_ORIGIN + [0.06, 0.16, 0.0]          # inside main_table_plate_region
+    place(m, d, info, "plate_1", plate_xy)
+    mujoco.mj_forward(m, d)
+    floor = d.body("plate_1").xpos[2] - info.objects["plate_1"].half_extents[2] + 0.008
+    place(m, d, info, "akita_black_bowl_1", plate_xy + [0.02, 0.0, 0.0], z_bottom=floor + 0.001)
+    mujoco.mj_forward(m, d)
+    atoms = [("on", "akita_black_bowl_1", "plate_1"), ("on", "plate_1", "main_table_plate_region"),
+             ("on", "cream_cheese_1", "plate_1"), ("open", "wooden_cabinet_1_top_region")]
+    values = evaluate_atoms(m, d, info, atoms)
+    assert values == [evaluate_atom(m, d, info, a) for a in atoms]
+    assert values[0] and values[1] and not values[2]

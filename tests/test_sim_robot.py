@@ -108,3 +108,55 @@ def test_unknown_camera_is_refused():
 
     with pytest.raises(ValueError, match="unknown camera"):
         SimRobot(TASK, cameras=("no_such_cam",))
+
+
+def test_observation_sensors_match_simulator_state(robot):
+    """observe() reads MuJoCo frame/joint sensors; they must equal the state they summarise."""
+    import mujoco
+
+    robot.reset(3)
+    for k in range(15):
+        robot.act(Action(np.array([0.01, -0.01 * (k % 3), 0.0]), np.array([0.0, 0.0, 0.05]),
+                         1.0 if k > 8 else -1.0))
+    o = robot.observe()
+    m, d = robot.model, robot.data
+    n = robot.names
+    arm_q = [d.joint(j).qpos[0] for j in n.arm_joints]
+    arm_v = [d.joint(j).qvel[0] for j in n.arm_joints]
+    np.testing.assert_allclose(o.joint_pos, arm_q, atol=1e-12)
+    np.testing.assert_allclose(o.joint_vel, arm_v, atol=1e-12)
+    np.testing.assert_allclose(o.ee_pos, d.site(n.tcp_site).xpos, atol=1e-12)
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, d.site(n.tcp_site).xmat)
+    np.testing.assert_allclose(o.ee_quat, q, atol=1e-12)
+    assert o.gripper_width == pytest.approx(sum(d.joint(j).qpos[0] for j in n.finger_joints))
+    for name in robot.scene.objects:
+        np.testing.assert_allclose(o.object_poses[name], np.r_[d.body(name).xpos,
+                                                               d.body(name).xquat], atol=1e-12)
+    for name, region in robot.scene.regions.items():
+        mujoco.mju_mat2Quat(q, d.site(region.site).xmat)
+        np.testing.assert_allclose(o.object_poses[name], np.r_[d.site(region.site).xpos, q],
+                                   atol=1e-12)
+    # Each observation owns its arrays: acting again must not change an earlier one.
+    before = o.object_poses["akita_black_bowl_1"].copy()
+    robot.act(Action(np.array([0.0, 0.0, 0.02]), np.zeros(3), 1.0))
+    np.testing.assert_array_equal(o.object_poses["akita_black_bowl_1"], before)
+
+
+def test_bowl_and_plate_render_as_one_mesh_each(robot):
+    """Their polygonal collision walls are hidden (group 3) behind one visual mesh per object."""
+    import mujoco
+
+    m = robot.model
+    for obj in ("akita_black_bowl_1", "plate_1"):
+        geoms = [g for g in range(m.ngeom) if m.geom_bodyid[g] == m.body(obj).id]
+        visible = [g for g in geoms if m.geom_group[g] < 3]
+        assert len(visible) == 1 and m.geom_type[visible[0]] == mujoco.mjtGeom.mjGEOM_MESH
+        assert m.geom_contype[visible[0]] == 0 and m.geom_conaffinity[visible[0]] == 0
+        hidden = [g for g in geoms if m.geom_group[g] == 3]
+        assert len(hidden) >= 13 and all(m.geom_contype[g] for g in hidden)
+    # The mesh adds no mass: the bowl keeps its catalogue mass.
+    from sim.assets import get_asset
+
+    assert m.body_mass[m.body("akita_black_bowl_1").id] == pytest.approx(
+        get_asset("akita_black_bowl").mass)
