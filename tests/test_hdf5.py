@@ -184,9 +184,14 @@ def test_dataset_from_hdf5_matches_observations(tmp_path):
     np.testing.assert_array_equal(got, ref)
     stats = ds.compute_stats()
     assert stats.action_mean[6] == 0 and stats.action_std[6] == 1
+    # the synthetic pick/place scripts only open (-1) and close (+1)
+    for sid, name in enumerate(ds.skills):
+        used = sorted(set(ds.actions[ds.skill_ids == sid, 0, 6].tolist()))
+        assert stats.gripper_levels[name] == used and set(used) <= {-1.0, 1.0}
     stats.save(tmp_path / "stats.json")
     again = type(stats).load(tmp_path / "stats.json")
     np.testing.assert_array_equal(again.feature_std, stats.feature_std)
+    assert again.gripper_levels == stats.gripper_levels
     only_pick = SkillChunkDataset.from_hdf5(path, ["pick"], 5, skill_vocab=ds.skills)
     assert set(only_pick.skill_ids.tolist()) == {0}
     whole = SkillChunkDataset.whole_task(path, "synthetic", ["cube_1", "plate_1"], 5,

@@ -213,3 +213,72 @@ def test_numpy_fast_path_matches_torch():
     slow = LearnedSkill("pick", lora_model, st, skill_id=0)  # falls back to torch, still works
     slow.reset(["bowl_1"])
     assert np.all(np.isfinite(slow.act(_obs()).to_array()))
+
+
+class _GripperSwitch(torch.nn.Module):
+    """Chunks whose gripper is +1 (close) while the end-effector x < 0.5 m, else -1 (open)."""
+
+    def __init__(self, H=4):
+        super().__init__()
+        self.H = H
+        self.unused = torch.nn.Parameter(torch.zeros(1))  # LearnedSkill freezes parameters
+
+    def forward(self, x, skill_id):
+        out = torch.zeros(x.shape[0], self.H, 7)
+        out[..., 6] = torch.where(x[:, :1] < 0.5, 1.0, -1.0)
+        out[..., 0] = 0.01
+        return out
+
+
+def _unit_stats(levels=None, H=4):
+    return NormStats(np.zeros(FEATURE_DIM, np.float32), np.ones(FEATURE_DIM, np.float32),
+                     np.zeros(7, np.float32), np.ones(7, np.float32), ["pick", "place_on"], H,
+                     gripper_levels=levels or {})
+
+
+def test_gripper_follows_the_newest_chunk_under_temporal_ensembling():
+    """A release must happen on the step the policy predicts it, not after the ensemble's
+    older chunks (which still say "closed") are outvoted."""
+    skill = LearnedSkill("place_on", _GripperSwitch(), _unit_stats(), skill_id=1,
+                         ensemble_m=0.01, fast_path=False)
+    skill.reset(["bowl_1", "plate_1"])
+    obs = _obs()                                   # ee x = 0.4: close
+    for _ in range(3):
+        assert skill.act(obs).gripper == 1.0
+    obs.ee_pos = np.array([0.6, 0.0, 0.3])         # past the switch: open now
+    a = skill.act(obs)
+    assert a.gripper == -1.0
+    # the translation is still ensembled (all chunks agree on 0.01 here)
+    assert a.delta_pos[0] == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize(("levels", "raw", "expected"), [
+    ({"place_on": [-1.0, 1.0]}, 0.1, 1.0),        # a skill that only opens/closes: no half-open
+    ({"place_on": [-1.0, 1.0]}, -0.1, -1.0),
+    ({"place_on": [-1.0, 0.0, 1.0]}, 0.1, 0.0),   # a skill whose demos used half-open
+    ({"place_on": []}, 0.3, 0.3),                  # continuous gripper: clipped only
+    ({}, 0.1, 0.0),                                # stats without levels: open/half/closed
+])
+def test_gripper_snaps_to_the_levels_its_demonstrations_used(levels, raw, expected):
+    class Const(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x, skill_id):
+            out = torch.zeros(x.shape[0], 4, 7)
+            out[..., 6] = raw
+            return out
+
+    skill = LearnedSkill("place_on", Const(), _unit_stats(levels), skill_id=1, ensemble_m=None,
+                         fast_path=False)
+    skill.reset(["bowl_1", "plate_1"])
+    assert skill.act(_obs()).gripper == pytest.approx(expected)
+
+
+def test_stats_reject_bad_gripper_levels():
+    d = _unit_stats({"pick": [-1.0, 1.0]}).to_dict()
+    assert NormStats.from_dict(d).gripper_levels == {"pick": [-1.0, 1.0]}
+    for bad in ({"pick": [2.0]}, {"pick": "open"}, [[-1.0]]):
+        with pytest.raises(ValueError, match="gripper_levels"):
+            NormStats.from_dict({**d, "gripper_levels": bad})

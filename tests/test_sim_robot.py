@@ -119,7 +119,7 @@ def test_observation_sensors_match_simulator_state(robot):
         robot.act(Action(np.array([0.01, -0.01 * (k % 3), 0.0]), np.array([0.0, 0.0, 0.05]),
                          1.0 if k > 8 else -1.0))
     o = robot.observe()
-    m, d = robot.model, robot.data
+    d = robot.data
     n = robot.names
     arm_q = [d.joint(j).qpos[0] for j in n.arm_joints]
     arm_v = [d.joint(j).qvel[0] for j in n.arm_joints]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,8 @@ from robot_skills.skills.verbs import MAX_SKILL_ARGS
 from robot_skills.utils.atomic import atomic_write_json
 
 GRIPPER_DIM = ACTION_DIM - 1
+MAX_GRIPPER_LEVELS = 4
+"""More distinct gripper commands than this in a skill's labels count as a continuous gripper."""
 """Index of the gripper command in an action vector (not normalised)."""
 _FEATURE_STD_FLOOR = 1e-3
 _ACTION_STD_FLOOR = 1e-4
@@ -117,6 +119,11 @@ class NormStats:
         skills: the skill vocabulary (skill id = index).
         chunk_size: ``H`` the policy was trained with.
         num_samples: samples the statistics were computed from.
+        gripper_levels: skill -> the distinct gripper commands of its demonstrations, sorted
+            (e.g. ``[-1.0, 1.0]`` for a skill that only opens and closes); ``[]`` when they vary
+            continuously. A learned skill snaps its gripper output to these levels, so a
+            regressed value between "open" and "closed" cannot become a level the skill never
+            used (a half-open jaw that keeps squeezing a bowl it should release).
     """
 
     feature_mean: np.ndarray
@@ -126,6 +133,7 @@ class NormStats:
     skills: list[str]
     chunk_size: int
     num_samples: int = 0
+    gripper_levels: dict[str, list[float]] = field(default_factory=dict)
 
     def normalize_features(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """``(..., FEATURE_DIM)`` -> normalised, same type."""
@@ -154,7 +162,9 @@ class NormStats:
                 "action_mean": self.action_mean.tolist(), "action_std": self.action_std.tolist(),
                 "skills": list(self.skills), "chunk_size": int(self.chunk_size),
                 "num_samples": int(self.num_samples), "feature_dim": FEATURE_DIM,
-                "action_dim": ACTION_DIM, "gripper_dim_normalized": False}
+                "action_dim": ACTION_DIM, "gripper_dim_normalized": False,
+                "gripper_levels": {k: [float(v) for v in lv]
+                                   for k, lv in self.gripper_levels.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
@@ -186,9 +196,17 @@ class NormStats:
         skills = d["skills"]
         if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
             raise ValueError(f"stats skills must be a list of names, got {skills!r}")
+        levels = d.get("gripper_levels", {})
+        if not isinstance(levels, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, list)
+                and all(isinstance(x, (int, float)) and -1.0 <= x <= 1.0 for x in v)
+                for k, v in levels.items()):
+            raise ValueError("stats gripper_levels must map skill names to lists of numbers in "
+                             f"[-1, 1], got {levels!r}")
         return cls(arrs["feature_mean"], arrs["feature_std"], arrs["action_mean"],
                    arrs["action_std"], list(skills), int(d["chunk_size"]),
-                   int(d.get("num_samples", 0)))
+                   int(d.get("num_samples", 0)),
+                   {k: [float(x) for x in v] for k, v in levels.items()})
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``stats.json`` atomically."""
@@ -393,9 +411,14 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         am = a0.mean(axis=0).astype(np.float32)
         astd = _std(a0, _ACTION_STD_FLOOR)
         am[GRIPPER_DIM], astd[GRIPPER_DIM] = 0.0, 1.0
+        levels: dict[str, list[float]] = {}
+        for sid, name in enumerate(self.skills):
+            g = np.unique(np.round(a0[self.skill_ids == sid, GRIPPER_DIM], 6))
+            if len(g):
+                levels[name] = g.tolist() if len(g) <= MAX_GRIPPER_LEVELS else []
         return NormStats(self.features.mean(axis=0, dtype=np.float64).astype(np.float32),
                          _std(self.features.astype(np.float64), _FEATURE_STD_FLOOR), am, astd,
-                         list(self.skills), self.chunk_size, len(self))
+                         list(self.skills), self.chunk_size, len(self), levels)
 
     def tensors(self, stats: NormStats, device: torch.device | str = "cpu"
                 ) -> dict[str, torch.Tensor]:

@@ -102,7 +102,8 @@ class NumpyChunkPredictor:
 
 
 GRIPPER_LEVELS = np.array([-1.0, 0.0, 1.0])
-"""Gripper commands a learned skill outputs: open, half open (40 mm), closed."""
+"""Gripper commands a learned skill snaps to when its ``stats.json`` predates per-skill levels:
+open, half open (40 mm), closed."""
 
 
 class LearnedSkill:
@@ -138,6 +139,13 @@ class LearnedSkill:
         self.ensemble_m = ensemble_m
         self.limits = action_limits or ActionLimits()
         self.manifest = manifest or {}
+        # The gripper levels this skill's demonstrations used (NormStats.gripper_levels); None
+        # = continuous, no snapping.
+        levels = stats.gripper_levels.get(stats.skills[self.skill_id]) \
+            if 0 <= self.skill_id < len(stats.skills) else None
+        if levels is None:
+            levels = GRIPPER_LEVELS.tolist()
+        self.gripper_levels = np.array(levels, dtype=np.float64) if levels else None
         self._ens = TemporalEnsembler(self.chunk_size, ensemble_m) if ensemble_m is not None else None
         self._args: tuple[str, ...] = ()
         self._open_loop: np.ndarray | None = None
@@ -206,7 +214,11 @@ class LearnedSkill:
             f = skill_features(obs, self._args)
             chunk = self._fast(f) if self._fast is not None else self.predict_chunk(f)
             if self._ens is not None:
-                a = self._ens.update(chunk)
+                a = self._ens.update(chunk).copy()
+                # The gripper is a discrete decision: averaging it with older chunks (ACT's
+                # ensemble weighs the oldest most) delays a release by several steps while the
+                # arm already executes the post-release motion, carrying the object away.
+                a[6] = chunk[0, 6]
             else:
                 self._open_loop, self._open_idx = chunk, 1
                 a = chunk[0]
@@ -216,9 +228,10 @@ class LearnedSkill:
         a = np.nan_to_num(np.asarray(a, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         a[:3] = np.clip(a[:3], -self.limits.max_delta_pos, self.limits.max_delta_pos)
         a[3:6] = np.clip(a[3:6], -self.limits.max_delta_rot, self.limits.max_delta_rot)
-        # The experts command the gripper at discrete levels (open, half open, closed); a regressed
-        # value between levels would leave the jaws part-way, so snap to the nearest level.
-        a[6] = GRIPPER_LEVELS[int(np.argmin(np.abs(GRIPPER_LEVELS - a[6])))]
+        # The demonstrations command the gripper at discrete levels; a regressed value between
+        # them would leave the jaws part-way, so snap to the nearest level this skill used.
+        lv = self.gripper_levels
+        a[6] = lv[int(np.argmin(np.abs(lv - a[6])))] if lv is not None else np.clip(a[6], -1, 1)
         return a
 
     def __repr__(self) -> str:
