@@ -36,7 +36,7 @@ from gymnasium import spaces
 
 from robot_skills.planning.predicates import format_atom
 from robot_skills.robot import Action, ActionLimits
-from sim.sim_robot import SimRobot
+from sim.sim_robot import OBS_PROPRIO_DIM, SimRobot
 
 ENV_ID = "robot_skills/LiberoTask-v0"
 _BIG = np.float32(1e3)
@@ -96,6 +96,7 @@ class LiberoTaskEnv(gym.Env):
         self.action_space = spaces.Box(-1.0, 1.0, shape=(7,), dtype=np.float32)
         h, w = self.robot.image_size
         jl = self.robot.joint_limits.astype(np.float32)
+        self._joint_limits32 = jl
         obs: dict[str, spaces.Space] = {
             "joint_pos": spaces.Box(jl[:, 0], jl[:, 1], dtype=np.float32),
             "joint_vel": spaces.Box(-_BIG, _BIG, shape=(7,), dtype=np.float32),
@@ -116,21 +117,24 @@ class LiberoTaskEnv(gym.Env):
         self._goal_str = [format_atom(a) for a in self._goal]
 
     # ------------------------------------------------------------------ helpers
-    def _obs(self, o) -> dict[str, np.ndarray]:
-        jl = self.robot.joint_limits
+    def _obs(self) -> dict[str, np.ndarray]:
+        # One float32 conversion of the robot's flat observation, then views into it.
+        s = self.robot.observation_array().astype(np.float32)
+        jl = self._joint_limits32
         out = {
-            "joint_pos": np.clip(o.joint_pos, jl[:, 0], jl[:, 1]).astype(np.float32),
-            "joint_vel": np.clip(o.joint_vel, -1e3, 1e3).astype(np.float32),
-            "ee_pos": o.ee_pos.astype(np.float32),
-            "ee_quat": np.clip(o.ee_quat, -1.0, 1.0).astype(np.float32),
-            "gripper_width": np.array([min(max(o.gripper_width, 0.0), 0.1)], dtype=np.float32),
+            "joint_pos": np.clip(s[7:14], jl[:, 0], jl[:, 1]),
+            "joint_vel": np.clip(s[14:21], -_BIG, _BIG),
+            "ee_pos": s[0:3],
+            "ee_quat": np.clip(s[3:7], -1.0, 1.0),
+            "gripper_width": np.clip(s[21:22] + s[22:23], 0.0, 0.1),
         }
-        poses = np.array(list(o.object_poses.values()), dtype=np.float32).reshape(-1, 7)
-        out.update(zip(self._pose_keys, poses))
-        for cam in self.cameras:
-            out[f"{cam}_rgb"] = o.images[cam]
-            if self.depth:
-                out[f"{cam}_depth"] = o.images[cam + "_depth"][..., None]
+        out.update(zip(self._pose_keys, s[OBS_PROPRIO_DIM:].reshape(-1, 7)))
+        if self.cameras:
+            images = self.robot.images
+            for cam in self.cameras:
+                out[f"{cam}_rgb"] = images[cam]
+                if self.depth:
+                    out[f"{cam}_depth"] = images[cam + "_depth"][..., None]
         return out
 
     def _info(self) -> dict[str, Any]:
@@ -165,19 +169,19 @@ class LiberoTaskEnv(gym.Env):
         super().reset(seed=seed)
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
-        o = self.robot.reset(seed)
+        self.robot.reset(seed)
         self._steps = 0
-        return self._obs(o), self._info()
+        return self._obs(), self._info()
 
     def step(self, action):
         """One 20 Hz control step; returns ``(obs, reward, terminated, truncated, info)``."""
-        o = self.robot.act(self.action_to_robot(action))
+        self.robot.advance(self.action_to_robot(action))
         self._steps += 1
         info = self._info()
         success = info["success"]
         reward = 1.0 if success else 0.0
         truncated = (not success) and self._steps >= self.max_episode_steps
-        return self._obs(o), reward, bool(success), bool(truncated), info
+        return self._obs(), reward, bool(success), bool(truncated), info
 
     def render(self):
         """``(H, W, 3)`` uint8 frame of the first requested camera (else ``agentview``)."""

@@ -52,7 +52,12 @@ SUPPORT_TOL = 0.002
 class _Static:
     """Indices computed once per model."""
 
-    body_geoms: dict[int, np.ndarray]
+    collision_geoms: np.ndarray
+    """Ids of every collision geom, ordered by body (MuJoCo numbers geoms body by body)."""
+    body_slot: np.ndarray
+    """``(nbody,)`` row of each body in the per-body AABB table; -1 for bodies without geoms."""
+    body_starts: np.ndarray
+    """Start of each body's run in :attr:`collision_geoms` (for ``np.minimum.reduceat``)."""
     obj_body: dict[str, int]
     fixture_bodies: dict[str, frozenset[int]]
     region_site: dict[str, int]
@@ -68,9 +73,6 @@ def _static(model: mujoco.MjModel, info: SceneInfo) -> _Static:
     if st is not None and st[0] is model:
         return st[1]
     collide = (model.geom_contype != 0) | (model.geom_conaffinity != 0)
-    body_geoms: dict[int, np.ndarray] = {}
-    for b in range(model.nbody):
-        body_geoms[b] = np.nonzero((model.geom_bodyid == b) & collide)[0]
     obj_body = {o: model.body(o).id for o in info.objects}
     fixture_bodies = {f: frozenset(model.body(b).id for b in fx.bodies)
                       for f, fx in info.fixtures.items()}
@@ -80,8 +82,16 @@ def _static(model: mujoco.MjModel, info: SceneInfo) -> _Static:
     for fx in info.fixtures.values():
         for j in fx.joints.values():
             joint_qadr[j] = int(model.jnt_qposadr[model.joint(j).id])
-    s = _Static(body_geoms, obj_body, fixture_bodies, region_site, region_body, joint_qadr,
-                model.body(info.table).id)
+    geoms = np.nonzero(collide)[0]
+    owners = model.geom_bodyid[geoms]
+    if np.any(np.diff(owners) < 0):
+        raise RuntimeError("MuJoCo geoms are expected to be numbered body by body")
+    starts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1]]) if len(geoms) else \
+        np.zeros(0, dtype=int)
+    slot = np.full(model.nbody, -1)
+    slot[owners[starts]] = np.arange(len(starts))
+    s = _Static(geoms, slot, starts, obj_body, fixture_bodies, region_site,
+                region_body, joint_qadr, model.body(info.table).id)
     cache[key] = (model, s)
     return s
 
@@ -104,7 +114,7 @@ class _Snapshot:
         self._src = np.concatenate([b[:, 0], b[:, 1]])
         self._dst_body = np.concatenate([b[:, 1], b[:, 0]])
         self._dst_geom = np.concatenate([g[:, 1], g[:, 0]])
-        self._aabb: dict[int, np.ndarray] = {}
+        self._boxes: np.ndarray | None = None
 
     def touched_bodies(self, body: int) -> np.ndarray:
         """Ids of the bodies in contact with ``body`` (may repeat)."""
@@ -122,22 +132,27 @@ class _Snapshot:
         return bool(np.isin(other, np.fromiter(bodies, dtype=np.int64)).any())
 
     def aabb(self, body: int) -> np.ndarray:
-        """``(2, 3)`` world min/max corners of a body's collision geoms."""
-        box = self._aabb.get(body)
-        if box is None:
-            g = self.st.body_geoms[body]
-            if len(g) == 0:
-                p = self.data.xpos[body]
-                box = np.stack([p, p])
-            else:
-                m, d = self.model, self.data
-                aabb = m.geom_aabb[g]                      # (n, 6): centre, half (geom frame)
-                R = d.geom_xmat[g].reshape(-1, 3, 3)
-                c = d.geom_xpos[g] + (R @ aabb[:, :3, None])[..., 0]
-                h = (np.abs(R) @ aabb[:, 3:, None])[..., 0]
-                box = np.stack([(c - h).min(0), (c + h).max(0)])
-            self._aabb[body] = box
-        return box
+        """``(2, 3)`` world min/max corners of a body's collision geoms (its position if none)."""
+        k = self.st.body_slot[body]
+        if k < 0:
+            p = self.data.xpos[body]
+            return np.stack([p, p])
+        if self._boxes is None:
+            self._boxes = self._all_body_boxes()
+        return self._boxes[k]
+
+    def _all_body_boxes(self) -> np.ndarray:
+        # World AABB of every collision geom at once, then per-body min/max over each body's
+        # contiguous run of geoms: one vectorised pass instead of one per queried body.
+        m, d, st = self.model, self.data, self.st
+        g = st.collision_geoms
+        aabb = m.geom_aabb[g]                      # (n, 6): centre, half (geom frame)
+        R = d.geom_xmat[g].reshape(-1, 3, 3)
+        c = d.geom_xpos[g] + (R @ aabb[:, :3, None])[..., 0]
+        h = (np.abs(R) @ aabb[:, 3:, None])[..., 0]
+        lo = np.minimum.reduceat(c - h, st.body_starts, axis=0)
+        hi = np.maximum.reduceat(c + h, st.body_starts, axis=0)
+        return np.stack([lo, hi], axis=1)
 
     def low(self, body: int) -> float:
         return float(self.aabb(body)[0, 2])

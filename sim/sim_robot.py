@@ -32,8 +32,9 @@ from sim.robots import panda
 from sim.scene import SceneInfo, build_scene, sample_initial_state
 
 _SENSOR_PREFIX = "obs/"
-_N_PROPRIO = 3 + 4 + 7 + 7 + 2
-"""Observation sensor block: ee pos, ee quat, arm joint pos, arm joint vel, finger joint pos."""
+OBS_PROPRIO_DIM = 3 + 4 + 7 + 7 + 2
+"""Proprioceptive part of :meth:`SimRobot.observation_array`: ee pos, ee quat, arm joint pos, arm
+joint vel, finger joint pos."""
 
 
 def _add_observation_sensors(spec: mujoco.MjSpec, names: panda.PandaNames, info: SceneInfo) -> None:
@@ -154,7 +155,7 @@ class SimRobot(Robot):
         self.entity_names: tuple[str, ...] = (*body_names, *self._region_entities)
         # The observation sensors are contiguous in sensordata (added last, in this order).
         first = m.sensor_adr[m.sensor(_SENSOR_PREFIX + "ee_pos").id]
-        self._obs_slice = slice(int(first), int(first) + _N_PROPRIO + 7 * len(self.entity_names))
+        self._obs_slice = slice(int(first), int(first) + OBS_PROPRIO_DIM + 7 * len(self.entity_names))
         if self._obs_slice.stop != m.nsensordata:
             raise RuntimeError("observation sensors are not the last block of sensordata")
 
@@ -223,9 +224,8 @@ class SimRobot(Robot):
         Read from MuJoCo frame/joint sensors, which the physics step computes in C: one copy of
         ``sensordata`` instead of one Python read per entity (~0.2 ms per step saved).
         """
-        d = self.data
-        s = d.sensordata[self._obs_slice].copy()
-        poses = s[_N_PROPRIO:].reshape(-1, 7)
+        s = self.observation_array()
+        poses = s[OBS_PROPRIO_DIM:].reshape(-1, 7)
         return Observation(
             joint_pos=s[7:14],
             joint_vel=s[14:21],
@@ -233,9 +233,25 @@ class SimRobot(Robot):
             ee_quat=s[3:7],
             gripper_width=float(s[21] + s[22]),
             object_poses=dict(zip(self.entity_names, poses)),
-            images=dict(self._images),
-            time=float(d.time) - self._t0,
+            images=self.images,
+            time=float(self.data.time) - self._t0,
         )
+
+    def observation_array(self) -> np.ndarray:
+        """The observation as one flat float64 array (a copy of the observation sensors).
+
+        Layout: ``[0:3]`` end-effector position (m), ``[3:7]`` its quaternion ``w, x, y, z``,
+        ``[7:14]`` arm joint positions (rad), ``[14:21]`` arm joint velocities (rad/s), ``[21:23]``
+        the two finger joint positions (m; their sum is the gripper width), then ``(x, y, z, qw,
+        qx, qy, qz)`` per entity in :attr:`entity_names` order; all in the base frame.
+        Shape ``(OBS_PROPRIO_DIM + 7 * len(entity_names),)``.
+        """
+        return self.data.sensordata[self._obs_slice].copy()
+
+    @property
+    def images(self) -> dict[str, np.ndarray]:
+        """Camera name -> image rendered at the last step (a new dict; the arrays are shared)."""
+        return dict(self._images)
 
     def object_poses(self) -> dict[str, np.ndarray]:
         """Entity name -> ``(7,)`` ``[x, y, z, qw, qx, qy, qz]`` in the base frame.
@@ -252,11 +268,20 @@ class SimRobot(Robot):
             ValueError: if the action holds NaN/inf (nothing is applied).
             RuntimeError: if :meth:`reset` was never called.
         """
+        self.advance(action)
+        return self.observe()
+
+    def advance(self, action: Action) -> None:
+        """:meth:`act` without building the :class:`Observation` (read it with :meth:`observe`
+        or :meth:`observation_array`).
+
+        Raises:
+            ValueError / RuntimeError: as :meth:`act`.
+        """
         if self._needs_reset:
             raise RuntimeError("call reset() before act()")
         self.step_physics(action)
         self._render_all()
-        return self.observe()
 
     def step_physics(self, action: Action) -> None:
         """Controller + 25 physics steps, without rendering or building an observation."""

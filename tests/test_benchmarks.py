@@ -1,0 +1,31 @@
+"""The benchmark scripts run and print their table (figures themselves are not asserted here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+import pytest
+from libero_paths import LIBERO_BDDL
+
+TASK = LIBERO_BDDL / "libero_goal" / "put_the_bowl_on_the_plate.bddl"
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "env_speed.py"
+
+
+@pytest.mark.skipif(not TASK.exists(), reason="LIBERO task files not available")
+def test_env_speed_prints_every_configuration(capsys):
+    spec = importlib.util.spec_from_file_location("env_speed", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.main([str(TASK), "--steps", "5", "--repeats", "1"])
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"(.+?)\s+([\d.]+)\s+([\d.]+)$", line)
+        if m:
+            rows[m.group(1).strip()] = (float(m.group(2)), float(m.group(3)))
+    assert len(rows) == 5, out
+    bound = next(v for k, v in rows.items() if k.startswith("raw mj_step"))
+    assert bound[1] == pytest.approx(1.0)
+    assert all(rate > 0 for rate, _ in rows.values())
