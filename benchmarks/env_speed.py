@@ -2,14 +2,14 @@
 
 Usage::
 
-    MUJOCO_GL=egl python benchmarks/env_speed.py [TASK.bddl] [--steps 200] [--repeats 5]
+    MUJOCO_GL=egl python benchmarks/env_speed.py [TASK.bddl] [--steps 200] [--repeats 15]
 
 The physics bound replays, with bare ``mj_step`` calls on the same compiled model (robot + scene,
 same seeded initial state), the joint targets an env rollout commanded: the same motion and the
 same contacts, 25 physics steps per 20 Hz control step, with no controller, observation or info.
-Every configuration runs that same seeded rollout (a random end-effector walk). Printed figures are
-medians over ``--repeats`` interleaved runs in one process. Targets (issue 2, 2 CPU cores): state-only env within
-1.25x of the bound; >= 100 env steps/s with two 128x128 cameras.
+Every configuration runs that same seeded rollout (a random end-effector walk). Printed figures
+are medians over ``--repeats`` interleaved runs in one process. Targets (issue 2, 2 CPU cores):
+state-only env within 1.25x of the bound; >= 100 env steps/s with two 128x128 cameras.
 """
 
 from __future__ import annotations

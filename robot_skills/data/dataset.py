@@ -36,9 +36,9 @@ from robot_skills.skills.verbs import MAX_SKILL_ARGS
 from robot_skills.utils.atomic import atomic_write_json
 
 GRIPPER_DIM = ACTION_DIM - 1
+"""Index of the gripper command in an action vector (not normalised)."""
 MAX_GRIPPER_LEVELS = 4
 """More distinct gripper commands than this in a skill's labels count as a continuous gripper."""
-"""Index of the gripper command in an action vector (not normalised)."""
 _FEATURE_STD_FLOOR = 1e-3
 _ACTION_STD_FLOOR = 1e-4
 
