@@ -105,8 +105,8 @@ class LiberoTaskEnv(gym.Env):
             "gripper_width": spaces.Box(0.0, 0.1, shape=(1,), dtype=np.float32),
         }
         self._pose_keys = [f"{name}_pose" for name in self.robot.entity_names]
-        for name in self.robot.entity_names:
-            obs[f"{name}_pose"] = spaces.Box(-_BIG, _BIG, shape=(7,), dtype=np.float32)
+        for key in self._pose_keys:
+            obs[key] = spaces.Box(-_BIG, _BIG, shape=(7,), dtype=np.float32)
         for cam in self.cameras:
             obs[f"{cam}_rgb"] = spaces.Box(0, 255, shape=(h, w, 3), dtype=np.uint8)
             if self.depth:

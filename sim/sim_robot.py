@@ -37,12 +37,16 @@ OBS_PROPRIO_DIM = 3 + 4 + 7 + 7 + 2
 joint vel, finger joint pos."""
 
 
-def _add_observation_sensors(spec: mujoco.MjSpec, names: panda.PandaNames, info: SceneInfo) -> None:
+def _add_observation_sensors(spec: mujoco.MjSpec, names: panda.PandaNames,
+                             info: SceneInfo) -> tuple[str, ...]:
     """Append the sensors :meth:`SimRobot.observe` reads, as one block at the end of sensordata.
 
     Order: tcp ``framepos`` (3) and ``framequat`` (4), ``jointpos`` of the 7 arm joints,
     ``jointvel`` of the 7 arm joints, ``jointpos`` of the 2 finger joints, then per entity
     (objects and fixtures: body frame; regions: their site) ``framepos`` + ``framequat`` (7).
+
+    Returns:
+        The entity names in the order of their poses in the block.
     """
     S, Obj = mujoco.mjtSensor, mujoco.mjtObj
 
@@ -62,6 +66,7 @@ def _add_observation_sensors(spec: mujoco.MjSpec, names: panda.PandaNames, info:
     for entity, objtype, objname in frames:
         add(f"{entity}/pos", S.mjSENS_FRAMEPOS, objtype, objname)
         add(f"{entity}/quat", S.mjSENS_FRAMEQUAT, objtype, objname)
+    return tuple(entity for entity, _, _ in frames)
 
 
 class SimRobot(Robot):
@@ -83,6 +88,7 @@ class SimRobot(Robot):
         model, data: the compiled scene + robot.
         scene: the :class:`~sim.scene.SceneInfo`.
         names: the :class:`~sim.robots.panda.PandaNames`.
+        entity_names: objects, fixtures, then regions: the keys of ``Observation.object_poses``.
         controller: the shared differential-IK controller.
         robot: ``self`` (so a SimRobot is also a ``TaskWorld``).
 
@@ -119,7 +125,7 @@ class SimRobot(Robot):
 
         spec, info = build_scene(task)
         self.names = panda.add_panda(spec, (0.0, 0.0, 0.0))
-        _add_observation_sensors(spec, self.names, info)
+        self.entity_names = _add_observation_sensors(spec, self.names, info)
         spec.visual.global_.offwidth = max(int(spec.visual.global_.offwidth), w, 640)
         spec.visual.global_.offheight = max(int(spec.visual.global_.offheight), h, 480)
         self.model = spec.compile()
@@ -136,26 +142,17 @@ class SimRobot(Robot):
 
         n = self.names
         self._arm_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in n.arm_joints])
-        self._arm_dadr = np.array([m.jnt_dofadr[m.joint(j).id] for j in n.arm_joints])
         self._finger_qadr = np.array([m.jnt_qposadr[m.joint(j).id] for j in n.finger_joints])
         self._arm_act = np.array([m.actuator(a).id for a in n.arm_actuators])
         self._grip_act = m.actuator(n.gripper_actuator).id
-        self._tcp = m.site(n.tcp_site).id
         self._n_sub = panda.substeps_per_control()
         self._fingers = ({m.geom(g).id for g in n.left_finger_geoms},
                          {m.geom(g).id for g in n.right_finger_geoms})
 
-        # Entities whose pose is a body pose, and regions whose pose is a site pose.
-        body_names = [*info.objects, *info.fixtures]
-        self._body_entities = body_names
-        self._body_ids = np.array([m.body(b).id for b in body_names], dtype=int)
-        self._region_entities = list(info.regions)
-        self._region_site_ids = np.array([m.site(r.site).id for r in info.regions.values()],
-                                         dtype=int)
-        self.entity_names: tuple[str, ...] = (*body_names, *self._region_entities)
         # The observation sensors are contiguous in sensordata (added last, in this order).
         first = m.sensor_adr[m.sensor(_SENSOR_PREFIX + "ee_pos").id]
-        self._obs_slice = slice(int(first), int(first) + OBS_PROPRIO_DIM + 7 * len(self.entity_names))
+        size = OBS_PROPRIO_DIM + 7 * len(self.entity_names)
+        self._obs_slice = slice(int(first), int(first) + size)
         if self._obs_slice.stop != m.nsensordata:
             raise RuntimeError("observation sensors are not the last block of sensordata")
 
