@@ -55,8 +55,8 @@ def _policy(rng: np.random.Generator):
 
 def main(argv=None) -> None:
     """Run the benchmark and print a table (steps/s, ratio to the physics bound)."""
+    from robot_skills.robots.panda import substeps_per_control
     from sim.env import LiberoTaskEnv
-    from sim.robots.panda import substeps_per_control
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("task", nargs="?", type=Path, default=None)

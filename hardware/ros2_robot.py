@@ -44,7 +44,7 @@ class Ros2Robot(Robot):
 
     @property
     def joint_limits(self) -> np.ndarray:
-        from sim.robots.panda import JOINT_LIMITS
+        from robot_skills.robots.panda import JOINT_LIMITS
 
         return np.asarray(JOINT_LIMITS, dtype=np.float64)
 

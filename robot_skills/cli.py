@@ -70,7 +70,7 @@ def _run_dir(cfg: Any) -> Path:
 
 def suite_tasks(cfg: Any) -> list[Path]:
     """The supported task files of the configured suite; unsupported ones are listed, not run."""
-    from sim.task_files import resolve_suite, scan_suite
+    from robot_skills.tasks.suites import resolve_suite, scan_suite
 
     directory = resolve_suite(cfg.suite.path)
     supported, unsupported = scan_suite(directory)
@@ -248,7 +248,7 @@ def quickstart_main(argv: Sequence[str] | None = None) -> None:
 
 def fetch_libero_main(argv: Sequence[str] | None = None) -> None:
     """``rs-fetch-libero``: download LIBERO's task files into the cache and print where."""
-    from sim.task_files import fetch_libero_bddl
+    from robot_skills.tasks.suites import fetch_libero_bddl
 
     print(fetch_libero_bddl())
 

@@ -130,7 +130,7 @@ class AssetInfo:
     Attributes:
         category: the BDDL category (``"akita_black_bowl"``).
         kind: ``"object"`` (free joint) or ``"fixture"`` (welded).
-        tags: affordance tags from :data:`robot_skills.planning.predicates.ENTITY_TAGS`.
+        tags: affordance tags from :data:`robot_skills.domain.predicates.ENTITY_TAGS`.
         libero_size: approximate full size ``(x, y, z)`` of LIBERO's asset, m.
         half_extents: ``(3,)`` half-size of the proxy's bounding box in its own frame, m
             (fixtures: of the footprint, with z = half the height).

@@ -20,7 +20,7 @@ Out-of-range actions are clipped.
 
 Reward: 1.0 on the step the goal holds (sparse), else 0.0; ``terminated`` on success, ``truncated``
 after ``max_episode_steps``. ``info``: ``success`` (bool), ``goal_progress`` (BDDL atom string ->
-bool, via :func:`robot_skills.planning.predicates.format_atom`) and ``predicates`` (sorted list of
+bool, via :func:`robot_skills.domain.predicates.format_atom`) and ``predicates`` (sorted list of
 the true atoms as BDDL strings; pass ``info_predicates=False`` to skip computing them).
 """
 
@@ -34,7 +34,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from robot_skills.planning.predicates import format_atom
+from robot_skills.domain.predicates import format_atom
 from robot_skills.robot import Action, ActionLimits
 from sim.sim_robot import OBS_PROPRIO_DIM, SimRobot
 

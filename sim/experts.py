@@ -580,7 +580,7 @@ class PushExpert(_Expert):
 
 
 def make_expert(skill: str) -> _Expert:
-    """A fresh scripted expert for ``skill`` (one of :data:`robot_skills.skills.verbs.SKILL_SPECS`).
+    """A fresh scripted expert for ``skill`` (one of :data:`robot_skills.domain.verbs.SKILL_SPECS`).
 
     Raises:
         KeyError: for a verb with no expert.

@@ -27,7 +27,7 @@ def make_world(task_path: str | Path, seed: int, perturbation: PerturbationSpec 
                cameras: tuple[str, ...] = ()) -> Any:
     """A :class:`~sim.sim_robot.SimRobot` for ``task_path``, with ``perturbation`` applied to the
     task file first (seeded per task and episode). The runner resets it with ``seed``."""
-    from sim.bddl import load_bddl
+    from robot_skills.tasks.bddl import load_bddl
     from sim.sim_robot import SimRobot
 
     task = load_bddl(task_path)
@@ -59,9 +59,9 @@ def learned_skills(task_path: str | Path, library: str,
 
 def task_conditioning(task_path: str | Path) -> tuple[str, ...]:
     """Entities a monolithic task policy is conditioned on: the task's ``obj_of_interest``
-    (at most :data:`~robot_skills.skills.verbs.MAX_SKILL_ARGS`)."""
-    from robot_skills.skills.verbs import MAX_SKILL_ARGS
-    from sim.bddl import load_bddl
+    (at most :data:`~robot_skills.domain.verbs.MAX_SKILL_ARGS`)."""
+    from robot_skills.domain.verbs import MAX_SKILL_ARGS
+    from robot_skills.tasks.bddl import load_bddl
 
     return tuple(load_bddl(task_path).obj_of_interest[:MAX_SKILL_ARGS])
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from robot_skills.robots.panda import CONTROL_HZ, PHYSICS_TIMESTEP  # noqa: F401  (the arm's rates)
+
 TABLE_ORIGIN = np.array([0.63, 0.0, 0.0])
 """Table-frame origin in the world (= robot base) frame, m. Table top surface is at z = 0."""
 TABLE_SIZE = np.array([1.2, 1.2])
 """Table top extent (x, y), m; its near edge is just in front of the robot base."""
-CONTROL_HZ = 20.0
-"""Control rate of the robot interface (LIBERO uses 20 Hz)."""
-PHYSICS_TIMESTEP = 0.002
-"""MuJoCo ``opt.timestep`` in s (<= 2 ms as the issue requires); 25 substeps per control step."""

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from robot_skills.planning.predicates import Atom
+from robot_skills.domain.predicates import Atom
 from sim.assets import DRAWER_CLOSED_THRESHOLD, DRAWER_OPEN_THRESHOLD, KNOB_ON_THRESHOLD
 from sim.layout import TABLE_ORIGIN
 from sim.scene import SceneInfo

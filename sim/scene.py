@@ -12,7 +12,7 @@ centre of that region's first range box, rotated about +z by the middle of the r
 Fixtures are welded, so their pose is fixed when the spec is built; objects are placed per episode
 by :func:`sample_initial_state`.
 
-The spec holds no robot; ``sim.robots.panda.add_panda`` adds one at the world origin.
+The spec holds no robot; ``robot_skills.robots.panda.add_panda`` adds one at the world origin.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from robot_skills.tasks.bddl import BddlTask
 from sim.assets import (
     ASSETS,
     DRAWER_INIT_OPEN,
@@ -34,7 +35,6 @@ from sim.assets import (
     check_categories,
     yaw_quat,
 )
-from sim.bddl import BddlTask
 from sim.layout import PHYSICS_TIMESTEP, TABLE_ORIGIN
 
 TABLE_CATEGORIES = ("table", "floor", "kitchen_table", "living_room_table", "study_table")
@@ -220,11 +220,11 @@ def _table_region_center(ranges) -> tuple[float, float, float, float]:
 def build_scene(task: BddlTask) -> tuple[mujoco.MjSpec, SceneInfo]:
     """Build the MuJoCo scene of ``task``: table, fixtures, objects, region sites, cameras, lights.
 
-    No robot is added (``sim.robots.panda.add_panda`` puts one at the world origin). Objects are
+    No robot is added (``robot_skills.robots.panda.add_panda`` puts one at the world origin). Objects are
     created at a parking pose; call :func:`sample_initial_state` after compiling.
 
     Args:
-        task: a parsed task (:func:`sim.bddl.parse_bddl`).
+        task: a parsed task (:func:`robot_skills.tasks.bddl.parse_bddl`).
 
     Returns:
         ``(spec, info)``: the spec (``spec.compile()`` gives the model) and the :class:`SceneInfo`.

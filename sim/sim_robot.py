@@ -24,11 +24,11 @@ import mujoco
 import numpy as np
 
 from robot_skills.control.diff_ik import DiffIKController
-from robot_skills.planning.predicates import Atom, SymbolicProblem
+from robot_skills.domain.predicates import Atom, SymbolicProblem
 from robot_skills.robot import Action, ActionLimits, Observation, Robot
-from sim.bddl import BddlTask, load_bddl
+from robot_skills.robots import panda
+from robot_skills.tasks.bddl import BddlTask, load_bddl
 from sim.layout import CONTROL_HZ
-from sim.robots import panda
 from sim.scene import SceneInfo, build_scene, sample_initial_state
 
 _SENSOR_PREFIX = "obs/"
@@ -73,7 +73,7 @@ class SimRobot(Robot):
     """A simulated Panda in the scene of one LIBERO BDDL task.
 
     Args:
-        task: a parsed :class:`~sim.bddl.BddlTask` or the path of a ``.bddl`` file.
+        task: a parsed :class:`~robot_skills.tasks.bddl.BddlTask` or the path of a ``.bddl`` file.
         cameras: scene camera names to render into every observation (e.g. ``("agentview",
             "panda/wrist_cam")``); ``()`` renders nothing (state-only, fastest).
         image_size: ``(height, width)`` of rendered images, pixels.
@@ -87,14 +87,14 @@ class SimRobot(Robot):
     Attributes:
         model, data: the compiled scene + robot.
         scene: the :class:`~sim.scene.SceneInfo`.
-        names: the :class:`~sim.robots.panda.PandaNames`.
+        names: the :class:`~robot_skills.robots.panda.PandaNames`.
         entity_names: objects, fixtures, then regions: the keys of ``Observation.object_poses``.
         controller: the shared differential-IK controller.
         robot: ``self`` (so a SimRobot is also a ``TaskWorld``).
 
     Raises:
         ValueError: on an unknown camera name or a bad image size.
-        sim.assets.UnsupportedCategoryError / sim.scene.SceneError / sim.bddl.BddlParseError: on a
+        sim.assets.UnsupportedCategoryError / sim.scene.SceneError / robot_skills.tasks.bddl.BddlParseError: on a
             task the scene builder rejects.
     """
 
@@ -184,7 +184,7 @@ class SimRobot(Robot):
     def reset(self, seed: int | None = None) -> Observation:
         """Restore a fresh initial state and observe it.
 
-        ``mj_resetData``, arm at :data:`~sim.robots.panda.HOME_QPOS` with the gripper open, then
+        ``mj_resetData``, arm at :data:`~robot_skills.robots.panda.HOME_QPOS` with the gripper open, then
         :func:`sim.scene.sample_initial_state` with ``np.random.default_rng(seed)`` (objects placed
         collision-free in their init regions and settled while the arm holds its pose).
 

@@ -11,9 +11,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from libero_paths import LIBERO_BDDL
 
+from robot_skills.tasks.bddl import (
+    BddlParseError,
+    BddlTask,
+    Region,
+    load_bddl,
+    parse_bddl,
+    write_bddl,
+)
+from robot_skills.tasks.suites import (
+    extract_bddl_files,
+    fetch_libero_bddl,
+    resolve_suite,
+    scan_suite,
+)
 from sim import task_files
-from sim.bddl import BddlParseError, BddlTask, Region, load_bddl, parse_bddl, write_bddl
-from sim.task_files import extract_bddl_files, fetch_libero_bddl, resolve_suite, scan_suite
 
 SHARED = LIBERO_BDDL
 ALL_FILES = sorted(SHARED.rglob("*.bddl")) if SHARED.is_dir() else []

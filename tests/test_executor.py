@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from robot_skills.domain.predicates import SymbolicProblem
+from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.execution.executor import (
     EpisodeRecording,
     Executor,
@@ -18,10 +20,8 @@ from robot_skills.execution.executor import (
     termination_holds,
 )
 from robot_skills.execution.interfaces import SkillPolicy, TaskWorld
-from robot_skills.planning.predicates import SymbolicProblem
 from robot_skills.planning.symbolic import SymbolicPlanner, apply_effects, ground_call
 from robot_skills.robot import Action, Observation
-from robot_skills.skills.verbs import SKILL_SPECS
 
 F = frozenset
 BOWL, PLATE, DRAWER, STOVE = "bowl_1", "plate_1", "cabinet_1_top_region", "stove_1"

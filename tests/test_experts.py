@@ -1,7 +1,7 @@
 """Scripted experts (``sim.experts``): every verb succeeds on a LIBERO task that uses it.
 
 Fast tier: each expert verb, run alone on one seed, reaches its skill's termination test within
-its time limit (``robot_skills.skills.verbs``), with per-step translations within the expert's
+its time limit (``robot_skills.domain.verbs``), with per-step translations within the expert's
 bound. Slow tier (``-m slow``): whole tasks of the three suites composed by the symbolic planner
 through the :class:`~robot_skills.execution.executor.Executor`.
 """
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from libero_paths import LIBERO_BDDL
 
+from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.execution.executor import Executor, termination_holds
-from robot_skills.skills.verbs import SKILL_SPECS
 
 BDDL = LIBERO_BDDL
 GOAL, SPATIAL, OBJECT = BDDL / "libero_goal", BDDL / "libero_spatial", BDDL / "libero_object"

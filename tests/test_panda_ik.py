@@ -8,7 +8,7 @@ import pytest
 
 from robot_skills.control.diff_ik import DiffIKController
 from robot_skills.robot import Action, ActionLimits
-from sim.robots import panda
+from robot_skills.robots import panda
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,8 @@ import dataclasses
 
 import pytest
 
-from robot_skills.planning.predicates import SymbolicProblem
+from robot_skills.domain.predicates import SymbolicProblem
+from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.planning.symbolic import NoPlanError, Plan, SkillCall, SymbolicPlanner
 from robot_skills.planning.validate import (
     PlanValidationError,
@@ -14,7 +15,6 @@ from robot_skills.planning.validate import (
     validate_plan,
     validate_plan_strict,
 )
-from robot_skills.skills.verbs import SKILL_SPECS
 
 F = frozenset
 BOWL, CHEESE, PLATE = "akita_black_bowl_1", "cream_cheese_1", "plate_1"

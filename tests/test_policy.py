@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from robot_skills.data.dataset import NormStats
+from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.execution.interfaces import SkillPolicy
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC, TemporalEnsembler, chunk_loss
 from robot_skills.policies.features import FEATURE_DIM
@@ -21,8 +21,8 @@ from robot_skills.policies.lora import (
     merge_lora,
     unload_lora,
 )
+from robot_skills.policies.normalization import NormStats
 from robot_skills.robot import Action, Observation
-from robot_skills.skills.verbs import SKILL_SPECS
 
 
 def _model(seed=0, **kw):

@@ -6,13 +6,13 @@ import mujoco
 import numpy as np
 import pytest
 
+from robot_skills.tasks.bddl import parse_bddl
 from sim.assets import (
     DRAWER_CLOSED_THRESHOLD,
     DRAWER_OPEN_THRESHOLD,
     KNOB_ON_THRESHOLD,
     yaw_quat,
 )
-from sim.bddl import parse_bddl
 from sim.layout import TABLE_ORIGIN
 from sim.predicates import evaluate_atom, evaluate_atoms, predicate_state
 from sim.scene import build_scene

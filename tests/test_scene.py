@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from libero_paths import LIBERO_BDDL
 
-from robot_skills.planning.predicates import ENTITY_TAGS
+from robot_skills.domain.predicates import ENTITY_TAGS
+from robot_skills.tasks.bddl import load_bddl, parse_bddl
 from sim.assets import ASSETS, CONTACT_REPORT_MARGIN, UnsupportedCategoryError, check_categories
-from sim.bddl import load_bddl, parse_bddl
 from sim.layout import TABLE_ORIGIN
 from sim.predicates import predicate_state
 from sim.scene import PlacementError, SceneError, build_scene, sample_initial_state

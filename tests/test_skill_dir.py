@@ -10,10 +10,11 @@ import pytest
 import torch
 import yaml
 
-from robot_skills.data.dataset import NormStats
+from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC
 from robot_skills.policies.features import FEATURE_DIM
 from robot_skills.policies.lora import inject_lora, lora_parameters, lora_state_dict, merge_lora
+from robot_skills.policies.normalization import NormStats
 from robot_skills.robot import Observation
 from robot_skills.skills.library import SkillLibrary
 from robot_skills.skills.skill_dir import (
@@ -24,7 +25,6 @@ from robot_skills.skills.skill_dir import (
     save_base,
     save_skill,
 )
-from robot_skills.skills.verbs import SKILL_SPECS
 
 SKILLS = ["pick", "place_on"]
 

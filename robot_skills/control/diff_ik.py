@@ -1,7 +1,7 @@
 """The shared differential-IK controller: an end-effector delta action -> joint position targets.
 
 One code path for simulation (``sim.sim_robot.SimRobot``) and hardware (the ROS 2 bridge): it only
-needs an :class:`mujoco.MjModel` of the *arm alone* (``sim.robots.panda.panda_only_spec``) and the
+needs an :class:`mujoco.MjModel` of the *arm alone* (``robot_skills.robots.panda.panda_only_spec``) and the
 element names, never the scene.
 
 Algorithm (per control period ``dt``), following mink's differential IK (Caron et al., "Pink/mink":
@@ -120,7 +120,7 @@ class DiffIKController:
         solver: str = "daqp",
         backend: str = "fast",
     ) -> None:
-        from sim.robots import panda  # local import: the arm description lives with the simulator
+        from robot_skills.robots import panda
 
         if model is None:
             spec, names = panda.panda_only_spec()

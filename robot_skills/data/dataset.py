@@ -10,8 +10,8 @@ For every step ``t`` of every selected skill segment ``[start, end)`` of every d
   the segment's last action, and ``mask[t]`` marking the real (non-padded) entries — as in ACT
   (Zhao et al., 2023, "Learning Fine-Grained Bimanual Manipulation with Low-Cost Hardware").
 
-:class:`NormStats` holds feature and action normalisation (mean / std; the gripper action dimension
-is left as is, since it is already a ``[-1, 1]`` command) and is saved as ``stats.json``.
+:class:`~robot_skills.policies.normalization.NormStats` (feature and action normalisation) is
+computed here from the samples and saved beside each policy as ``stats.json``.
 
 A "whole-task" mode (:meth:`SkillChunkDataset.whole_task`) builds the monolithic baseline's data:
 one segment per demo spanning the whole demo, skill name = task id, args = given entities.
@@ -19,10 +19,8 @@ one segment per demo spanning the whole demo, skill name = task id, args = given
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +28,11 @@ import numpy as np
 import torch
 
 from robot_skills.data.hdf5 import Demo, DemoReader
+from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
+from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
 from robot_skills.robot import ACTION_DIM
-from robot_skills.skills.verbs import MAX_SKILL_ARGS
-from robot_skills.utils.atomic import atomic_write_json
 
-GRIPPER_DIM = ACTION_DIM - 1
-"""Index of the gripper command in an action vector (not normalised)."""
 MAX_GRIPPER_LEVELS = 4
 """More distinct gripper commands than this in a skill's labels count as a continuous gripper."""
 _FEATURE_STD_FLOOR = 1e-3
@@ -104,129 +100,6 @@ def action_chunks(actions: np.ndarray, start: int, end: int, chunk_size: int
     idx = np.arange(n)[:, None] + np.arange(chunk_size)[None, :]
     mask = idx < n
     return seg[np.minimum(idx, n - 1)], mask
-
-
-@dataclass
-class NormStats:
-    """Normalisation statistics saved beside a policy as ``stats.json``.
-
-    ``x_norm = (x - feature_mean) / feature_std``; ``a_norm = (a - action_mean) / action_std`` with
-    the gripper dimension's mean 0 and std 1 (left as is).
-
-    Attributes:
-        feature_mean, feature_std: ``(FEATURE_DIM,)`` float32.
-        action_mean, action_std: ``(7,)`` float32.
-        skills: the skill vocabulary (skill id = index).
-        chunk_size: ``H`` the policy was trained with.
-        num_samples: samples the statistics were computed from.
-        gripper_levels: skill -> the distinct gripper commands of its demonstrations, sorted
-            (e.g. ``[-1.0, 1.0]`` for a skill that only opens and closes); ``[]`` when they vary
-            continuously. A learned skill snaps its gripper output to these levels, so a
-            regressed value between "open" and "closed" cannot become a level the skill never
-            used (a half-open jaw that keeps squeezing a bowl it should release).
-    """
-
-    feature_mean: np.ndarray
-    feature_std: np.ndarray
-    action_mean: np.ndarray
-    action_std: np.ndarray
-    skills: list[str]
-    chunk_size: int
-    num_samples: int = 0
-    gripper_levels: dict[str, list[float]] = field(default_factory=dict)
-
-    def normalize_features(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """``(..., FEATURE_DIM)`` -> normalised, same type."""
-        if isinstance(x, torch.Tensor):
-            return (x - torch.as_tensor(self.feature_mean, device=x.device)) / torch.as_tensor(
-                self.feature_std, device=x.device)
-        return ((x - self.feature_mean) / self.feature_std).astype(np.float32)
-
-    def normalize_actions(self, a: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """``(..., 7)`` actions -> normalised, same type."""
-        if isinstance(a, torch.Tensor):
-            return (a - torch.as_tensor(self.action_mean, device=a.device)) / torch.as_tensor(
-                self.action_std, device=a.device)
-        return ((a - self.action_mean) / self.action_std).astype(np.float32)
-
-    def unnormalize_actions(self, a: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """Inverse of :meth:`normalize_actions`."""
-        if isinstance(a, torch.Tensor):
-            return a * torch.as_tensor(self.action_std, device=a.device) + torch.as_tensor(
-                self.action_mean, device=a.device)
-        return (a * self.action_std + self.action_mean).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
-        return {"feature_mean": self.feature_mean.tolist(), "feature_std": self.feature_std.tolist(),
-                "action_mean": self.action_mean.tolist(), "action_std": self.action_std.tolist(),
-                "skills": list(self.skills), "chunk_size": int(self.chunk_size),
-                "num_samples": int(self.num_samples), "feature_dim": FEATURE_DIM,
-                "action_dim": ACTION_DIM, "gripper_dim_normalized": False,
-                "gripper_levels": {k: [float(v) for v in lv]
-                                   for k, lv in self.gripper_levels.items()}}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
-        """Parse and validate :meth:`to_dict` output.
-
-        Raises:
-            ValueError: on missing keys, wrong lengths, non-finite values or non-positive stds.
-        """
-        need = ["feature_mean", "feature_std", "action_mean", "action_std", "skills", "chunk_size"]
-        if not isinstance(d, Mapping):
-            raise ValueError("stats must be a JSON object")  # noqa: TRY004 - malformed file content
-        missing = [k for k in need if k not in d]
-        if missing:
-            raise ValueError(f"stats lack keys {missing}")
-        arrs = {}
-        for k, n in (("feature_mean", FEATURE_DIM), ("feature_std", FEATURE_DIM),
-                     ("action_mean", ACTION_DIM), ("action_std", ACTION_DIM)):
-            try:
-                a = np.asarray(d[k], np.float32)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"stats {k} is not a list of numbers: {e}") from e
-            if a.shape != (n,):
-                raise ValueError(f"stats {k} must have {n} entries, got shape {a.shape}")
-            if not np.all(np.isfinite(a)):
-                raise ValueError(f"stats {k} holds NaN/inf")
-            arrs[k] = a
-        if np.any(arrs["feature_std"] <= 0) or np.any(arrs["action_std"] <= 0):
-            raise ValueError("stats standard deviations must be > 0")
-        skills = d["skills"]
-        if not isinstance(skills, list) or not all(isinstance(s, str) for s in skills):
-            raise ValueError(f"stats skills must be a list of names, got {skills!r}")
-        levels = d.get("gripper_levels", {})
-        if not isinstance(levels, Mapping) or not all(
-                isinstance(k, str) and isinstance(v, list)
-                and all(isinstance(x, (int, float)) and -1.0 <= x <= 1.0 for x in v)
-                for k, v in levels.items()):
-            raise ValueError("stats gripper_levels must map skill names to lists of numbers in "
-                             f"[-1, 1], got {levels!r}")
-        return cls(arrs["feature_mean"], arrs["feature_std"], arrs["action_mean"],
-                   arrs["action_std"], list(skills), int(d["chunk_size"]),
-                   int(d.get("num_samples", 0)),
-                   {k: [float(x) for x in v] for k, v in levels.items()})
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write ``stats.json`` atomically."""
-        return atomic_write_json(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> NormStats:
-        """Read and validate a ``stats.json``.
-
-        Raises:
-            FileNotFoundError / ValueError: missing file / malformed content.
-        """
-        try:
-            d = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from e
-        try:
-            return cls.from_dict(d)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from e
 
 
 def _std(x: np.ndarray, floor: float) -> np.ndarray:

@@ -42,14 +42,10 @@ import numpy as np
 
 from robot_skills.robot import ACTION_DIM, Observation
 from robot_skills.utils.atomic import _fsync_dir
+from robot_skills.utils.version import code_version
 
 FORMAT = "robot_skills.demo/1"
 POSE_DIM = 7
-
-
-def _code_version() -> str:
-    from robot_skills import __version__
-    return str(__version__)
 
 
 @dataclass(frozen=True)
@@ -231,7 +227,7 @@ class DemoWriter:
         g = self._file.create_group("data")
         g.attrs["env_args"] = json.dumps(self.env_args)
         g.attrs["format"] = FORMAT
-        g.attrs["robot_skills_version"] = _code_version()
+        g.attrs["robot_skills_version"] = code_version()
         for k, v in self.attrs.items():
             g.attrs[k] = _attr_value(v)
         return self

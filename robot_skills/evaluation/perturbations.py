@@ -11,7 +11,7 @@ A :class:`PerturbationSpec` comes from a small YAML file (``yaml.safe_load``)::
       - name: swap_instances
         swap_instances: true        # or {akita_black_bowl: white_bowl}
 
-:func:`apply_perturbation` works on the parsed task object (``sim.bddl.BddlTask``) by duck typing —
+:func:`apply_perturbation` works on the parsed task object (``robot_skills.tasks.bddl.BddlTask``) by duck typing —
 fields ``regions`` (full name -> region with ``name, target, ranges, yaw_rotation``), ``fixtures``
 and ``objects`` (name -> category), ``obj_of_interest``, ``init`` and ``goal`` (atoms) — and returns
 a modified copy; this module never imports ``sim``.
@@ -259,7 +259,7 @@ def apply_perturbation(
     """Return a perturbed copy of ``task`` (``task`` itself is not modified).
 
     Args:
-        task: a parsed task (``sim.bddl.BddlTask`` or any object with the same fields).
+        task: a parsed task (``robot_skills.tasks.bddl.BddlTask`` or any object with the same fields).
         spec: the perturbation; ``None`` or an identity spec returns ``task`` unchanged.
         rng: random generator (see :func:`perturbation_rng`).
         supported_categories: category -> affordance tags the simulator can build.

@@ -51,8 +51,7 @@ def format_markdown(results: Mapping[str, Any]) -> str:
     perts = results["perturbations"]
     lines = [f"# Benchmark results ({meta.get('mode', 'composed')})", ""]
     if meta:
-        cv = meta.get("code_version", {})
-        lines += [f"- code version: `{cv.get('git') or cv.get('package', '?')}`",
+        lines += [f"- code version: `{meta.get('code_version', '?')}`",
                   f"- seeds: {meta.get('seeds')}  (episodes per task: "
                   f"{meta.get('episodes_per_task')})",
                   f"- timestamp: {meta.get('timestamp')}; host: "

@@ -34,7 +34,6 @@ import multiprocessing as mp
 import os
 import platform
 import socket
-import subprocess
 import time
 import traceback
 from collections import Counter
@@ -49,6 +48,7 @@ import numpy as np
 from robot_skills.evaluation.perturbations import PerturbationSpec
 from robot_skills.evaluation.stats import summarize_lengths, wilson_interval
 from robot_skills.execution.executor import Executor, run_task_policy
+from robot_skills.utils.version import code_version
 
 __all__ = ["BenchmarkRunner", "run_suite", "resolve_factory", "summarize", "code_version",
            "run_episode", "EpisodeJob", "UNPERTURBED", "MONOLITHIC_DEFAULT_MAX_STEPS"]
@@ -87,22 +87,6 @@ def resolve_factory(spec: FactorySpec) -> Callable[..., Any]:
                          "(module, name, kwargs)")
     fn = getattr(importlib.import_module(module), name)
     return functools.partial(fn, **kwargs) if kwargs else fn
-
-
-def code_version() -> dict[str, str]:
-    """``{"git": "git describe --always --dirty" or "", "package": version}`` of this checkout."""
-    from robot_skills import __version__
-
-    git = ""
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"],
-                             cwd=Path(__file__).resolve().parent, capture_output=True, text=True,
-                             timeout=10)
-        if out.returncode == 0:
-            git = out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return {"git": git, "package": __version__}
 
 
 def _host_info() -> dict[str, Any]:
@@ -405,7 +389,7 @@ class BenchmarkRunner:
 
         Returns:
             The results dict (see :func:`summarize`) plus ``metadata`` with ``mode, seeds,
-            base_seed, episodes_per_task, config, code_version {git, package}, timestamp (UTC ISO
+            base_seed, episodes_per_task, config, code_version (see :func:`robot_skills.utils.version.code_version`), timestamp (UTC ISO
             8601), host, workers, wall_time_s, task_paths``.
 
         Raises:

@@ -24,8 +24,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom, with_derived
+from robot_skills.domain.verbs import SKILL_SPECS, SkillSpec, ground, matches, parse_predicate
 from robot_skills.execution.interfaces import SkillPolicy, TaskWorld
-from robot_skills.planning.predicates import Atom, SymbolicProblem, format_atom, with_derived
 from robot_skills.planning.symbolic import (
     NoPlanError,
     Plan,
@@ -35,7 +36,6 @@ from robot_skills.planning.symbolic import (
     missing_preconditions,
 )
 from robot_skills.robot import Action, Observation
-from robot_skills.skills.verbs import SKILL_SPECS, SkillSpec, ground, matches, parse_predicate
 
 __all__ = ["CallRecord", "SkillSegment", "EpisodeRecording", "ExecutionResult", "Executor",
            "run_task_policy", "termination_holds"]

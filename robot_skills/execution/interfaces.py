@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from robot_skills.planning.predicates import Atom, SymbolicProblem
+from robot_skills.domain.predicates import Atom, SymbolicProblem
 from robot_skills.robot import Action, Observation, Robot
 
 

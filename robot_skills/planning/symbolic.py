@@ -1,12 +1,12 @@
 """Symbolic task planning over the skill domain (STRIPS-style forward search).
 
-Each :class:`~robot_skills.skills.verbs.SkillSpec` is a STRIPS operator (Fikes & Nilsson, 1971):
+Each :class:`~robot_skills.domain.verbs.SkillSpec` is a STRIPS operator (Fikes & Nilsson, 1971):
 typed parameters, preconditions, add and delete effects (delete effects may hold ``*`` wildcards,
 e.g. ``"on ?obj *"``). :class:`SymbolicPlanner` grounds every operator over the entities whose
 affordance tags match the parameter types (distinct arguments), then runs A* over sets of ground
 atoms with the goal-count heuristic (number of goal atoms not yet true), breaking ties toward fewer
 unmet goals. The derived predicate ``accessible`` is recomputed in every state
-(:func:`~robot_skills.planning.predicates.with_derived`), as PDDL axioms are.
+(:func:`~robot_skills.domain.predicates.with_derived`), as PDDL axioms are.
 
 Goal atoms follow BDDL semantics: ``("on", x, y)`` is satisfied by the state atom ``("on", x, y)``.
 When no plan exists :class:`NoPlanError` says which goal atoms cannot be achieved and why.
@@ -20,8 +20,8 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from robot_skills.planning.predicates import Atom, SymbolicProblem, format_atom, with_derived
-from robot_skills.skills.verbs import SKILL_SPECS, SkillSpec, ground, matches, parse_predicate
+from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom, with_derived
+from robot_skills.domain.verbs import SKILL_SPECS, SkillSpec, ground, matches, parse_predicate
 
 __all__ = [
     "SkillCall", "Plan", "NoPlanError", "GroundSkill", "SymbolicPlanner", "ground_call",

@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from robot_skills.planning.predicates import Atom, SymbolicProblem, format_atom, with_derived
+from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom, with_derived
+from robot_skills.domain.verbs import SKILL_SPECS, SkillSpec
 from robot_skills.planning.symbolic import (
     NoPlanError,
     Plan,
@@ -21,7 +22,6 @@ from robot_skills.planning.symbolic import (
     ground_call,
     missing_preconditions,
 )
-from robot_skills.skills.verbs import SKILL_SPECS, SkillSpec
 
 __all__ = ["PlanIssue", "PlanValidationError", "validate_plan", "validate_plan_strict",
            "repair_plan"]

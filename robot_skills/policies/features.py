@@ -23,8 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.robot import Observation
-from robot_skills.skills.verbs import MAX_SKILL_ARGS
 
 PROPRIO_DIM = 8
 SLOT_DIM = 6

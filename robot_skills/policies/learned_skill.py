@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from robot_skills.data.dataset import NormStats
+from robot_skills.domain.verbs import SkillSpec
 from robot_skills.policies.bc import GoalConditionedBC, TemporalEnsembler
 from robot_skills.policies.features import FEATURE_DIM, skill_features
+from robot_skills.policies.normalization import NormStats
 from robot_skills.robot import Action, ActionLimits, Observation
-from robot_skills.skills.verbs import SkillSpec
 
 _GELU_C = np.float32(np.sqrt(2.0 / np.pi))
 

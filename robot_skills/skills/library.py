@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from robot_skills.domain.verbs import SkillSpec
 from robot_skills.policies.learned_skill import LearnedSkill
 from robot_skills.skills.skill_dir import (
     BASE_DIR,
@@ -29,7 +30,6 @@ from robot_skills.skills.skill_dir import (
     read_manifest,
     update_manifest,
 )
-from robot_skills.skills.verbs import SkillSpec
 
 
 class SkillLibrary:

@@ -5,7 +5,7 @@ A skill directory (``<library>/<name>/``) holds:
 * ``skill.yaml`` — the contract (:data:`SKILL_FORMAT`): ``name``, ``version``, ``description``,
   typed ``parameters`` (``[{name, type}]``), ``preconditions``, ``effects: {add, del}``,
   ``termination``, ``time_limit_s``, ``needs_open_gripper_at_end`` (all from
-  :data:`robot_skills.skills.verbs.SKILL_SPECS` or the caller's own :class:`SkillSpec`);
+  :data:`robot_skills.domain.verbs.SKILL_SPECS` or the caller's own :class:`SkillSpec`);
   ``base_policy`` (``{sha256, arch, skills, skill_id}`` of the shared base network, or null for a
   ``full`` adapter); ``adapter`` (``{kind: lora|full, rank, alpha, target_layers}``, plus ``arch``
   for ``full``); ``provenance`` (``{dataset_sha256, config, code_version, metrics, created}``);
@@ -31,7 +31,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,12 +41,13 @@ import yaml
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from robot_skills.data.dataset import NormStats
+from robot_skills.domain.verbs import Parameter, SkillSpec
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC
 from robot_skills.policies.learned_skill import LearnedSkill
 from robot_skills.policies.lora import adapter_rank, inject_lora, load_lora_state_dict, merge_lora
-from robot_skills.skills.verbs import Parameter, SkillSpec
+from robot_skills.policies.normalization import NormStats
 from robot_skills.utils.atomic import atomic_dir, atomic_write_text
+from robot_skills.utils.version import code_version
 
 SKILL_FORMAT = "robot_skills.skill/1"
 BASE_FORMAT = "robot_skills.base/1"
@@ -72,20 +72,6 @@ class SkillIntegrityError(ValueError):
 def sha256_bytes(data: bytes) -> str:
     """Hex sha256 of ``data``."""
     return hashlib.sha256(data).hexdigest()
-
-
-def code_version() -> str:
-    """``git describe --always --dirty`` of the source tree if available, else the package version."""
-    from robot_skills import __version__
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=root,
-                             capture_output=True, text=True, timeout=5, check=False)
-        if out.returncode == 0 and out.stdout.strip():
-            return f"{__version__}+git.{out.stdout.strip()}"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return str(__version__)
 
 
 def _canonical(d: Mapping[str, Any]) -> bytes:

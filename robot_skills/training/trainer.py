@@ -37,11 +37,12 @@ from safetensors.torch import save_file as st_save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from robot_skills.data.dataset import NormStats, SkillChunkDataset
+from robot_skills.data.dataset import SkillChunkDataset
+from robot_skills.domain.verbs import SKILL_SPECS, Parameter, SkillSpec
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC, chunk_loss
 from robot_skills.policies.lora import inject_lora, lora_state_dict
-from robot_skills.skills.skill_dir import code_version, save_base, save_skill
-from robot_skills.skills.verbs import SKILL_SPECS, Parameter, SkillSpec
+from robot_skills.policies.normalization import NormStats
+from robot_skills.skills.skill_dir import save_base, save_skill
 from robot_skills.training.device import (
     DistContext,
     autocast,
@@ -53,6 +54,7 @@ from robot_skills.training.device import (
     wrap_ddp,
 )
 from robot_skills.utils.atomic import atomic_dir, atomic_write_json, file_sha256
+from robot_skills.utils.version import code_version
 
 WORK_DIR = ".work"
 
@@ -475,7 +477,7 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
         out_dir: the library root (created); checkpoints go to ``out_dir/.work``.
         cfg: hyper-parameters (defaults if None).
         skills: skills to train (None = every skill found in the data).
-        specs: contracts per skill (default :data:`~robot_skills.skills.verbs.SKILL_SPECS`).
+        specs: contracts per skill (default :data:`~robot_skills.domain.verbs.SKILL_SPECS`).
 
     Returns:
         ``out_dir`` (open it with :class:`~robot_skills.skills.library.SkillLibrary`).

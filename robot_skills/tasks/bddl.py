@@ -29,7 +29,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from robot_skills.planning.predicates import BDDL_PREDICATES, Atom
+from robot_skills.domain.predicates import BDDL_PREDICATES, Atom
 
 PREDICATE_ARITY: dict[str, int] = {
     "on": 2, "in": 2, "open": 1, "close": 1, "turnon": 1, "turnoff": 1,

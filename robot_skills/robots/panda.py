@@ -37,7 +37,10 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
-from sim.layout import CONTROL_HZ, PHYSICS_TIMESTEP
+CONTROL_HZ = 20.0
+"""Control rate of the robot interface, Hz (LIBERO and robosuite use 20 Hz)."""
+PHYSICS_TIMESTEP = 0.002
+"""MuJoCo ``opt.timestep`` in s of a model built here; 25 substeps per 50 ms control step."""
 
 PREFIX = "panda/"
 N_ARM_JOINTS = 7

@@ -18,11 +18,10 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path, PurePosixPath
 
-from sim.assets import ASSETS
-from sim.bddl import BddlParseError, load_bddl
+from robot_skills.tasks.bddl import BddlParseError, load_bddl
 
 LIBERO_SUITES = ("libero_goal", "libero_spatial", "libero_object", "libero_10", "libero_90")
 LIBERO_PIN = "libero==0.1.1"
@@ -163,11 +162,17 @@ def resolve_suite(name_or_path: str | os.PathLike,
     return d
 
 
-def scan_suite(directory: str | os.PathLike) -> tuple[list[Path], dict[Path, list[str]]]:
+def scan_suite(directory: str | os.PathLike, supported_categories: Collection[str]
+               ) -> tuple[list[Path], dict[Path, list[str]]]:
     """Sort a suite's task files into supported ones and ones that cannot be run.
 
+    Args:
+        directory: a directory of ``.bddl`` files.
+        supported_categories: the object/fixture categories the world that will run the tasks can
+            build (the simulator's proxy assets; on a real arm, what perception knows).
+
     Returns:
-        ``(supported, unsupported)``: sorted paths whose categories all have proxy assets, and
+        ``(supported, unsupported)``: sorted paths whose categories are all supported, and
         path -> problems (``"unsupported category: microwave"``, or the parse error) for the rest.
         Never raises for a bad file.
 
@@ -185,7 +190,7 @@ def scan_suite(directory: str | os.PathLike) -> tuple[list[Path], dict[Path, lis
         except (BddlParseError, OSError) as e:
             unsupported[p] = [f"parse error: {e}"]
             continue
-        bad = sorted(task.categories() - set(ASSETS))
+        bad = sorted(task.categories() - set(supported_categories))
         if bad:
             unsupported[p] = [f"unsupported category: {c}" for c in bad]
         else:

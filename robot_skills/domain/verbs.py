@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from robot_skills.planning.predicates import Atom
+from robot_skills.domain.predicates import Atom
 
 
 @dataclass(frozen=True)

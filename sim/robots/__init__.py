@@ -1,1 +1,0 @@
-"""Robot descriptions built with MjSpec."""
