@@ -29,13 +29,10 @@ DEFAULT_TASK = "put_the_bowl_on_the_plate.bddl"
 
 
 def _default_task() -> Path:
-    cands = [Path.home() / ".cache" / "robot_skills" / "libero_bddl" / "libero_goal",
-             Path(__file__).resolve().parents[2] / "shared" / "libero_bddl" / "libero_goal",
-             Path("/work/shared/libero_bddl/libero_goal")]
-    for c in cands:
-        if (c / DEFAULT_TASK).exists():
-            return c / DEFAULT_TASK
-    raise SystemExit("no libero_goal task found; pass a .bddl path")
+    """libero_goal's ``put_the_bowl_on_the_plate`` from the project's LIBERO cache (fetched once)."""
+    from robot_skills.tasks.suites import resolve_suite
+
+    return resolve_suite("libero_goal") / DEFAULT_TASK
 
 
 def _timed(reset, step, n: int) -> float:

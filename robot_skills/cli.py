@@ -14,14 +14,15 @@ Examples::
     rs-eval eval.policy=expert suite.path=/path/to/my/bddl_dir
     rs-eval eval.perturbations=configs/perturbations/libero_plus_lite.yaml
 
-This module is the one place that wires ``sim`` into the library (by factory specs); the library's
-modules themselves never import ``sim`` or ``hardware``.
+Each command is a ``@hydra.main`` application, so ``--multirun`` sweeps and Hydra's launcher
+plugins (submitit for SLURM, Ray) work: ``rs-eval --multirun eval.seed=0,1``. The CLI imports
+neither ``sim`` nor ``hardware``: the world, the skill sets and the planner are built from the
+configs' ``_target_`` entries by ``hydra.utils.instantiate``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import resource
 import sys
@@ -29,6 +30,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from robot_skills.utils.atomic import atomic_write_json
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; set before mujoco is imported
 
@@ -68,18 +71,42 @@ def _run_dir(cfg: Any) -> Path:
     return d
 
 
-def suite_tasks(cfg: Any) -> list[Path]:
-    """The supported task files of the configured suite; unsupported ones are listed, not run."""
+def _build(node: Any) -> Any:
+    from hydra.utils import instantiate
+
+    return instantiate(node)
+
+
+def build_world(cfg: Any) -> Any:
+    """The world factory of ``cfg.world`` (``make_world(task_path, seed, perturbation)``)."""
+    return _build(cfg.world)
+
+
+def build_planner(cfg: Any) -> Any:
+    """The planner factory of ``cfg.planner`` (``planner(specs) -> Planner``)."""
+    return _build(cfg.planner)
+
+
+def suite_tasks(cfg: Any, world: Any | None = None) -> list[Path]:
+    """The task files of the configured suite that ``world`` can build; the others are listed.
+
+    Raises:
+        SystemExit: if no task file of the suite can run, or ``suite.tasks`` names none of them.
+    """
     from robot_skills.tasks.suites import resolve_suite, scan_suite
 
+    world = world if world is not None else build_world(cfg)
     directory = resolve_suite(cfg.suite.path)
-    supported, unsupported = scan_suite(directory)
+    supported, unsupported = scan_suite(directory, world.supported_categories())
     for path, problems in sorted(unsupported.items()):
         print(f"[skip] {path.name}: {'; '.join(problems)}")
     if not supported:
         raise SystemExit(f"no runnable task files in {directory}")
     only = cfg.suite.get("tasks")
     if only:
+        missing = sorted(set(only) - {p.stem for p in supported})
+        if missing:
+            raise SystemExit(f"suite.tasks names task(s) not runnable in {directory}: {missing}")
         supported = [p for p in supported if p.stem in set(only)]
     return supported
 
@@ -101,19 +128,27 @@ def _train_config(cfg: Any) -> Any:
 
 
 def run_collect(cfg: Any) -> dict[str, Any]:
-    """Collect expert demonstrations for every task of the suite; returns the collection summary."""
-    from sim.collect import NoiseConfig, collect_demos
+    """Collect expert demonstrations for every task of the suite; returns the collection summary.
 
-    tasks = suite_tasks(cfg)
-    out = _run_dir(cfg) / "demos.hdf5"
+    Raises:
+        RuntimeError: if no demonstration at all could be recorded.
+    """
+    from robot_skills.data.collect import NoiseConfig, collect_demos
+
+    world = build_world(cfg)
+    tasks = suite_tasks(cfg, world)
+    run = _run_dir(cfg)
+    out = run / "demos.hdf5"
     summary = collect_demos(tasks, out, int(cfg.collect.demos_per_task),
+                            make_world=world, make_experts=_build(cfg.collect.experts),
                             seed=int(cfg.collect.seed),
                             noise=NoiseConfig(float(cfg.collect.noise_std),
                                               float(cfg.collect.noise_prob)),
-                            max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
+                            max_steps=int(cfg.suite.max_episode_steps),
+                            max_replans=int(cfg.collect.max_replans), workers=int(cfg.workers),
                             region_scale_max=float(cfg.collect.region_scale_max),
                             env_args={"suite": str(cfg.suite.name)})
-    (_run_dir(cfg) / "collect_summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_json(run / "collect_summary.json", summary, sort_keys=False)
     rates = [v["expert_success_rate"] for v in summary["tasks"].values()]
     print(f"collected {summary['demos']} demos -> {out}; expert success "
           f"{100 * sum(rates) / max(1, len(rates)):.1f}% over {len(rates)} tasks")
@@ -121,7 +156,13 @@ def run_collect(cfg: Any) -> dict[str, Any]:
 
 
 def run_train(cfg: Any) -> Path:
-    """Train the skill library (and, if ``eval.policy=monolithic``, the per-task baselines)."""
+    """Train the skill library (and, with ``baseline=true`` or ``eval.policy=monolithic``, the
+    per-task baselines).
+
+    Raises:
+        SystemExit: if the run has no demonstrations.
+    """
+    from robot_skills.skills.library import task_conditioning
     from robot_skills.training.trainer import train_skill_library, train_task_policy
 
     run = _run_dir(cfg)
@@ -134,8 +175,6 @@ def run_train(cfg: Any) -> Path:
         lib = train_skill_library([demos], lib, tcfg)
         print(f"skill library -> {lib}")
     if cfg.eval.policy == "monolithic" or cfg.get("baseline", False):
-        from sim.factories import task_conditioning
-
         # Same demonstrations as the skills (the data budget); each task policy sees only its own
         # task's demos, so it gets proportionally fewer optimisation steps.
         bcfg = dataclasses.replace(tcfg, steps=int(cfg.training.baseline_steps))
@@ -146,35 +185,55 @@ def run_train(cfg: Any) -> Path:
     return lib
 
 
+def _eval_dir(cfg: Any, policy: str) -> Path:
+    """``<run_dir>/eval_<policy>``; under ``--multirun``, inside the job's sweep directory."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            return Path(hc.runtime.output_dir) / f"eval_{policy}"
+    except ValueError:  # not inside a @hydra.main application (compose API, tests)
+        pass
+    return _run_dir(cfg) / f"eval_{policy}"
+
+
 def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
-    """Run the benchmark with ``policy`` (learned | expert | monolithic) and print the table."""
+    """Run the benchmark with ``policy`` (learned | expert | monolithic) and print the table.
+
+    The skill set is loaded once here before any episode runs, so a missing or tampered library
+    fails the command instead of counting as failed episodes.
+
+    Raises:
+        SystemExit: on an unknown policy. FileNotFoundError / ValueError: a library that does
+            not load.
+    """
     from robot_skills.evaluation.perturbations import load_perturbation_suite
     from robot_skills.evaluation.report import print_table
     from robot_skills.evaluation.runner import BenchmarkRunner
 
     policy = policy or str(cfg.eval.policy)
-    run = _run_dir(cfg)
-    tasks = suite_tasks(cfg)
-    world = ("sim.factories", "make_world", {})
+    if policy not in cfg.eval.skills:
+        raise SystemExit(f"eval.policy must be one of {sorted(cfg.eval.skills)}, got {policy!r}")
+    world = build_world(cfg)
+    tasks = suite_tasks(cfg, world)
+    factory = _build(cfg.eval.skills[policy])
     kwargs: dict[str, Any] = {}
-    if policy == "expert":
-        kwargs["make_skills"] = ("sim.factories", "expert_skills", {})
-    elif policy == "learned":
-        kwargs["make_skills"] = ("sim.factories", "learned_skills",
-                                 {"library": str(run / "skills"),
-                                  "ensemble_m": float(cfg.policy.ensemble_m)})
-    elif policy == "monolithic":
-        kwargs.update(mode="monolithic", make_task_policy=(
-            "sim.factories", "task_policy", {"library": str(run / "task_policies")}))
+    if policy == "monolithic":
+        for t in tasks:  # every task's policy loads before anything moves
+            factory(t)
+        kwargs.update(mode="monolithic", make_task_policy=factory)
     else:
-        raise SystemExit(f"eval.policy must be learned, expert or monolithic, got {policy!r}")
+        skill_set = factory(tasks[0])
+        print(f"skills ({policy}): {', '.join(skill_set.names())}")
+        kwargs.update(make_skills=factory, planner=build_planner(cfg))
     perturbations = (load_perturbation_suite(Path(cfg.eval.perturbations))
                      if cfg.eval.perturbations else None)
-    runner = BenchmarkRunner(make_world=world, max_replans=int(cfg.planner.max_replans),
-                             max_steps=int(cfg.suite.max_episode_steps),
-                             max_depth=int(cfg.planner.max_depth), workers=int(cfg.workers),
+    runner = BenchmarkRunner(make_world=world, max_replans=int(cfg.eval.max_replans),
+                             max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
                              video=bool(cfg.eval.video), **kwargs)
-    out = run / f"eval_{policy}"
+    out = _eval_dir(cfg, policy)
     results = runner.run_suite(tasks, int(cfg.eval.episodes_per_task),
                                base_seed=int(cfg.eval.seed), perturbations=perturbations,
                                out_dir=out, config=_plain(cfg))
@@ -193,37 +252,47 @@ def _peak_rss_gib() -> float:
     return max(own, kids) / (1024 ** 2)  # ru_maxrss is KiB on Linux
 
 
+def run_quickstart(cfg: Any) -> dict[str, Any]:
+    """The main job: collect -> train -> eval, printing wall time per stage and peak memory."""
+    stages: dict[str, float] = {}
+    t0 = time.perf_counter()
+    run_collect(cfg)
+    stages["collect"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    run_train(cfg)
+    stages["train"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    results = run_eval(cfg)
+    stages["eval"] = time.perf_counter() - t2
+    stages["total"] = time.perf_counter() - t0
+    peak = _peak_rss_gib()
+    print("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
+    print(f"peak memory (largest process): {peak:.2f} GiB")
+    atomic_write_json(_run_dir(cfg) / "quickstart_timing.json",
+                      {"stages_s": stages, "peak_rss_gib": peak}, sort_keys=False)
+    return results
+
+
+JOBS = {"collect": run_collect, "train": run_train, "eval": run_eval,
+        "quickstart": run_quickstart}
+"""Verb -> job function ``job(cfg)``."""
+
+
+def _hydra_app(job: str) -> Any:
+    """A ``@hydra.main`` application running ``JOBS[job]`` on the composed config."""
+    import hydra
+
+    @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
+    def app(cfg: Any) -> Any:
+        return JOBS[job](cfg)
+
+    return app
+
+
 def _main(job: str, argv: Sequence[str] | None) -> Any:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if any(a in ("-h", "--help") for a in argv):
-        print(__doc__)
-        return None
-    cfg = load_config(argv)
-    if job == "collect":
-        return run_collect(cfg)
-    if job == "train":
-        return run_train(cfg)
-    if job == "eval":
-        return run_eval(cfg)
-    if job == "quickstart":
-        stages: dict[str, float] = {}
-        t0 = time.perf_counter()
-        run_collect(cfg)
-        stages["collect"] = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        run_train(cfg)
-        stages["train"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        results = run_eval(cfg)
-        stages["eval"] = time.perf_counter() - t2
-        stages["total"] = time.perf_counter() - t0
-        peak = _peak_rss_gib()
-        print("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))
-        print(f"peak memory (largest process): {peak:.2f} GiB")
-        (_run_dir(cfg) / "quickstart_timing.json").write_text(
-            json.dumps({"stages_s": stages, "peak_rss_gib": peak}, indent=2))
-        return results
-    raise ValueError(f"unknown job {job!r}")
+    if argv is not None:
+        sys.argv = [sys.argv[0], *argv]
+    return _hydra_app(job)()
 
 
 def collect_main(argv: Sequence[str] | None = None) -> None:
@@ -237,7 +306,7 @@ def train_main(argv: Sequence[str] | None = None) -> None:
 
 
 def eval_main(argv: Sequence[str] | None = None) -> None:
-    """``rs-eval [key=value ...]``."""
+    """``rs-eval [key=value ...]`` (``--multirun`` sweeps, e.g. ``eval.seed=0,1``)."""
     _main("eval", argv)
 
 
@@ -256,7 +325,7 @@ def fetch_libero_main(argv: Sequence[str] | None = None) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     """``robot-skills <collect|train|eval|quickstart|fetch-libero> [key=value ...]``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] not in ("collect", "train", "eval", "quickstart", "fetch-libero"):
+    if not argv or argv[0] not in (*JOBS, "fetch-libero"):
         print(main.__doc__)
         raise SystemExit(2)
     if argv[0] == "fetch-libero":

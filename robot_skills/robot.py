@@ -106,7 +106,41 @@ class Robot(abc.ABC):
     Implementations: ``sim.sim_robot.SimRobot`` (MuJoCo) and ``hardware.ros2_robot.Ros2Robot``
     (rclpy -> ros2_control). Both turn an :class:`Action` into joint position targets with the
     shared differential-IK controller in :mod:`robot_skills.control.diff_ik`.
+
+    Lifecycle (as LeRobot's ``Robot`` and ros2_control's hardware interface): :meth:`connect`
+    before the first :meth:`reset`, :meth:`disconnect` when done; ``with robot: ...`` does both.
+    The default implementations only track the flag, for robots (a simulator) with nothing to open.
+
+    Predicate state is *not* the robot's business: it comes from a task world
+    (:class:`robot_skills.execution.interfaces.TaskWorld`), computed from contacts in simulation
+    or from object poses (:mod:`robot_skills.perception`) on a real arm.
     """
+
+    _connected: bool = False
+
+    @property
+    def is_connected(self) -> bool:
+        """True between :meth:`connect` and :meth:`disconnect`."""
+        return self._connected
+
+    def connect(self) -> None:
+        """Open the connection to the arm (topics, drivers, simulator). Idempotent.
+
+        Raises:
+            ConnectionError: when the arm cannot be reached (implementations).
+        """
+        self._connected = True
+
+    def disconnect(self) -> None:
+        """Release the arm (stop streaming commands, close nodes and renderers). Idempotent."""
+        self._connected = False
+
+    def __enter__(self) -> "Robot":
+        self.connect()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.disconnect()
 
     @property
     @abc.abstractmethod
@@ -132,9 +166,15 @@ class Robot(abc.ABC):
         """Return the current :class:`Observation` without moving."""
 
     @abc.abstractmethod
-    def act(self, action: Action) -> Observation:
-        """Apply ``action`` for one control period and return the observation that follows.
+    def act(self, action: Action) -> Action:
+        """Apply ``action`` for one control period; return the command actually applied.
+
+        The returned :class:`Action` is ``action`` after clipping to :attr:`action_limits` (and,
+        on hardware, after the safety filter), so a recorder or a safety monitor sees what reached
+        the controller, as LeRobot's ``send_action`` returns the action it sent. Read the state
+        that follows with :meth:`observe`.
 
         Raises:
-            ValueError: if the action holds NaN/inf values.
+            ValueError: if the action holds NaN/inf values (nothing is applied).
+            RuntimeError: if the robot was not reset (or not connected, on hardware).
         """

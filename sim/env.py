@@ -37,6 +37,7 @@ from gymnasium import spaces
 from robot_skills.domain.predicates import format_atom
 from robot_skills.robot import Action, ActionLimits
 from sim.sim_robot import OBS_PROPRIO_DIM, SimRobot
+from sim.world import SimTaskWorld
 
 ENV_ID = "robot_skills/LiberoTask-v0"
 _BIG = np.float32(1e3)
@@ -86,6 +87,7 @@ class LiberoTaskEnv(gym.Env):
         self.robot = SimRobot(bddl_path, cameras=cameras, image_size=image_size, depth=depth,
                               region_shift=region_shift, region_scale=region_scale,
                               action_limits=lim)
+        self.world = SimTaskWorld(self.robot)
         self.render_mode = render_mode
         self.render_size = tuple(int(v) for v in render_size)
         self.max_episode_steps = int(max_episode_steps)
@@ -138,14 +140,14 @@ class LiberoTaskEnv(gym.Env):
         return out
 
     def _info(self) -> dict[str, Any]:
-        prog = self.robot.goal_progress()
+        prog = self.world.goal_progress()
         values = [prog[a] for a in self._goal]
         info: dict[str, Any] = {
             "success": bool(values) and all(values),
             "goal_progress": dict(zip(self._goal_str, values)),
         }
         if self.info_predicates:
-            info["predicates"] = sorted(format_atom(a) for a in self.robot.predicate_state())
+            info["predicates"] = sorted(format_atom(a) for a in self.world.predicate_state())
         return info
 
     def action_to_robot(self, action: np.ndarray) -> Action:
@@ -175,7 +177,7 @@ class LiberoTaskEnv(gym.Env):
 
     def step(self, action):
         """One 20 Hz control step; returns ``(obs, reward, terminated, truncated, info)``."""
-        self.robot.advance(self.action_to_robot(action))
+        self.robot.act(self.action_to_robot(action))
         self._steps += 1
         info = self._info()
         success = info["success"]

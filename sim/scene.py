@@ -25,6 +25,7 @@ import mujoco
 import numpy as np
 
 from robot_skills.tasks.bddl import BddlTask
+from robot_skills.tasks.regions import check_shift_scale, shift_scale_centre_half
 from sim.assets import (
     ASSETS,
     DRAWER_INIT_OPEN,
@@ -395,8 +396,10 @@ def _placement_order(info: SceneInfo) -> list[tuple[str, str, str]]:
 
 
 def _sample_pose(model, data, info: SceneInfo, obj: str, pred: str, sup: str,
-                 rng: np.random.Generator, shift, scale) -> tuple[np.ndarray, float, str | None]:
-    """Return (world position, yaw, support body) for ``obj``."""
+                 rng: np.random.Generator, table_boxes: dict[str, list[tuple[float, ...]]]
+                 ) -> tuple[np.ndarray, float, str | None]:
+    """Return (world position, yaw, support body) for ``obj``; ``table_boxes``: the shifted /
+    scaled boxes ``(cx, cy, hx, hy)`` of each table region, table frame, m."""
     half = info.objects[obj].half_extents
     foot = float(np.hypot(half[0], half[1]))
     noise = float(rng.uniform(-YAW_NOISE, YAW_NOISE))
@@ -414,11 +417,10 @@ def _sample_pose(model, data, info: SceneInfo, obj: str, pred: str, sup: str,
         lo, hi = treg.yaw_rotation[int(rng.integers(len(treg.yaw_rotation)))]
         base_yaw, noise = float(rng.uniform(lo, hi)), 0.0
     if reg.kind == "table":
-        x0, y0, x1, y1 = reg.ranges[int(rng.integers(len(reg.ranges)))]
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        hx, hy = scale * (x1 - x0) / 2, scale * (y1 - y0) / 2
-        x = cx + shift[0] + rng.uniform(-hx, hx)
-        y = cy + shift[1] + rng.uniform(-hy, hy)
+        boxes = table_boxes[sup]
+        cx, cy, hx, hy = boxes[int(rng.integers(len(boxes)))]
+        x = cx + rng.uniform(-hx, hx)
+        y = cy + rng.uniform(-hy, hy)
         pos = np.asarray(TABLE_ORIGIN, float) + [x, y, half[2] + DROP_CLEARANCE]
         return pos, base_yaw + noise, info.table
     sid = model.site(reg.site).id
@@ -467,7 +469,9 @@ def sample_initial_state(model: mujoco.MjModel, data: mujoco.MjData, info: Scene
     """Place every object per the task's ``(:init …)``, set fixture articulations, let things settle.
 
     * ``(On obj <table region>)``: uniform in one of the region's range boxes (table frame), after
-      scaling the box about its centre by ``region_scale`` and shifting it by ``region_shift``.
+      scaling the box about its centre by ``region_scale`` and shifting it by ``region_shift``
+      (:func:`robot_skills.tasks.regions.shift_scale_centre_half`; ``info`` and the task keep the
+      original boxes, so region predicates are not moved).
     * ``(On obj <fixture region>)`` (cook region, cabinet top, rack): uniform inside the site box.
     * ``(On obj other_obj)``: on top of ``other_obj`` (±4 mm).
     * ``(In obj <drawer or basket region>)``: inside the volume; for an open drawer, in the part
@@ -492,16 +496,15 @@ def sample_initial_state(model: mujoco.MjModel, data: mujoco.MjData, info: Scene
         max_tries: placement attempts before giving up.
 
     Raises:
-        ValueError: on a non-positive ``region_scale`` or a malformed ``region_shift``.
+        ValueError: on a ``region_scale`` that is not a finite number > 0, or a ``region_shift``
+            that is not two finite numbers (see :func:`robot_skills.tasks.regions.check_shift_scale`).
         PlacementError: if no collision-free placement was found in ``max_tries`` attempts
             (the message names the colliding bodies).
         SceneError: an object without a placement, or a circular placement.
     """
-    shift = np.asarray(region_shift, float).reshape(-1)
-    if shift.shape != (2,) or not np.all(np.isfinite(shift)):
-        raise ValueError(f"region_shift must be (dx, dy) in m, got {region_shift!r}")
-    if not (np.isfinite(region_scale) and region_scale > 0):
-        raise ValueError(f"region_scale must be > 0, got {region_scale!r}")
+    shift, scale = check_shift_scale(region_shift, region_scale)
+    table_boxes = {name: shift_scale_centre_half(reg.ranges, shift, scale)
+                   for name, reg in info.regions.items() if reg.kind == "table"}
     order = _placement_order(info)
     obj_bodies = {model.body(o).id for o in info.objects}
     free = {o: (_qadr(model, i.free_joint), _vadr(model, i.free_joint))
@@ -517,8 +520,7 @@ def sample_initial_state(model: mujoco.MjModel, data: mujoco.MjData, info: Scene
         for o, pred, sup in order:
             mujoco.mj_kinematics(model, data)
             mujoco.mj_comPos(model, data)
-            pos, yaw, sup_body = _sample_pose(model, data, info, o, pred, sup, rng, shift,
-                                              region_scale)
+            pos, yaw, sup_body = _sample_pose(model, data, info, o, pred, sup, rng, table_boxes)
             qa, _ = free[o]
             data.qpos[qa:qa + 3] = pos
             data.qpos[qa + 3:qa + 7] = yaw_quat(yaw)

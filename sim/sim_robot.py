@@ -1,7 +1,7 @@
 """``SimRobot``: a Franka Panda inside a LIBERO task scene in MuJoCo, behind the one robot interface.
 
-It implements :class:`robot_skills.robot.Robot` (reset / observe / act at 20 Hz) and
-:class:`robot_skills.execution.interfaces.TaskWorld` (predicate state, goal progress, success).
+It implements :class:`robot_skills.robot.Robot` (reset / observe / act at 20 Hz). The task's
+predicate state comes from :class:`sim.world.SimTaskWorld`, which reads this robot's contacts.
 
 Frames and units: the world frame *is* the robot base frame (Panda ``link0`` sits at the world
 origin on the table-top plane, z = 0); positions in m, angles in rad, quaternions ``(w, x, y, z)``.
@@ -24,7 +24,6 @@ import mujoco
 import numpy as np
 
 from robot_skills.control.diff_ik import DiffIKController
-from robot_skills.domain.predicates import Atom, SymbolicProblem
 from robot_skills.robot import Action, ActionLimits, Observation, Robot
 from robot_skills.robots import panda
 from robot_skills.tasks.bddl import BddlTask, load_bddl
@@ -90,7 +89,6 @@ class SimRobot(Robot):
         names: the :class:`~robot_skills.robots.panda.PandaNames`.
         entity_names: objects, fixtures, then regions: the keys of ``Observation.object_poses``.
         controller: the shared differential-IK controller.
-        robot: ``self`` (so a SimRobot is also a ``TaskWorld``).
 
     Raises:
         ValueError: on an unknown camera name or a bad image size.
@@ -131,7 +129,6 @@ class SimRobot(Robot):
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self.scene: SceneInfo = info
-        self.robot = self
         m = self.model
 
         known = {m.camera(i).name for i in range(m.ncam)}
@@ -258,30 +255,26 @@ class SimRobot(Robot):
         """
         return self.observe().object_poses
 
-    def act(self, action: Action) -> Observation:
-        """Apply ``action`` for one control period (25 x 2 ms physics steps) and observe.
+    def act(self, action: Action) -> Action:
+        """Apply ``action`` for one control period (25 x 2 ms physics steps, then the cameras).
+
+        Returns:
+            The action actually applied: ``action`` clipped to :attr:`action_limits`, gripper
+            clipped to ``[-1, 1]``. Read the state that follows with :meth:`observe` or
+            :meth:`observation_array`.
 
         Raises:
             ValueError: if the action holds NaN/inf (nothing is applied).
             RuntimeError: if :meth:`reset` was never called.
         """
-        self.advance(action)
-        return self.observe()
-
-    def advance(self, action: Action) -> None:
-        """:meth:`act` without building the :class:`Observation` (read it with :meth:`observe`
-        or :meth:`observation_array`).
-
-        Raises:
-            ValueError / RuntimeError: as :meth:`act`.
-        """
         if self._needs_reset:
             raise RuntimeError("call reset() before act()")
-        self.step_physics(action)
+        applied = self.step_physics(action)
         self._render_all()
+        return applied
 
-    def step_physics(self, action: Action) -> None:
-        """Controller + 25 physics steps, without rendering or building an observation."""
+    def step_physics(self, action: Action) -> Action:
+        """Controller + 25 physics steps, without rendering; returns the applied action."""
         d, m = self.data, self.model
         cmd = self.controller.step(action, d.qpos[self._arm_qadr])
         d.ctrl[self._arm_act] = cmd.q_target
@@ -291,37 +284,13 @@ class SimRobot(Robot):
         if self._n_sub > 1:
             mujoco.mj_step(m, d, self._n_sub - 1)
         mujoco.mj_step1(m, d)
+        return cmd.applied
 
-    # ------------------------------------------------------------------ TaskWorld interface
+    # ------------------------------------------------------------------ contacts
     @property
     def gripper_geom_ids(self) -> tuple[set[int], set[int]]:
         """``(left, right)`` geom id sets of the finger geoms (pads included)."""
         return self._fingers
-
-    def predicate_state(self) -> frozenset[Atom]:
-        """Every atom true now: the task file's predicates plus ``holding`` / ``handempty``."""
-        from sim.predicates import predicate_state
-
-        return predicate_state(self.model, self.data, self.scene, gripper_geom_ids=self._fingers)
-
-    def goal_progress(self) -> dict[Atom, bool]:
-        """Each goal atom of the task and whether it holds now."""
-        from sim.predicates import evaluate_atoms
-
-        goal = list(self.task.goal)
-        values = evaluate_atoms(self.model, self.data, self.scene, goal,
-                                gripper_geom_ids=self._fingers)
-        return dict(zip(goal, values))
-
-    def success(self) -> bool:
-        """True when every goal atom holds (an empty goal is never a success)."""
-        prog = self.goal_progress()
-        return bool(prog) and all(prog.values())
-
-    def symbolic_problem(self) -> SymbolicProblem:
-        """Entities with affordance tags, the current predicate state and the goal atoms."""
-        return SymbolicProblem(entities=self.scene.entity_tags(), state=self.predicate_state(),
-                               goal=frozenset(self.task.goal))
 
     # ------------------------------------------------------------------ rendering
     def _make_renderer(self, h: int, w: int) -> mujoco.Renderer:
@@ -379,6 +348,11 @@ class SimRobot(Robot):
         r.update_scene(self.data, camera=camera)
         self._cheap_scene(r)
         return r.render()
+
+    def disconnect(self) -> None:
+        """Free the renderers' GL contexts (the simulation itself stays usable after a reset)."""
+        self.close()
+        super().disconnect()
 
     def close(self) -> None:
         """Free the renderers' GL contexts."""

@@ -1,5 +1,31 @@
-"""Test-wide settings: headless EGL rendering unless the caller chose a GL backend."""
+"""Test-wide settings: headless EGL rendering unless the caller chose a GL backend; and no silent
+skips — a skipped test fails the session unless its reason says it needs CUDA (the only tests CI
+may skip, on machines without a GPU)."""
 
 import os
 
+import pytest
+
 os.environ.setdefault("MUJOCO_GL", "egl")  # must precede the first `import mujoco`
+
+_SKIPPED: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped:
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else ""
+        if "cuda" not in reason.lower():
+            _SKIPPED.append(f"{report.nodeid}: {reason}")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _SKIPPED and exitstatus == 0:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _SKIPPED:
+        terminalreporter.write_line(
+            f"FAILED: {len(_SKIPPED)} test(s) skipped for a reason other than CUDA:", red=True)
+        for s in _SKIPPED:
+            terminalreporter.write_line(f"  {s}")

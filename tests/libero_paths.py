@@ -1,29 +1,27 @@
-"""Where the tests find LIBERO's task files (MIT): never copied into the project.
+"""Where the tests find LIBERO's task files (MIT): the way a user gets them, never copied here.
 
-Order: ``$ROBOT_SKILLS_LIBERO_BDDL``; ``../shared/libero_bddl`` beside the checkout; the
-workplace's ``/work/shared/libero_bddl``; the cache ``rs-fetch-libero`` fills. Tests that need the
-files skip when none exists.
+``robot_skills.tasks.suites.resolve_suite`` — what ``rs-fetch-libero`` and every command use —
+returns ``$ROBOT_SKILLS_LIBERO_BDDL/<suite>`` when that variable names a local copy, else the cache
+(``$ROBOT_SKILLS_CACHE`` or ``~/.cache/robot_skills``), fetching LIBERO's sdist from PyPI into it
+on first use. CI runs ``rs-fetch-libero`` once before the tests. No test skips for missing files:
+a fetch that fails fails the test run.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+
+from robot_skills.tasks.suites import resolve_suite
 
 
 def libero_bddl_dir() -> Path:
-    """The first existing directory holding LIBERO's suites (``libero_goal/`` …)."""
-    candidates = []
-    if os.environ.get("ROBOT_SKILLS_LIBERO_BDDL"):
-        candidates.append(Path(os.environ["ROBOT_SKILLS_LIBERO_BDDL"]))
-    candidates += [Path(__file__).resolve().parents[2] / "shared" / "libero_bddl",
-                   Path("/work/shared/libero_bddl")]
-    cache = Path(os.environ.get("ROBOT_SKILLS_CACHE", Path.home() / ".cache" / "robot_skills"))
-    candidates.append(cache / "libero_bddl")
-    for c in candidates:
-        if (c / "libero_goal").is_dir():
-            return c
-    return candidates[0]
+    """The directory holding LIBERO's suites (``libero_goal/`` …), fetched on first use.
+
+    Raises:
+        robot_skills.tasks.suites.SuiteNotFoundError / RuntimeError: when the files cannot be
+            found or fetched.
+    """
+    return resolve_suite("libero_goal").parent
 
 
 LIBERO_BDDL = libero_bddl_dir()

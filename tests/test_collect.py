@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from robot_skills.robot import Action
-from sim.collect import DartNoise, NoiseConfig
+from robot_skills.data.collect import DartNoise, NoiseConfig
 
 
 class _ConstantPolicy:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from robot_skills.data.dataset import SkillChunkDataset, write_synthetic_demos
-from robot_skills.policies.bc import GoalConditionedBC
+from robot_skills.policies.bc import GoalConditionedBC, chunk_loss
 from robot_skills.policies.lora import LoRALinear
 from robot_skills.skills.library import SkillLibrary
 from robot_skills.training.device import (
@@ -17,9 +17,12 @@ from robot_skills.training.device import (
     init_distributed,
     select_device,
 )
+from robot_skills.training.trainable import LossForward, Trainable
 from robot_skills.training.trainer import (
+    FitConfig,
     TrainConfig,
     _Stop,
+    evaluate_loss,
     fit,
     train_base,
     train_lora_adapter,
@@ -97,8 +100,8 @@ def test_resume_after_kill_continues_from_checkpoint(demos, tmp_path):
     ds = SkillChunkDataset.from_hdf5(demos[0], chunk_size=5)
     stats = ds.compute_stats()
     data = ds.tensors(stats)
-    kw = {"steps": 20, "batch_size": 64, "lr": 1e-3, "ckpt_every": 5, "progress": False,
-              "ctx": init_distributed("cpu"), "fingerprint": "x"}
+    fcfg = FitConfig(steps=20, batch_size=64, lr=1e-3, ckpt_every=5, progress=False)
+    kw = {"ctx": init_distributed("cpu"), "fingerprint": "x"}
 
     def kill_at_12(step):
         if step == 12:
@@ -108,19 +111,19 @@ def test_resume_after_kill_continues_from_checkpoint(demos, tmp_path):
     m = GoalConditionedBC(TrainConfig(**SMALL).arch(2))
     init = {k: v.clone() for k, v in m.state_dict().items()}
     with pytest.raises(_Stop):
-        fit(m, data, work_dir=tmp_path / "run", _on_step=kill_at_12, **kw)
+        fit(m, data, fcfg, work_dir=tmp_path / "run", _on_step=kill_at_12, **kw)
     m2 = GoalConditionedBC(TrainConfig(**SMALL).arch(2))  # a fresh process: new model
-    res = fit(m2, data, work_dir=tmp_path / "run", **kw)
+    res = fit(m2, data, fcfg, work_dir=tmp_path / "run", **kw)
     assert res.resumed_from == 10 and res.step == 20 and np.isfinite(res.final_loss)
     # identical to a run that was never interrupted
     m3 = GoalConditionedBC(TrainConfig(**SMALL).arch(2))
     m3.load_state_dict(init)
-    fit(m3, data, work_dir=tmp_path / "clean", **kw)
+    fit(m3, data, fcfg, work_dir=tmp_path / "clean", **kw)
     for k, v in m3.state_dict().items():
         torch.testing.assert_close(m2.state_dict()[k], v, rtol=1e-5, atol=1e-6)
     # a different config does not pick up the stale checkpoint
-    res4 = fit(GoalConditionedBC(TrainConfig(**SMALL).arch(2)), data, work_dir=tmp_path / "run",
-               **{**kw, "fingerprint": "y"})
+    res4 = fit(GoalConditionedBC(TrainConfig(**SMALL).arch(2)), data, fcfg,
+               work_dir=tmp_path / "run", **{**kw, "fingerprint": "y"})
     assert res4.resumed_from == 0
 
 
@@ -183,3 +186,153 @@ def test_cuda_bf16_training_and_cpu_inference(demos, tmp_path):
     err = _first_action_error(skill.model, test.for_skill("pick"), skill.stats)
     base = np.abs(test.actions[:, 0, :3] - test.actions[:, 0, :3].mean(axis=0)).mean()
     assert err < 0.5 * base
+
+
+# ----------------------------------------------------------------------------- model-owned loss
+class _Mixture(torch.nn.Module):
+    """A non-BC trainable: learnable mixing weights over K frozen linear "experts".
+
+    ``y = sum_k softmax(logits)_k E_k x``; only ``logits`` (K,) is a parameter. Reports the
+    first mixing weight as an extra metric when ``metrics`` is set.
+    """
+
+    def __init__(self, experts: torch.Tensor, metrics: bool = True) -> None:
+        super().__init__()
+        self.register_buffer("experts", experts)  # (K, D, D)
+        self.logits = torch.nn.Parameter(torch.zeros(experts.shape[0]))
+        self.metrics = metrics
+
+    def weights(self) -> torch.Tensor:
+        return torch.softmax(self.logits, dim=0)
+
+    def compute_loss(self, batch):
+        w = self.weights()
+        pred = torch.einsum("k,kij,bj->bi", w, self.experts, batch["x"])
+        loss = ((pred - batch["y"]) ** 2).mean()
+        return (loss, {"w0": w[0]}) if self.metrics else loss
+
+
+TRUE_W = torch.tensor([0.7, 0.2, 0.1])
+
+
+def _mixture_problem(n: int = 256, d: int = 4, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    experts = torch.randn(3, d, d, generator=g)
+    x = torch.randn(n, d, generator=g)
+    y = torch.einsum("k,kij,bj->bi", TRUE_W, experts, x)
+    return experts, {"x": x, "y": y}
+
+
+@pytest.mark.parametrize("metrics", [True, False])
+def test_fit_trains_a_non_bc_module_through_its_own_loss(tmp_path, metrics):
+    experts, data = _mixture_problem()
+    model = _Mixture(experts, metrics)
+    assert isinstance(model, Trainable)
+    before = evaluate_loss(model, data)
+    cfg = FitConfig(steps=150, batch_size=32, lr=0.05, warmup_steps=10, log_every=10,
+                    ckpt_every=50, progress=False)
+    res = fit(model, data, cfg, ctx=init_distributed("cpu"), work_dir=tmp_path / "mix",
+              tb_dir=tmp_path / "tb", desc="mix", val_data=data)
+    after = evaluate_loss(model, data)
+    assert res.step == 150 and res.history[-1] < 0.05 * res.history[0]
+    assert after < 0.01 * before and res.val_loss == pytest.approx(after)
+    torch.testing.assert_close(model.weights().detach(), TRUE_W, atol=0.03, rtol=0)
+    assert set(res.metrics) == ({"w0"} if metrics else set())
+    if metrics:
+        assert res.metrics["w0"] == pytest.approx(0.7, abs=0.05)
+    assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
+    # the checkpoint holds the model's own parameters and buffers: a re-run resumes, done
+    again = fit(_Mixture(experts, metrics), data, cfg, ctx=init_distributed("cpu"),
+                work_dir=tmp_path / "mix")
+    assert again.resumed_from == 150 and again.final_loss == res.history[-1]
+
+
+def test_fit_rejects_bad_models_data_and_settings():
+    experts, data = _mixture_problem(n=16)
+    cfg = FitConfig(steps=2, batch_size=4, lr=1e-2, progress=False)
+    ctx = init_distributed("cpu")
+    with pytest.raises(TypeError, match="compute_loss"):
+        fit(torch.nn.Linear(4, 4), data, cfg, ctx=ctx)
+    with pytest.raises(ValueError, match="disagree"):
+        fit(_Mixture(experts), {"x": data["x"], "y": data["y"][:8]}, cfg, ctx=ctx)
+
+    class _VectorLoss(_Mixture):
+        def compute_loss(self, batch):
+            return super().compute_loss(batch)[0] * torch.ones(2)
+
+    with pytest.raises(ValueError, match="0-d"):
+        fit(_VectorLoss(experts), data, cfg, ctx=ctx)
+
+    class _NaN(_Mixture):
+        def compute_loss(self, batch):
+            return self.logits.sum() * float("nan")
+
+    with pytest.raises(FloatingPointError):
+        fit(_NaN(experts), data, cfg, ctx=ctx)
+    for bad in ({"lr": 0.0}, {"batch_size": 0}, {"steps": -1}, {"grad_clip": -1.0},
+                {"weight_decay": float("nan")}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            FitConfig(**{"steps": 1, "batch_size": 1, "lr": 1e-3, **bad})
+
+
+def test_bc_owns_its_masked_chunk_loss(demos):
+    ds = SkillChunkDataset.from_hdf5(demos[1], chunk_size=5)
+    data = ds.tensors(ds.compute_stats())
+    assert (data["mask"] == 0).any()  # padded chunk ends are present
+    torch.manual_seed(0)
+    for kind in ("l1", "mse"):
+        cfg = TrainConfig(**{**SMALL, "loss": kind})
+        model = cfg.make_policy(len(ds.skills))
+        assert model.loss_kind == kind and isinstance(model, Trainable)
+        with torch.no_grad():
+            got = model.compute_loss(data)
+            want = chunk_loss(model(data["features"], data["skill_id"]), data["actions"],
+                              data["mask"], kind)
+        assert got.dim() == 0 and got.dtype == torch.float32
+        torch.testing.assert_close(got, want)
+        # batches are combined with the real-step weights: the result is the exact masked mean
+        assert evaluate_loss(model, data, batch_size=7) == pytest.approx(float(want), rel=1e-5)
+        assert model.cfg.to_dict() == cfg.arch(len(ds.skills)).to_dict()  # not an arch setting
+    with pytest.raises(ValueError, match="loss kind"):
+        GoalConditionedBC(TrainConfig(**SMALL).arch(2), loss="huber")
+    with pytest.raises(KeyError, match="actions"):
+        model.compute_loss({"features": data["features"], "skill_id": data["skill_id"]})
+
+
+def _ddp_worker(rank: int, world: int, rdv: str, out: str) -> None:
+    import torch.distributed as dist
+
+    from robot_skills.training.device import DistContext
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{rdv}", rank=rank, world_size=world)
+    try:
+        ctx = DistContext(world, rank, rank, torch.device("cpu"))
+        experts, data = _mixture_problem(n=64)
+        model = _Mixture(experts)
+        with torch.no_grad():  # different start per rank: DDP broadcasts rank 0's
+            model.logits.normal_(generator=torch.Generator().manual_seed(rank))
+        fit(model, data, FitConfig(steps=12, batch_size=8, lr=0.05, progress=False), ctx=ctx)
+        synced = model.logits.detach().clone()
+        # negative control: bypassing DDP's forward (``ddp.module``) leaves gradients un-reduced
+        ddp = torch.nn.parallel.DistributedDataParallel(LossForward(model))
+        opt = torch.optim.SGD(model.parameters(), lr=0.5)
+        shard = {k: v[rank * 32:(rank + 1) * 32] for k, v in data.items()}
+        for _ in range(3):
+            opt.zero_grad()
+            ddp.module(shard)[0].backward()
+            opt.step()
+        torch.save({"synced": synced, "unsynced": model.logits.detach().clone()},
+                   f"{out}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_fit_under_ddp_all_reduces_gradients_through_the_wrapper(tmp_path):
+    """Two Gloo ranks on different data shards end with identical weights."""
+    import torch.multiprocessing as mp
+
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "rdv"), str(tmp_path)), nprocs=2, join=True)
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    torch.testing.assert_close(r0["synced"], r1["synced"], rtol=0, atol=1e-7)
+    assert not torch.allclose(r0["unsynced"], r1["unsynced"], atol=1e-4)

@@ -46,12 +46,14 @@ class IKCommand:
         gripper_width: target jaw opening, m, in ``[0, max_gripper_width]``.
         target_pos: ``(3,)`` end-effector target position (base frame, m) the step aimed at.
         target_quat: ``(4,)`` end-effector target orientation (base frame, ``w, x, y, z``).
+        applied: the action after clipping to the action limits (what reached the controller).
     """
 
     q_target: np.ndarray
     gripper_width: float
     target_pos: np.ndarray
     target_quat: np.ndarray
+    applied: Action
 
 
 def _quat_from_rotvec(r: np.ndarray) -> np.ndarray:
@@ -351,7 +353,8 @@ class DiffIKController:
         q_new = np.minimum(np.maximum(seed + step[self._dofadr], lo), hi)
         self._q_cmd = q_new
         return IKCommand(q_target=q_new.copy(), gripper_width=0.5 * (1.0 - g) * self.max_gripper_width,
-                         target_pos=tp.copy(), target_quat=tq.copy())
+                         target_pos=tp.copy(), target_quat=tq.copy(),
+                         applied=Action(np.array(dp), np.array(dr), g))
 
     def _fk_views(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         d = self._data

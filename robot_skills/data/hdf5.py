@@ -40,62 +40,13 @@ from typing import Any, Self
 import h5py
 import numpy as np
 
+from robot_skills.execution.recording import SkillSegment
 from robot_skills.robot import ACTION_DIM, Observation
 from robot_skills.utils.atomic import _fsync_dir
 from robot_skills.utils.version import code_version
 
 FORMAT = "robot_skills.demo/1"
 POSE_DIM = 7
-
-
-@dataclass(frozen=True)
-class SkillSegment:
-    """One skill call inside a demonstration: steps ``[start, end)`` executed ``skill(*args)``.
-
-    Attributes:
-        start: first step index (inclusive).
-        end: one past the last step index (exclusive), ``start < end``.
-        skill: skill verb, e.g. ``"place_on"``.
-        args: entity names bound to the skill's parameters, in parameter order.
-        success: whether the call reached its termination test.
-    """
-
-    start: int
-    end: int
-    skill: str
-    args: tuple[str, ...] = ()
-    success: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict ``{start, end, skill, args, success}``."""
-        return {"start": int(self.start), "end": int(self.end), "skill": self.skill,
-                "args": list(self.args), "success": bool(self.success)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> SkillSegment:
-        """Parse and validate a dict as written by :meth:`to_dict`.
-
-        Raises:
-            ValueError: on missing keys or wrong types.
-        """
-        if not isinstance(d, Mapping):
-            raise ValueError(f"a skill segment is a mapping, got {type(d).__name__}: {d!r}")  # noqa: TRY004 - malformed file content
-        missing = {"start", "end", "skill"} - set(d)
-        if missing:
-            raise ValueError(f"skill segment {dict(d)!r} lacks keys {sorted(missing)}")
-        args = d.get("args", [])
-        if isinstance(args, str) or not all(isinstance(a, str) for a in args):
-            raise ValueError(f"skill segment args must be a list of entity names, got {args!r}")
-        if not isinstance(d["skill"], str) or not d["skill"]:
-            raise ValueError(f"skill segment 'skill' must be a non-empty string, got {d['skill']!r}")
-        return cls(int(d["start"]), int(d["end"]), d["skill"], tuple(args),
-                   bool(d.get("success", True)))
-
-    def check(self, num_samples: int) -> None:
-        """Raise ValueError unless ``0 <= start < end <= num_samples``."""
-        if not (0 <= self.start < self.end <= num_samples):
-            raise ValueError(f"skill segment {self.skill}{list(self.args)} spans "
-                             f"[{self.start}, {self.end}), outside a demo of {num_samples} steps")
 
 
 @dataclass

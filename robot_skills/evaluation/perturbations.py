@@ -18,7 +18,8 @@ a modified copy; this module never imports ``sim``.
 
 * **Region shift/scale** apply only to the *initial placement regions of objects* on a table or
   floor fixture (regions that an ``(On obj region)`` init atom names, with ``obj`` a task object),
-  never to fixture regions (drawers, cook regions) nor to regions fixtures stand on.
+  never to fixture regions (drawers, cook regions) nor to regions fixtures stand on. The geometry
+  is :func:`robot_skills.tasks.regions.shift_scale_ranges` (shared with the simulator's reset).
 * **Distractors** add objects of graspable supported categories absent from the task, each in a
   new small table region placed clear of every existing region, with an ``(On d region)`` init atom.
 * **Swapped instances** change the *category* of graspable objects (entity names stay the same, so
@@ -38,6 +39,8 @@ from typing import Any
 
 import numpy as np
 import yaml
+
+from robot_skills.tasks.regions import check_shift_scale, shift_scale_ranges
 
 __all__ = ["PerturbationSpec", "load_perturbation_suite", "apply_perturbation",
            "perturbation_rng", "object_init_regions"]
@@ -77,19 +80,11 @@ class PerturbationSpec:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"perturbation needs a non-empty name, got {self.name!r}")
         try:
-            shift = tuple(float(v) for v in self.region_shift)
-        except (TypeError, ValueError):
-            raise ValueError(f"{self.name}: region_shift must be [dx, dy] in m, "
-                             f"got {self.region_shift!r}") from None
-        if len(shift) != 2 or not all(np.isfinite(shift)):
-            raise ValueError(f"{self.name}: region_shift must be two finite numbers [dx, dy] m, "
-                             f"got {self.region_shift!r}")
+            shift, scale = check_shift_scale(self.region_shift, self.region_scale)
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
         object.__setattr__(self, "region_shift", shift)
-        if not isinstance(self.region_scale, (int, float)) or not self.region_scale > 0 \
-                or not np.isfinite(self.region_scale):
-            raise ValueError(f"{self.name}: region_scale must be a number > 0, "
-                             f"got {self.region_scale!r}")
-        object.__setattr__(self, "region_scale", float(self.region_scale))
+        object.__setattr__(self, "region_scale", scale)
         if isinstance(self.distractors, bool) or not isinstance(self.distractors, int) \
                 or self.distractors < 0:
             raise ValueError(f"{self.name}: distractors must be an integer >= 0, "
@@ -289,17 +284,10 @@ def apply_perturbation(
         if not obj_regions:
             raise ValueError(f"{spec.name}: task has no object init regions on a table/floor "
                              "to shift or scale")
-        dx, dy = spec.region_shift
-        s = spec.region_scale
         for full in obj_regions:
             r = regions[full]
-            new_ranges = []
-            for x0, y0, x1, y1 in r.ranges:
-                cx, cy = (x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy
-                hx, hy = (x1 - x0) / 2 * s, (y1 - y0) / 2 * s
-                new_ranges.append((float(cx - hx), float(cy - hy), float(cx + hx),
-                                   float(cy + hy)))
-            regions[full] = _replace(r, ranges=new_ranges)
+            regions[full] = _replace(r, ranges=shift_scale_ranges(r.ranges, spec.region_shift,
+                                                                  spec.region_scale))
 
     # 2. swap instances (names stay, categories change)
     if spec.swap_instances:

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from robot_skills.utils.atomic import atomic_temp_path, atomic_write_text
+
 __all__ = ["format_markdown", "write_markdown", "format_table", "print_table", "plot_success"]
 
 
@@ -107,7 +109,7 @@ def write_markdown(results: Mapping[str, Any], path: str | Path) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(format_markdown(results))
+    atomic_write_text(path, format_markdown(results))
     return path
 
 
@@ -182,6 +184,7 @@ def plot_success(results: Mapping[str, Any], path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_temp_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
     plt.close(fig)
     return path

@@ -1,6 +1,7 @@
 """Benchmark runner: N seeded episodes per task, optional perturbations, parallel workers, reports.
 
-The runner never imports ``sim`` or ``hardware``: it receives *factories*.
+The runner never imports ``sim`` or ``hardware``: it receives *factories* (picklable callables,
+built by Hydra's ``instantiate`` from the ``world``, ``skills`` and ``planner`` config groups).
 
 * ``make_world(task_path, seed, perturbation) -> TaskWorld`` builds the robot in the task (the
   factory loads the task file and applies the :class:`PerturbationSpec`, e.g. with
@@ -8,16 +9,15 @@ The runner never imports ``sim`` or ``hardware``: it receives *factories*.
   ``world.robot.reset(seed=seed)``; episode ``i`` of every task uses seed ``base_seed + i``, so the
   same seeds give the same initial states across methods and perturbations (as LIBERO's fixed
   initial-state files do).
-* ``make_skills(task_path) -> Mapping[str, SkillPolicy | factory]`` (composed mode), or
+* ``make_skills(task_path) -> SkillSet`` (composed mode: policies + their contracts), or
   ``make_task_policy(task_path) -> SkillPolicy`` (``mode="monolithic"``: one policy runs the whole
   episode without the planner — the baseline, through the same runner).
-* ``planner``: an object with ``plan(problem, max_depth=...)``, a class / factory returning one, or
-  ``None`` (a :class:`~robot_skills.planning.symbolic.SymbolicPlanner` over the available skills).
+* ``planner``: ``planner(specs) -> Planner`` (e.g. ``functools.partial(SymbolicPlanner,
+  max_depth=8)``), or ``None`` for a :class:`~robot_skills.planning.symbolic.SymbolicPlanner`
+  over the skill set's contracts.
 
-Every factory may be given as a top-level callable, a ``"package.module:function"`` string, or a
-``(module, name, kwargs)`` tuple — the latter two are what a CLI passes. With ``workers > 1`` the
-episodes run in a :class:`concurrent.futures.ProcessPoolExecutor` with the ``spawn`` start method,
-so factories (and a planner instance) must be picklable.
+Episodes run through the one worker pool (:mod:`robot_skills.execution.pool`), in ``spawn``
+processes when ``workers > 1``, so factories must be picklable.
 
 Output (``out_dir``): ``results.json`` (see :func:`summarize`), ``report.md``, ``success.png``
 and one rollout video per task and condition under ``videos/`` (episode 0; frames from
@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import importlib
-import json
-import multiprocessing as mp
 import os
 import platform
 import socket
@@ -38,7 +35,6 @@ import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,45 +44,18 @@ import numpy as np
 from robot_skills.evaluation.perturbations import PerturbationSpec
 from robot_skills.evaluation.stats import summarize_lengths, wilson_interval
 from robot_skills.execution.executor import Executor, run_task_policy
+from robot_skills.execution.interfaces import PlannerFactory, SkillSet
+from robot_skills.execution.pool import run_parallel
+from robot_skills.utils.atomic import atomic_write_json
 from robot_skills.utils.version import code_version
 
-__all__ = ["BenchmarkRunner", "run_suite", "resolve_factory", "summarize", "code_version",
+__all__ = ["BenchmarkRunner", "run_suite", "summarize",
            "run_episode", "EpisodeJob", "UNPERTURBED", "MONOLITHIC_DEFAULT_MAX_STEPS"]
 
-FactorySpec = Callable[..., Any] | str | tuple
 UNPERTURBED = "unperturbed"
 """Condition name of the unperturbed tasks in results and reports."""
 MONOLITHIC_DEFAULT_MAX_STEPS = 600
 """Episode horizon for the monolithic baseline when none is given (LIBERO's evaluation horizon)."""
-
-
-def resolve_factory(spec: FactorySpec) -> Callable[..., Any]:
-    """Turn a factory spec into a callable.
-
-    Args:
-        spec: a callable; ``"package.module:name"``; or ``(module, name)`` / ``(module, name,
-            kwargs)`` — the kwargs are bound with :func:`functools.partial`.
-
-    Raises:
-        ValueError: for a malformed spec; ImportError / AttributeError if the target is missing.
-    """
-    if callable(spec):
-        return spec
-    if isinstance(spec, str):
-        if ":" not in spec:
-            raise ValueError(f"factory string must be 'package.module:name', got {spec!r}")
-        module, name = spec.split(":", 1)
-        kwargs: Mapping[str, Any] = {}
-    elif isinstance(spec, (tuple, list)) and len(spec) in (2, 3):
-        module, name = spec[0], spec[1]
-        kwargs = spec[2] if len(spec) == 3 else {}
-        if not isinstance(kwargs, Mapping):
-            raise ValueError(f"factory kwargs must be a mapping, got {kwargs!r}")
-    else:
-        raise ValueError(f"cannot use {spec!r} as a factory: give a callable, 'module:name' or "
-                         "(module, name, kwargs)")
-    fn = getattr(importlib.import_module(module), name)
-    return functools.partial(fn, **kwargs) if kwargs else fn
 
 
 def _host_info() -> dict[str, Any]:
@@ -116,28 +85,13 @@ class EpisodeJob:
 
 @dataclass(frozen=True)
 class _Factories:
-    make_world: FactorySpec
-    make_skills: FactorySpec | None
-    planner: Any
-    make_task_policy: FactorySpec | None
+    make_world: Callable[..., Any]
+    make_skills: Callable[..., SkillSet] | None
+    planner: PlannerFactory | None
+    make_task_policy: Callable[..., Any] | None
     mode: str
     max_replans: int
     max_steps: int | None
-    max_depth: int
-
-
-def _make_planner(planner: Any) -> Any:
-    if planner is None:
-        return None
-    if isinstance(planner, (str, tuple, list)):
-        return resolve_factory(planner)()
-    if isinstance(planner, type):
-        return planner()
-    if callable(getattr(planner, "plan", None)):
-        return planner
-    if callable(planner):
-        return planner()
-    raise ValueError(f"planner must have plan(problem, max_depth=...) or be a factory: {planner!r}")
 
 
 def _frame(world: Any, obs: Any) -> np.ndarray | None:
@@ -177,8 +131,7 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
         "error": None, "video": None,
     }
     try:
-        world = resolve_factory(factories.make_world)(Path(job.task_path), job.seed,
-                                                      job.perturbation)
+        world = factories.make_world(Path(job.task_path), job.seed, job.perturbation)
         world.robot.reset(seed=job.seed)
     except Exception as e:
         rec.update(reason="world_error", error=f"{type(e).__name__}: {e}",
@@ -197,15 +150,15 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
                 frames.append(f)
     try:
         if factories.mode == "monolithic":
-            policy = resolve_factory(factories.make_task_policy)(Path(job.task_path))
+            policy = factories.make_task_policy(Path(job.task_path))
             result = run_task_policy(world, policy,
                                      factories.max_steps or MONOLITHIC_DEFAULT_MAX_STEPS,
                                      on_step=on_step)
         else:
-            skills = resolve_factory(factories.make_skills)(Path(job.task_path))
-            ex = Executor(world, skills, _make_planner(factories.planner),
-                          max_replans=factories.max_replans, max_steps=factories.max_steps,
-                          on_step=on_step, max_depth=factories.max_depth)
+            skills = factories.make_skills(Path(job.task_path))
+            planner = factories.planner(skills.specs) if factories.planner is not None else None
+            ex = Executor(world, skills, planner, max_replans=factories.max_replans,
+                          max_steps=factories.max_steps, on_step=on_step)
             result = ex.run()
         rec.update(result.to_dict())
     except Exception as e:
@@ -219,11 +172,6 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
             rec["messages"].append(f"video not written: {type(e).__name__}: {e}")
     rec["wall_time_s"] = time.perf_counter() - t0
     return rec
-
-
-def _worker_init() -> None:
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 # ---------------------------------------------------------------------- aggregation
@@ -326,26 +274,24 @@ class BenchmarkRunner:
 
     Attributes:
         make_world: ``make_world(task_path, seed, perturbation) -> TaskWorld`` (see module doc).
-        make_skills: ``make_skills(task_path) -> {verb: SkillPolicy | factory}`` (composed mode).
-        planner: planner instance / class / factory spec, or ``None`` for the symbolic planner.
+        make_skills: ``make_skills(task_path) -> SkillSet`` (composed mode).
+        planner: ``planner(specs) -> Planner``, or ``None`` for the symbolic planner.
         mode: ``"composed"`` (planner + skills) or ``"monolithic"`` (one policy per task).
         make_task_policy: ``make_task_policy(task_path) -> SkillPolicy`` (monolithic mode).
         max_replans: executor's bounded retries.
         max_steps: episode control-step budget (``None``: executor default; monolithic: 600).
-        max_depth: planner search depth.
         workers: parallel worker processes (``spawn``); 1 runs in this process.
         video: record one rollout video per task and condition (needs ``out_dir``).
         progress: show a tqdm progress bar over episodes.
     """
 
-    make_world: FactorySpec
-    make_skills: FactorySpec | None = None
-    planner: Any = None
+    make_world: Callable[..., Any]
+    make_skills: Callable[..., SkillSet] | None = None
+    planner: PlannerFactory | None = None
     mode: str = "composed"
-    make_task_policy: FactorySpec | None = None
+    make_task_policy: Callable[..., Any] | None = None
     max_replans: int = 2
     max_steps: int | None = None
-    max_depth: int = 8
     workers: int = 1
     video: bool = True
     progress: bool = True
@@ -418,8 +364,7 @@ class BenchmarkRunner:
                         video = str(out / "videos" / f"{name.replace('/', '__')}{suffix}.mp4")
                     jobs.append(EpisodeJob(ti, str(path), name, pert, i, base_seed + i, video))
         factories = _Factories(self.make_world, self.make_skills, self.planner,
-                               self.make_task_policy, self.mode, self.max_replans, self.max_steps,
-                               self.max_depth)
+                               self.make_task_policy, self.mode, self.max_replans, self.max_steps)
         t0 = time.perf_counter()
         episodes = self._run_jobs(jobs, factories)
         wall = time.perf_counter() - t0
@@ -439,9 +384,7 @@ class BenchmarkRunner:
         results = {"metadata": results.pop("metadata"), **results}
         if out is not None:
             out.mkdir(parents=True, exist_ok=True)
-            tmp = out / "results.json.tmp"
-            tmp.write_text(json.dumps(results, indent=2, default=str))
-            os.replace(tmp, out / "results.json")
+            atomic_write_json(out / "results.json", results, sort_keys=False, default=str)
             if write_report:
                 from robot_skills.evaluation.report import plot_success, write_markdown
 
@@ -450,37 +393,15 @@ class BenchmarkRunner:
         return results
 
     def _run_jobs(self, jobs: list[EpisodeJob], factories: _Factories) -> list[dict[str, Any]]:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(jobs), desc=f"eval ({self.mode})", unit="ep",
-                   disable=not self.progress, dynamic_ncols=True)
-        results: list[dict[str, Any]] = []
-        try:
-            if self.workers == 1:
-                for job in jobs:
-                    results.append(run_episode(job, factories))
-                    bar.update(1)
-                    bar.set_postfix(success=f"{np.mean([r['success'] for r in results]):.2f}")
-            else:
-                ctx = mp.get_context("spawn")
-                with ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx,
-                                         initializer=_worker_init) as pool:
-                    futures = [pool.submit(run_episode, job, factories) for job in jobs]
-                    for fut in as_completed(futures):
-                        results.append(fut.result())
-                        bar.update(1)
-                        bar.set_postfix(
-                            success=f"{np.mean([r['success'] for r in results]):.2f}")
-        finally:
-            bar.close()
-        return results
+        return run_parallel(functools.partial(run_episode, factories=factories), jobs,
+                            self.workers, desc=f"eval ({self.mode})", progress=self.progress)
 
 
 def run_suite(
     task_paths: Sequence[str | Path],
-    make_world: FactorySpec,
-    make_skills: FactorySpec | None = None,
-    planner: Any = None,
+    make_world: Callable[..., Any],
+    make_skills: Callable[..., SkillSet] | None = None,
+    planner: PlannerFactory | None = None,
     episodes_per_task: int = 20,
     base_seed: int = 0,
     perturbations: Sequence[PerturbationSpec | None] | None = None,
@@ -493,7 +414,7 @@ def run_suite(
     """Functional form of :meth:`BenchmarkRunner.run_suite` (same arguments and result).
 
     ``runner_kwargs`` go to :class:`BenchmarkRunner` (``mode``, ``make_task_policy``,
-    ``max_replans``, ``max_steps``, ``max_depth``, ``progress``).
+    ``max_replans``, ``max_steps``, ``progress``).
     """
     runner = BenchmarkRunner(make_world, make_skills, planner, workers=workers, video=video,
                              **runner_kwargs)

@@ -12,6 +12,13 @@ call's arguments, holds in ``world.predicate_state()`` (derived ``accessible`` a
 for specs with ``needs_open_gripper_at_end`` also ``(handempty)`` — the object has been released.
 Time limit: ``ceil(time_limit_s / control_period)`` control steps.
 
+Every plan — whatever planner made it — is validated against the skill set's contracts before the
+arm moves (:func:`~robot_skills.planning.validate.validate_plan`); an invalid plan is repaired
+from its valid prefix (:func:`~robot_skills.planning.validate.repair_plan`) or refused
+(``reason="invalid_plan"``). After each call the observed predicates are compared with the call's
+expected effects: a missing add effect is a failure (re-plan), a delete effect still observed is
+logged.
+
 The episode ends when ``world.success()`` holds (checked after every control step, as LIBERO's
 evaluation does), when the episode step budget is spent, when no plan exists, or when the replan
 budget is spent.
@@ -25,8 +32,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom, with_derived
-from robot_skills.domain.verbs import SKILL_SPECS, SkillSpec, ground, matches, parse_predicate
-from robot_skills.execution.interfaces import SkillPolicy, TaskWorld
+from robot_skills.domain.verbs import SkillSpec, ground, matches, parse_predicate
+from robot_skills.execution.interfaces import Planner, SkillPolicy, SkillSet, TaskWorld
+from robot_skills.execution.recording import EpisodeRecording, SkillSegment
 from robot_skills.planning.symbolic import (
     NoPlanError,
     Plan,
@@ -35,10 +43,11 @@ from robot_skills.planning.symbolic import (
     ground_call,
     missing_preconditions,
 )
+from robot_skills.planning.validate import PlanValidationError, repair_plan, validate_plan
 from robot_skills.robot import Action, Observation
 
 __all__ = ["CallRecord", "SkillSegment", "EpisodeRecording", "ExecutionResult", "Executor",
-           "run_task_policy", "termination_holds"]
+           "run_task_policy", "termination_holds", "effect_mismatch"]
 
 StepCallback = Callable[[int, Observation, Action], None]
 """``on_step(step, obs, action)``: ``obs`` is the observation *after* ``action`` was applied."""
@@ -51,9 +60,13 @@ class CallRecord:
     Attributes:
         skill, args: the call.
         start_step, end_step: episode control-step indices, ``[start, end)``.
-        outcome: ``"success" | "timeout" | "error" | "interrupted"`` (``interrupted``: the episode
-            ended — goal reached or budget spent — while the call ran).
+        outcome: ``"success" | "timeout" | "error" | "interrupted" | "effects_missing"``
+            (``interrupted``: the episode ended — goal reached or budget spent — while the call
+            ran; ``effects_missing``: the termination test held but an add effect of the contract
+            was not observed).
         message: details for failures.
+        effects_unmet: expected effects the world contradicted after the call, BDDL spelling
+            (``"(Holding bowl_1)"`` missing; ``"not (On bowl_1 plate_1)"`` still observed).
     """
 
     skill: str
@@ -62,46 +75,13 @@ class CallRecord:
     end_step: int
     outcome: str
     message: str = ""
+    effects_unmet: tuple[str, ...] = ()
 
     def to_dict(self) -> dict:
         """JSON-able form."""
         return {"skill": self.skill, "args": list(self.args), "start_step": self.start_step,
-                "end_step": self.end_step, "outcome": self.outcome, "message": self.message}
-
-
-@dataclass
-class SkillSegment:
-    """A demonstration segment: steps ``[start, end)`` ran ``skill(args)``; ``success`` if it
-    terminated successfully."""
-
-    start: int
-    end: int
-    skill: str
-    args: tuple[str, ...]
-    success: bool
-
-
-@dataclass
-class EpisodeRecording:
-    """Collects what a recorder needs for demonstrations: per-step (obs, action) pairs, where
-    ``observations[t]`` is the observation ``actions[t]`` was computed from, and skill segments.
-
-    Any object with ``add_step(obs, action)`` and ``add_segment(segment)`` methods may be passed to
-    :class:`Executor` instead.
-    """
-
-    observations: list[Observation] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
-    segments: list[SkillSegment] = field(default_factory=list)
-
-    def add_step(self, obs: Observation, action: Action) -> None:
-        """Record the observation the policy saw and the action it returned."""
-        self.observations.append(obs)
-        self.actions.append(action)
-
-    def add_segment(self, segment: SkillSegment) -> None:
-        """Record a finished skill segment."""
-        self.segments.append(segment)
+                "end_step": self.end_step, "outcome": self.outcome, "message": self.message,
+                "effects_unmet": list(self.effects_unmet)}
 
 
 @dataclass
@@ -114,8 +94,8 @@ class ExecutionResult:
         calls: one :class:`CallRecord` per skill call started.
         replans: number of re-plans after the initial plan.
         goal_progress: each goal atom and whether it held at the end (``world.goal_progress()``).
-        reason: why the episode ended: ``"success" | "no_plan" | "budget_exhausted" |
-            "replans_exhausted" | "error"``.
+        reason: why the episode ended: ``"success" | "no_plan" | "invalid_plan" |
+            "budget_exhausted" | "replans_exhausted" | "error"``.
         messages: human-readable log of failures and replans.
         plans: every plan made, as lists of ``"verb(args)"`` strings.
     """
@@ -160,6 +140,27 @@ def termination_holds(spec: SkillSpec, args: Sequence[str], state: frozenset[Ato
     return not spec.needs_open_gripper_at_end or ("handempty",) in full
 
 
+def effect_mismatch(spec: SkillSpec, args: Sequence[str], state: frozenset[Atom]
+                    ) -> tuple[list[Atom], list[Atom]]:
+    """Compare an observed predicate ``state`` with a successful call's expected effects.
+
+    Returns:
+        ``(missing_adds, remaining_deletes)``: add-effect atoms that do not hold, and atoms that
+        still hold although a delete effect (``*`` wildcards expanded against ``state``) removes
+        them. Atoms the call's own add effects re-add are not counted as remaining.
+
+    Raises:
+        ValueError: if ``args`` does not match the spec's parameters.
+    """
+    if len(args) != len(spec.parameters):
+        raise ValueError(f"{spec.name} takes {len(spec.parameters)} argument(s), got {len(args)}")
+    g = ground_call(spec, args)
+    missing = [a for a in g.add if a not in state]
+    remaining = sorted(a for a in state if a not in g.add
+                       and any(matches(p, a) for p in g.delete))
+    return missing, remaining
+
+
 def _is_policy(obj: Any) -> bool:
     return callable(getattr(obj, "act", None)) and callable(getattr(obj, "reset", None))
 
@@ -168,49 +169,49 @@ class Executor:
     """Plans, runs skill calls closed-loop, checks termination and time limits, replans.
 
     Args:
-        world: the robot in its task (``sim.SimRobot`` or a hardware world).
-        skills: verb -> a :class:`SkillPolicy` instance, or a zero-argument factory returning one
-            (called once per episode, on first use).
-        planner: object with ``plan(problem, max_depth=...) -> Plan``; defaults to a
-            :class:`SymbolicPlanner` over ``specs`` restricted to the verbs in ``skills``.
+        world: the robot in its task (``sim.world.SimTaskWorld`` or a pose-based hardware world).
+        skills: the :class:`SkillSet` — policies and their contracts. Termination tests, time
+            limits, plan validation and effect checks all read these contracts (a learned
+            library's ``skill.yaml``), never a compiled-in table.
+        planner: a :class:`Planner` (``plan(problem) -> Plan``); default: a
+            :class:`SymbolicPlanner` over ``skills.specs``.
         max_replans: re-plans allowed after the first plan (bounded retries).
         max_steps: episode control-step budget; ``None`` = the sum of the first plan's per-call time
             limits (in steps) times ``max_replans + 1``.
-        specs: skill contracts (termination, time limits); :data:`SKILL_SPECS` by default.
         on_step: optional ``on_step(step, obs, action)`` callback (e.g. to grab video frames).
         recorder: optional :class:`EpisodeRecording`-like object for demonstration collection.
-        max_depth: planner search depth.
 
     Raises:
-        ValueError: if ``max_replans < 0`` or ``max_steps < 1``.
+        ValueError: if ``max_replans < 0`` or ``max_steps < 1``. TypeError: if ``skills`` is not a
+            :class:`SkillSet`.
     """
 
     def __init__(
         self,
         world: TaskWorld,
-        skills: Mapping[str, SkillPolicy | Callable[[], SkillPolicy]],
-        planner: Any | None = None,
+        skills: SkillSet,
+        planner: Planner | None = None,
+        *,
         max_replans: int = 2,
         max_steps: int | None = None,
-        specs: Mapping[str, SkillSpec] = SKILL_SPECS,
         on_step: StepCallback | None = None,
         recorder: Any | None = None,
-        max_depth: int = 8,
     ) -> None:
+        if not isinstance(skills, SkillSet):
+            raise TypeError(f"skills must be a SkillSet (policies + contracts), got "
+                            f"{type(skills).__name__}")
         if max_replans < 0:
             raise ValueError(f"max_replans must be >= 0, got {max_replans}")
         if max_steps is not None and max_steps < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.world = world
-        self.skills = dict(skills)
-        self.specs = dict(specs)
-        self.planner = planner if planner is not None else SymbolicPlanner(
-            {k: v for k, v in self.specs.items() if k in self.skills})
+        self.skills = dict(skills.policies)
+        self.specs: dict[str, SkillSpec] = dict(skills.specs)
+        self.planner = planner if planner is not None else SymbolicPlanner(self.specs)
         self.max_replans = max_replans
         self.max_steps = max_steps
         self.on_step = on_step
         self.recorder = recorder
-        self.max_depth = max_depth
         self._instances: dict[str, SkillPolicy] = {}
         self._goal: frozenset[Atom] | None = None
 
@@ -296,17 +297,22 @@ class Executor:
         while True:
             problem = self._problem(goal_atoms)
             try:
-                plan: Plan = self.planner.plan(problem, max_depth=self.max_depth)
+                plan: Plan = self.planner.plan(problem)
             except NoPlanError as e:
                 messages.append(f"no plan: {e}")
                 return finish("no_plan")
             plans.append([str(c) for c in plan.calls])
-            unavailable = sorted({c.skill for c in plan.calls if c.skill not in self.skills
-                                  or c.skill not in self.specs})
-            if unavailable:
-                messages.append(f"plan {plans[-1]} uses skill(s) {unavailable} that this "
-                                f"library lacks; available: {sorted(self.skills)}")
-                return finish("no_plan")
+            issues = validate_plan(plan, problem, self.specs)
+            if issues:
+                messages.append(f"plan {plans[-1]} is invalid for this library: "
+                                + "; ".join(str(i) for i in issues))
+                try:
+                    plan = repair_plan(plan, problem, self.specs, planner=self.planner)
+                except PlanValidationError as e:
+                    messages.append(f"refused: {e}")
+                    return finish("invalid_plan")
+                plans.append([str(c) for c in plan.calls])
+                messages.append(f"repaired to {plans[-1]}")
             if budget is None:
                 budget = max(1, sum(self.time_limit_steps(c.skill) for c in plan.calls
                                     if c.skill in self.specs) * (self.max_replans + 1))
@@ -319,7 +325,20 @@ class Executor:
                     break
                 start = steps
                 outcome, msg, steps, obs = self._run_call(call, obs, steps, budget, problem, dt)
-                records.append(CallRecord(call.skill, call.args, start, steps, outcome, msg))
+                unmet: tuple[str, ...] = ()
+                if outcome == "success":
+                    full = with_derived(self.world.predicate_state(), problem.entities)
+                    missing, remaining = effect_mismatch(self.specs[call.skill], call.args, full)
+                    unmet = tuple([format_atom(a) for a in missing]
+                                  + [f"not {format_atom(a)}" for a in remaining])
+                    if missing:
+                        outcome = "effects_missing"
+                        msg = "expected effect(s) not observed: " + ", ".join(unmet)
+                    elif remaining:
+                        messages.append(f"{call}: delete effect(s) still observed: "
+                                        + ", ".join(unmet))
+                records.append(CallRecord(call.skill, call.args, start, steps, outcome, msg,
+                                          unmet))
                 if self.recorder is not None:
                     # a call cut short because the task's goal now holds did its job too (e.g.
                     # place_in: the object is In the drawer before the gripper has opened)
@@ -375,7 +394,8 @@ class Executor:
                 return "interrupted", f"episode step budget ({budget}) spent", steps, obs
             try:
                 action = policy.act(obs)
-                new_obs = self.world.robot.act(action)
+                self.world.robot.act(action)
+                new_obs = self.world.robot.observe()
             except Exception as e:
                 return "error", f"{type(e).__name__}: {e}", steps, obs
             if self.recorder is not None:
@@ -416,7 +436,8 @@ def run_task_policy(
         policy.reset((), world)
         while steps < max_steps and not world.success():
             action = policy.act(obs)
-            new_obs = world.robot.act(action)
+            world.robot.act(action)
+            new_obs = world.robot.observe()
             if recorder is not None:
                 recorder.add_step(obs, action)
             obs = new_obs

@@ -221,19 +221,32 @@ def simulate_plan(
 class SymbolicPlanner:
     """A* forward planner over the skills' preconditions and effects.
 
+    Implements :class:`robot_skills.execution.interfaces.Planner`. Built over a library's
+    contracts (``SymbolicPlanner(library_specs)``), it plans only with skills the library has.
+
     Args:
         specs: the skill domain; only these verbs are used (a library may lack some).
+        max_depth: longest plan considered, in skill calls (default of :meth:`plan`).
+        max_expansions: cap on expanded search nodes (default of :meth:`plan`).
+
+    Raises:
+        TypeError: if ``specs`` is not a mapping. ValueError: on a negative ``max_depth``.
 
     Example:
-        >>> plan = SymbolicPlanner().plan(problem)   # doctest: +SKIP
+        >>> plan = SymbolicPlanner(library.contracts).plan(problem)   # doctest: +SKIP
         >>> str(plan)
         '[open(wooden_cabinet_1_top_region), pick(akita_black_bowl_1), place_in(...)]'
     """
 
-    def __init__(self, specs: Mapping[str, SkillSpec] = SKILL_SPECS) -> None:
+    def __init__(self, specs: Mapping[str, SkillSpec] = SKILL_SPECS, max_depth: int = 8,
+                 max_expansions: int = 200_000) -> None:
         if not isinstance(specs, Mapping):
             raise TypeError(f"specs must be a mapping name -> SkillSpec, got {type(specs)}")
+        if int(max_depth) < 0:
+            raise ValueError(f"max_depth must be >= 0, got {max_depth}")
         self.specs: dict[str, SkillSpec] = dict(specs)
+        self.max_depth = int(max_depth)
+        self.max_expansions = int(max_expansions)
 
     # ------------------------------------------------------------------ grounding
     def ground_skills(self, problem: SymbolicProblem) -> list[GroundSkill]:
@@ -248,14 +261,14 @@ class SymbolicPlanner:
         return out
 
     # ------------------------------------------------------------------ search
-    def plan(self, problem: SymbolicProblem, max_depth: int = 8,
-             max_expansions: int = 200_000) -> Plan:
+    def plan(self, problem: SymbolicProblem, max_depth: int | None = None,
+             max_expansions: int | None = None) -> Plan:
         """Find a shortest-found skill sequence from ``problem.state`` to all of ``problem.goal``.
 
         Args:
             problem: entities with tags, current state, goal atoms (a conjunction).
-            max_depth: longest plan considered, in skill calls.
-            max_expansions: cap on expanded search nodes (guards against blow-up).
+            max_depth: longest plan considered, in skill calls (None: the planner's).
+            max_expansions: cap on expanded search nodes (None: the planner's).
 
         Returns:
             A :class:`Plan` with expected states; empty when the goal already holds.
@@ -268,6 +281,8 @@ class SymbolicPlanner:
         """
         if not isinstance(problem, SymbolicProblem):
             raise ValueError(f"plan() needs a SymbolicProblem, got {type(problem).__name__}")
+        max_depth = self.max_depth if max_depth is None else int(max_depth)
+        max_expansions = self.max_expansions if max_expansions is None else int(max_expansions)
         if max_depth < 0:
             raise ValueError(f"max_depth must be >= 0, got {max_depth}")
         entities = problem.entities

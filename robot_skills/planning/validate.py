@@ -146,7 +146,7 @@ def validate_plan_strict(
     if issues:
         raise PlanValidationError(
             "invalid plan:\n" + "\n".join(f"  {i}" for i in issues), issues)
-    return _with_states(_calls(plan), problem)
+    return _with_states(_calls(plan), problem, specs)
 
 
 def _with_states(calls: list[SkillCall], problem: SymbolicProblem,
@@ -164,7 +164,6 @@ def repair_plan(
     problem: SymbolicProblem,
     specs: Mapping[str, SkillSpec] = SKILL_SPECS,
     planner=None,
-    max_depth: int = 8,
 ) -> Plan:
     """Keep the valid prefix of ``plan`` and re-plan the rest from the first failing step.
 
@@ -190,7 +189,7 @@ def repair_plan(
     planner = planner if planner is not None else SymbolicPlanner(specs)
     sub = SymbolicProblem(problem.entities, prefix_plan.states[-1], frozenset(problem.goal))
     try:
-        rest = planner.plan(sub, max_depth=max_depth)
+        rest = planner.plan(sub)
     except NoPlanError as e:
         raise PlanValidationError(
             "invalid plan, and no repair found:\n" + "\n".join(f"  {i}" for i in issues)

@@ -25,6 +25,9 @@ from torch import nn
 from robot_skills.policies.features import FEATURE_DIM
 from robot_skills.robot import ACTION_DIM
 
+#: Loss kinds of :func:`chunk_loss` / :class:`GoalConditionedBC`.
+LOSS_KINDS = ("l1", "mse")
+
 
 @dataclass
 class BCConfig:
@@ -95,13 +98,25 @@ class GoalConditionedBC(nn.Module):
 
     Linear layers (LoRA targets): ``inp``, ``blocks.<i>.fc`` (i < layers - 1), ``head``.
 
+    The model owns its training objective (:meth:`compute_loss`, the masked chunk loss), so it
+    trains through the generic :func:`robot_skills.training.trainer.fit`. The loss kind is a
+    training setting, not part of the architecture: it is not stored in :class:`BCConfig` (nor in
+    ``base.yaml`` / ``skill.yaml``) and has no effect on :meth:`forward`.
+
     Args:
         cfg: architecture.
+        loss: ``"l1"`` (ACT's choice, default) or ``"mse"``; read by :meth:`compute_loss`.
+
+    Raises:
+        ValueError: unknown ``loss``.
     """
 
-    def __init__(self, cfg: BCConfig) -> None:
+    def __init__(self, cfg: BCConfig, loss: str = "l1") -> None:
         super().__init__()
+        if loss not in LOSS_KINDS:
+            raise ValueError(f"loss kind must be one of {LOSS_KINDS}, got {loss!r}")
         self.cfg = cfg
+        self.loss_kind = loss
         self.skill_emb = nn.Embedding(cfg.num_skills, cfg.skill_emb_dim)
         self.inp = nn.Linear(cfg.feature_dim + cfg.skill_emb_dim, cfg.hidden)
         self.inp_act = nn.GELU(approximate="tanh")
@@ -127,6 +142,46 @@ class GoalConditionedBC(nn.Module):
             h = b(h)
         out = self.head(self.out_norm(h))
         return out.view(features.shape[0], self.cfg.chunk_size, self.cfg.action_dim)
+
+    def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Masked chunk loss (:func:`chunk_loss` of kind :attr:`loss_kind`) of one batch.
+
+        The prediction is cast to float32 before the loss, so under bf16 autocast the loss is
+        still reduced in float32.
+
+        Args:
+            batch: ``features (B, F)`` float, ``skill_id (B,)`` int64, ``actions (B, H, 7)``
+                float (normalised targets) and optionally ``mask (B, H)`` (1 = real step,
+                0 = padding; absent = all real), as from
+                :meth:`~robot_skills.data.dataset.SkillChunkDataset.tensors`. Other keys are
+                ignored.
+
+        Returns:
+            0-d float32 tensor: mean error over real entries, in normalised action units.
+
+        Raises:
+            KeyError: ``features``, ``skill_id`` or ``actions`` is missing.
+            ValueError: prediction and target shapes differ.
+        """
+        missing = [k for k in ("features", "skill_id", "actions") if k not in batch]
+        if missing:
+            raise KeyError(f"GoalConditionedBC.compute_loss: batch lacks {missing}; "
+                           f"has {sorted(batch)}")
+        pred = self(batch["features"], batch["skill_id"])
+        return chunk_loss(pred.float(), batch["actions"], batch.get("mask"), self.loss_kind)
+
+    def loss_weight(self, batch: Mapping[str, torch.Tensor]) -> float:
+        """Real (unpadded) chunk steps in ``batch``: what :meth:`compute_loss` averages over
+        (up to the constant action width), so batch losses can be combined into an exact mean.
+
+        Raises:
+            KeyError: ``actions`` is missing when there is no ``mask``.
+        """
+        m = batch.get("mask")
+        if m is None:
+            a = batch["actions"]
+            return float(a.shape[0] * a.shape[1])
+        return float(m.sum())
 
 
 def chunk_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,

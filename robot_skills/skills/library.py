@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from robot_skills.domain.verbs import SkillSpec
+from robot_skills.domain.verbs import MAX_SKILL_ARGS, SkillSpec
+from robot_skills.execution.interfaces import SkillSet
 from robot_skills.policies.learned_skill import LearnedSkill
 from robot_skills.skills.skill_dir import (
     BASE_DIR,
@@ -129,6 +131,34 @@ class SkillLibrary:
                 continue
         return out
 
+    def skill_set(self, names: list[str] | None = None) -> SkillSet:
+        """Every skill (or ``names``) loaded and verified, with the contracts from its
+        ``skill.yaml``: what the executor runs and the planner plans with.
+
+        Raises:
+            FileNotFoundError: if the library directory does not exist.
+            ValueError: if the library holds no skills, or naming every skill that failed to
+                load (tampered file, wrong base hash, malformed contract).
+        """
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"no skill library at {self.root}")
+        names = self.list() if names is None else list(names)
+        if not names:
+            raise ValueError(f"the skill library at {self.root} holds no skills")
+        policies: dict[str, LearnedSkill] = {}
+        specs: dict[str, SkillSpec] = {}
+        errors: dict[str, str] = {}
+        for n in names:
+            try:
+                policies[n] = self.get(n)
+                specs[n] = contract_to_spec(self.manifest(n), str(self.root / n / SKILL_YAML))
+            except (ValueError, KeyError, OSError) as e:
+                errors[n] = f"{type(e).__name__}: {e}"
+        if errors:
+            raise ValueError(f"skill library {self.root}: {len(errors)} skill(s) refused: "
+                             + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
+        return SkillSet(policies, specs)
+
     def verify_all(self) -> dict[str, str]:
         """Verify every skill fully (contract, file hashes, base hash, weights fit the arch).
 
@@ -163,3 +193,72 @@ class SkillLibrary:
 
     def __repr__(self) -> str:
         return f"SkillLibrary({str(self.root)!r}, skills={self.list()})"
+
+
+@dataclass(frozen=True)
+class LibrarySkills:
+    """The learned skills of a library directory as a :class:`SkillSet` (``skills=learned``).
+
+    A picklable factory the benchmark runner calls per episode (in worker processes).
+
+    Args:
+        library: the library root (``<run_dir>/skills``).
+        ensemble_m: ACT temporal-ensembling coefficient (None = open-loop chunks).
+    """
+
+    library: str
+    ensemble_m: float | None = 0.01
+
+    def __call__(self, task_path: str | os.PathLike | None = None) -> SkillSet:
+        """Load and verify every skill (the same library for every task).
+
+        Raises:
+            FileNotFoundError / ValueError: as :meth:`SkillLibrary.skill_set`.
+        """
+        return SkillLibrary(self.library, ensemble_m=self.ensemble_m).skill_set()
+
+
+def task_conditioning(task_path: str | os.PathLike) -> tuple[str, ...]:
+    """Entities a monolithic task policy is conditioned on: the task's ``obj_of_interest``
+    (at most :data:`~robot_skills.domain.verbs.MAX_SKILL_ARGS`).
+
+    Raises:
+        robot_skills.tasks.bddl.BddlParseError / OSError: on an unreadable task file.
+    """
+    from robot_skills.tasks.bddl import load_bddl
+
+    return tuple(load_bddl(task_path).obj_of_interest[:MAX_SKILL_ARGS])
+
+
+class _BoundTaskPolicy:
+    """A whole-task policy with its conditioning entities bound (the runner resets with ``()``)."""
+
+    def __init__(self, policy: LearnedSkill, args: tuple[str, ...]) -> None:
+        self.policy, self.args, self.name = policy, args, policy.name
+
+    def reset(self, args: Any, world: Any) -> None:
+        self.policy.reset(self.args, world)
+
+    def act(self, obs: Any) -> Any:
+        return self.policy.act(obs)
+
+
+@dataclass(frozen=True)
+class TaskPolicies:
+    """The monolithic baseline: one whole-task policy per task file (``skills=monolithic``).
+
+    Args:
+        library: directory of task policies (``<run_dir>/task_policies``), one entry per task
+            file stem.
+    """
+
+    library: str
+
+    def __call__(self, task_path: str | os.PathLike) -> Any:
+        """The policy for ``task_path``, conditioned on the task's objects of interest.
+
+        Raises:
+            KeyError: if the library has no policy for this task. ValueError: refused on load.
+        """
+        policy = SkillLibrary(self.library).get(Path(task_path).stem)
+        return _BoundTaskPolicy(policy, task_conditioning(task_path))

@@ -14,6 +14,12 @@ moments as tensors — and ``state.json`` with the step) are written atomically 
 ``ckpt_every`` steps under ``<out>/.work/<stage>/ckpt``; a re-run continues from the last one with
 the same sample order. TensorBoard scalars go to ``<out>/.work/tb/<stage>``. Under ``torchrun``
 training runs with DDP and only rank 0 writes.
+
+Every stage runs the same loop, :func:`fit`, configured by a :class:`FitConfig`. The loop knows no
+objective: the model owns its loss (``model.compute_loss(batch)``, see
+:mod:`robot_skills.training.trainable`), so composition weights, residual heads or any other
+module with a ``compute_loss`` train through it unchanged. The BC loss kind is a property of the
+policy (``GoalConditionedBC(arch, loss=cfg.loss)``).
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +45,7 @@ from tqdm.auto import tqdm
 
 from robot_skills.data.dataset import SkillChunkDataset
 from robot_skills.domain.verbs import SKILL_SPECS, Parameter, SkillSpec
-from robot_skills.policies.bc import BCConfig, GoalConditionedBC, chunk_loss
+from robot_skills.policies.bc import LOSS_KINDS, BCConfig, GoalConditionedBC
 from robot_skills.policies.lora import inject_lora, lora_state_dict
 from robot_skills.policies.normalization import NormStats
 from robot_skills.skills.skill_dir import save_base, save_skill
@@ -52,6 +58,13 @@ from robot_skills.training.device import (
     init_distributed,
     maybe_compile,
     wrap_ddp,
+)
+from robot_skills.training.trainable import (
+    LossForward,
+    batch_size_of,
+    check_trainable,
+    loss_weight,
+    split_loss,
 )
 from robot_skills.utils.atomic import atomic_dir, atomic_write_json, file_sha256
 from robot_skills.utils.version import code_version
@@ -123,8 +136,8 @@ class TrainConfig:
             raise ValueError("lora_steps and warmup_steps must be >= 0")
         if self.lr <= 0 or self.lora_lr <= 0:
             raise ValueError("learning rates must be > 0")
-        if self.loss not in ("l1", "mse"):
-            raise ValueError(f"loss must be 'l1' or 'mse', got {self.loss!r}")
+        if self.loss not in LOSS_KINDS:
+            raise ValueError(f"loss must be one of {LOSS_KINDS}, got {self.loss!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
 
@@ -137,6 +150,76 @@ class TrainConfig:
         return BCConfig(num_skills=num_skills, chunk_size=self.chunk_size, hidden=self.hidden,
                         layers=self.layers, skill_emb_dim=self.skill_emb_dim)
 
+    def make_policy(self, num_skills: int) -> GoalConditionedBC:
+        """A freshly initialised :class:`GoalConditionedBC` of :meth:`arch` whose
+        :meth:`~GoalConditionedBC.compute_loss` uses :attr:`loss` (CPU, float32)."""
+        return GoalConditionedBC(self.arch(num_skills), loss=self.loss)
+
+    def fit_config(self) -> FitConfig:
+        """:class:`FitConfig` of the base policy / a monolithic task policy (``steps``, ``lr``)."""
+        return FitConfig(steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                         weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
+                         seed=self.seed, grad_clip=self.grad_clip, bf16=self.bf16,
+                         compile=self.compile, ckpt_every=self.ckpt_every,
+                         log_every=self.log_every, progress=self.progress)
+
+    def lora_fit_config(self) -> FitConfig:
+        """:class:`FitConfig` of a LoRA adapter: ``lora_steps`` at ``lora_lr``, warm-up capped at
+        a tenth of the adapter's steps."""
+        return replace(self.fit_config(), steps=self.lora_steps, lr=self.lora_lr,
+                       warmup_steps=min(self.warmup_steps, self.lora_steps // 10))
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Optimisation settings of one :func:`fit` run (model-agnostic).
+
+    Build one from the pipeline's :class:`TrainConfig` with :meth:`TrainConfig.fit_config` /
+    :meth:`TrainConfig.lora_fit_config`, or directly for any other trainable module.
+
+    Attributes:
+        steps: target optimiser steps (total, including those of a resumed run), >= 0.
+        batch_size: samples per step and process (clipped to the per-process sample count), >= 1.
+        lr: peak AdamW learning rate, > 0.
+        weight_decay: AdamW decoupled weight decay, >= 0.
+        warmup_steps: linear warm-up steps, then cosine decay to 10 % of ``lr``, >= 0.
+        seed: sample order (epoch ``e`` uses a permutation seeded by ``seed`` and ``e``).
+        grad_clip: max global gradient norm (0 = off), >= 0.
+        bf16: bf16 autocast on CUDA (ignored on CPU).
+        compile: ``torch.compile`` the loss computation.
+        ckpt_every: steps between checkpoints (and at the last step), >= 1.
+        log_every: steps between history / TensorBoard entries, >= 1.
+        progress: show a tqdm bar (rank 0 only).
+
+    Raises:
+        ValueError: a value out of the ranges above (the message names the field).
+    """
+
+    steps: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    seed: int = 0
+    grad_clip: float = 1.0
+    bf16: bool = True
+    compile: bool = False
+    ckpt_every: int = 500
+    log_every: int = 50
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        for k, lo in (("steps", 0), ("batch_size", 1), ("warmup_steps", 0), ("ckpt_every", 1),
+                      ("log_every", 1)):
+            if int(getattr(self, k)) < lo:
+                raise ValueError(f"FitConfig.{k} must be >= {lo}, got {getattr(self, k)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"FitConfig.lr must be finite and > 0, got {self.lr}")
+        for k in ("weight_decay", "grad_clip"):
+            v = getattr(self, k)
+            if not (math.isfinite(v) and v >= 0):
+                raise ValueError(f"FitConfig.{k} must be finite and >= 0, got {v}")
+
 
 @dataclass
 class FitResult:
@@ -146,10 +229,13 @@ class FitResult:
         step: optimiser steps completed (== the stage's target when finished).
         final_loss: mean training loss over the last ``min(50, steps)`` steps of this run
             (or the checkpointed value when nothing was left to train).
-        val_loss: masked loss on held-out samples, or None.
+        val_loss: :func:`evaluate_loss` on held-out samples, or None.
         samples_per_s: training throughput of this run.
         wall_s: seconds spent in this run.
         resumed_from: step the run resumed from (0 = fresh).
+        history: mean training loss per ``log_every`` steps (kept across resumes).
+        metrics: mean of each extra metric returned by ``compute_loss`` over the last
+            ``min(50, steps)`` steps of this run (empty when the model reports none).
     """
 
     step: int
@@ -159,6 +245,7 @@ class FitResult:
     wall_s: float = 0.0
     resumed_from: int = 0
     history: list[float] = field(default_factory=list, repr=False)
+    metrics: dict[str, float] = field(default_factory=dict)
 
 
 class _Stop(Exception):
@@ -232,35 +319,42 @@ def _lr_at(step: int, total: int, base_lr: float, warmup: int) -> float:
     return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
 
 
-def fit(model: nn.Module, data: Mapping[str, torch.Tensor], *, steps: int, batch_size: int,
-        lr: float, weight_decay: float = 0.0, warmup_steps: int = 0, seed: int = 0,
-        loss_kind: str = "l1", grad_clip: float = 1.0, ctx: DistContext | None = None,
-        bf16: bool = True, compile: bool = False, work_dir: str | os.PathLike | None = None,
-        ckpt_every: int = 500, log_every: int = 50, tb_dir: str | os.PathLike | None = None,
-        desc: str = "train", progress: bool = True,
+def fit(model: nn.Module, data: Mapping[str, torch.Tensor], cfg: FitConfig, *,
+        ctx: DistContext | None = None, work_dir: str | os.PathLike | None = None,
+        tb_dir: str | os.PathLike | None = None, desc: str = "train",
         val_data: Mapping[str, torch.Tensor] | None = None, fingerprint: str = "",
         _on_step: Callable[[int], None] | None = None) -> FitResult:
-    """Train ``model``'s trainable parameters on normalised chunk samples (resumable).
+    """Train ``model``'s trainable parameters on ``data`` by minimising its own loss (resumable).
+
+    The loop is model-agnostic (Diffusion-Policy style): each step it draws a batch
+    ``{k: v[idx] for k, v in data.items()}`` and back-propagates ``model.compute_loss(batch)``
+    (see :class:`~robot_skills.training.trainable.Trainable`); nothing here is specific to
+    behaviour cloning. Per step: AdamW on the parameters with ``requires_grad`` (linear warm-up
+    then cosine decay to 10 % of ``cfg.lr``), bf16 autocast on CUDA when ``cfg.bf16``, gradient
+    clipping at ``cfg.grad_clip``.
+
+    Distributed: the model is wrapped as ``DDP(LossForward(model))`` (:func:`wrap_ddp`), and the
+    loss is obtained by *calling that wrapper*, so ``compute_loss`` runs inside DDP's ``forward``
+    and DDP all-reduces (averages) the gradients in ``backward``. Calling
+    ``ddp.module.compute_loss`` instead would bypass DDP's forward, leave its reducer unarmed and
+    let the ranks drift apart silently. Each rank trains on its ``DistributedSampler`` shard; only
+    rank 0 writes checkpoints and TensorBoard logs.
 
     Args:
-        model: a :class:`GoalConditionedBC` (optionally with LoRA layers, only those trainable),
-            already on ``ctx.device``.
-        data: ``features (N, F)``, ``skill_id (N,)``, ``actions (N, H, 7)``, ``mask (N, H)`` on
-            the device (see :meth:`SkillChunkDataset.tensors`).
-        steps: target optimiser steps (total, including steps of a resumed run).
-        batch_size: per-process batch (clipped to the per-process sample count).
-        lr, weight_decay, warmup_steps: AdamW with warm-up + cosine decay.
-        seed: sample order (epoch ``e`` uses a permutation seeded by ``seed`` and ``e``).
-        loss_kind: ``"l1"`` or ``"mse"``, masked over padded chunk entries.
-        grad_clip: max grad norm (0 = off).
-        ctx: distributed context (default: single process on CPU/CUDA auto).
-        bf16, compile: see :mod:`robot_skills.training.device`.
-        work_dir: checkpoint directory (None = no checkpoints, no resume).
-        ckpt_every, log_every: periods in steps.
-        tb_dir: TensorBoard log directory (None = off); rank 0 only.
-        desc: progress-bar label.
-        progress: show a tqdm bar (rank 0 only).
-        val_data: held-out samples for a final validation loss.
+        model: a ``torch.nn.Module`` with ``compute_loss(batch)`` (e.g.
+            :class:`GoalConditionedBC`, optionally with LoRA layers, only those trainable),
+            already on ``ctx.device``. Put in train mode for the loop, eval mode on return.
+        data: training tensors sharing the leading sample dimension ``N``, on ``ctx.device``
+            (for BC: :meth:`SkillChunkDataset.tensors`). Every key is indexed per batch.
+        cfg: optimisation settings (:class:`FitConfig`); ``cfg.steps`` counts all steps,
+            including those of a resumed run.
+        ctx: distributed context (default: single process, device chosen by
+            :func:`init_distributed`).
+        work_dir: checkpoint directory (``<work_dir>/ckpt``; None = no checkpoints, no resume).
+        tb_dir: TensorBoard log directory (None = off); rank 0 only. Scalars
+            ``<desc>/loss``, ``<desc>/lr`` and ``<desc>/<metric>`` for each extra metric.
+        desc: stage label (progress bar, TensorBoard tags, messages).
+        val_data: held-out tensors for a final validation loss (:func:`evaluate_loss`).
         fingerprint: identity of the run (config + data); a checkpoint with another fingerprint
             is ignored and training starts afresh.
 
@@ -268,16 +362,21 @@ def fit(model: nn.Module, data: Mapping[str, torch.Tensor], *, steps: int, batch
         A :class:`FitResult`.
 
     Raises:
-        ValueError: no trainable parameters or empty data.
+        TypeError: ``model`` is not a module with ``compute_loss``, or it returns something else
+            than a 0-d tensor or ``(loss, metrics)``.
+        ValueError: no trainable parameters, empty or ragged ``data``, a non-scalar loss, or a
+            checkpoint with the same fingerprint that does not fit the model.
+        FloatingPointError: the loss became NaN or infinite.
     """
+    check_trainable(model)
     ctx = ctx or init_distributed("auto")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    n = int(data["features"].shape[0])
+    n = batch_size_of(data)
     if n == 0:
         raise ValueError("no training samples")
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     ckpt_dir = Path(work_dir) / "ckpt" if work_dir is not None else None
     step, history = 0, []
     if ckpt_dir is not None:
@@ -297,18 +396,21 @@ def fit(model: nn.Module, data: Mapping[str, torch.Tensor], *, steps: int, batch
             step = int(st["step"])
             history = list(st.get("history", []))
     resumed_from = step
-    train_model = maybe_compile(wrap_ddp(model, ctx), compile)
+    steps = cfg.steps
+    # DDP must wrap the module whose forward computes the loss (see the docstring).
+    train_model = maybe_compile(wrap_ddp(LossForward(model), ctx), cfg.compile)
     per_rank = n // ctx.world_size if ctx.distributed else n
-    bs = max(1, min(batch_size, per_rank))
+    bs = max(1, min(cfg.batch_size, per_rank))
     steps_per_epoch = max(1, per_rank // bs)
     writer = None
     if tb_dir is not None and ctx.is_main and step < steps:
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(log_dir=str(tb_dir))
-    bar = tqdm(total=steps, initial=step, desc=desc, disable=not (progress and ctx.is_main),
-               leave=False, dynamic_ncols=True)
+    bar = tqdm(total=steps, initial=step, desc=desc,
+               disable=not (cfg.progress and ctx.is_main), leave=False, dynamic_ncols=True)
     t0 = time.perf_counter()
     run_losses: list[float] = []
+    run_metrics: dict[str, list[float]] = {}
     epoch, order = -1, None
     model.train()
     try:
@@ -316,33 +418,37 @@ def fit(model: nn.Module, data: Mapping[str, torch.Tensor], *, steps: int, batch
             e, b = divmod(step, steps_per_epoch)
             if e != epoch:
                 epoch = e
-                order = epoch_indices(n, epoch, seed, ctx).to(ctx.device)
+                order = epoch_indices(n, epoch, cfg.seed, ctx).to(ctx.device)
             idx = order[b * bs:(b + 1) * bs]
-            cur_lr = _lr_at(step, steps, lr, warmup_steps)
+            cur_lr = _lr_at(step, steps, cfg.lr, cfg.warmup_steps)
             for g in opt.param_groups:
                 g["lr"] = cur_lr
-            with autocast(ctx.device, bf16):
-                pred = train_model(data["features"][idx], data["skill_id"][idx])
-                loss = chunk_loss(pred.float(), data["actions"][idx], data["mask"][idx], loss_kind)
+            batch = {k: v[idx] for k, v in data.items()}
+            with autocast(ctx.device, cfg.bf16):
+                loss, metrics = split_loss(train_model(batch), f"{type(model).__name__}.compute_loss")
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             step += 1
             lv = float(loss.detach())
             if not math.isfinite(lv):
                 raise FloatingPointError(f"{desc}: loss became {lv} at step {step}")
             run_losses.append(lv)
+            for k, v in metrics.items():
+                run_metrics.setdefault(k, []).append(v)
             bar.update(1)
-            if step % log_every == 0 or step == steps:
-                avg = float(np.mean(run_losses[-log_every:]))
+            if step % cfg.log_every == 0 or step == steps:
+                avg = float(np.mean(run_losses[-cfg.log_every:]))
                 history.append(avg)
                 bar.set_postfix(loss=f"{avg:.4f}")
                 if writer is not None:
                     writer.add_scalar(f"{desc}/loss", avg, step)
                     writer.add_scalar(f"{desc}/lr", cur_lr, step)
-            if ckpt_dir is not None and ctx.is_main and (step % ckpt_every == 0 or step == steps):
+                    for k, vals in run_metrics.items():
+                        writer.add_scalar(f"{desc}/{k}", float(np.mean(vals[-cfg.log_every:])), step)
+            if ckpt_dir is not None and ctx.is_main and (step % cfg.ckpt_every == 0 or step == steps):
                 _write_checkpoint(ckpt_dir, model, opt, {"step": step, "history": history,
                                                          "epoch": epoch, "desc": desc,
                                                          "fingerprint": fingerprint})
@@ -358,26 +464,47 @@ def fit(model: nn.Module, data: Mapping[str, torch.Tensor], *, steps: int, batch
     done = len(run_losses)
     final = (float(np.mean(run_losses[-50:])) if run_losses
              else (history[-1] if history else float("nan")))
-    val = evaluate_loss(model, val_data, loss_kind) if val_data is not None else None
+    val = evaluate_loss(model, val_data) if val_data is not None else None
     return FitResult(step, final, val, done * bs * ctx.world_size / wall if wall > 0 and done else 0.0,
-                     wall, resumed_from, history)
+                     wall, resumed_from, history,
+                     {k: float(np.mean(v[-50:])) for k, v in run_metrics.items()})
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, data: Mapping[str, torch.Tensor], loss_kind: str = "l1",
+def evaluate_loss(model: nn.Module, data: Mapping[str, torch.Tensor],
                   batch_size: int = 4096) -> float:
-    """Masked chunk loss of ``model`` over all of ``data`` (normalised space), in eval mode."""
+    """Mean ``model.compute_loss`` over all of ``data``, in eval mode, without gradients.
+
+    Batches are combined with the weights ``model.loss_weight(batch)`` when the model defines it
+    (for :class:`GoalConditionedBC`: real chunk steps, which makes the result the exact masked
+    mean over the whole set in normalised action units), else with their sample counts. No
+    autocast: the model runs in its own dtype.
+
+    Args:
+        model: a module with ``compute_loss(batch)`` on the device of ``data``; left in eval mode.
+        data: tensors sharing the leading sample dimension ``N`` (as for :func:`fit`).
+        batch_size: samples per forward pass (>= 1); only memory, not the result, depends on it.
+
+    Returns:
+        The weighted mean loss (python float), or NaN when ``N == 0``.
+
+    Raises:
+        TypeError: ``model`` lacks ``compute_loss`` or it returns an unsupported type.
+        ValueError: ``batch_size < 1``, ragged ``data``, or a non-scalar loss.
+    """
+    check_trainable(model)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
-    n = int(data["features"].shape[0])
+    n = batch_size_of(data)
     if n == 0:
         return float("nan")
     tot, cnt = 0.0, 0.0
     for i in range(0, n, batch_size):
-        sl = slice(i, i + batch_size)
-        pred = model(data["features"][sl], data["skill_id"][sl])
-        m = data["mask"][sl]
-        w = float(m.sum())
-        tot += float(chunk_loss(pred.float(), data["actions"][sl], m, loss_kind)) * w
+        batch = {k: v[i:i + batch_size] for k, v in data.items()}
+        loss, _ = split_loss(model.compute_loss(batch), f"{type(model).__name__}.compute_loss")
+        w = loss_weight(model, batch, min(batch_size, n - i))
+        tot += float(loss) * w
         cnt += w
     return tot / max(cnt, 1.0)
 
@@ -411,28 +538,29 @@ def _fingerprint(cfg: TrainConfig, ds: SkillChunkDataset, stage: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _fit_kwargs(cfg: TrainConfig, ctx: DistContext) -> dict[str, Any]:
-    return {"batch_size": cfg.batch_size, "weight_decay": cfg.weight_decay,
-            "warmup_steps": cfg.warmup_steps, "seed": cfg.seed, "loss_kind": cfg.loss,
-            "grad_clip": cfg.grad_clip, "ctx": ctx, "bf16": cfg.bf16, "compile": cfg.compile,
-            "ckpt_every": cfg.ckpt_every, "log_every": cfg.log_every, "progress": cfg.progress}
-
-
 def train_base(ds: SkillChunkDataset, stats: NormStats, cfg: TrainConfig, work_dir: Path,
                ctx: DistContext, _on_step: Callable[[int], None] | None = None
                ) -> tuple[GoalConditionedBC, FitResult]:
     """Stage (a): train the shared base on every skill's samples.
 
+    Args:
+        ds: chunk samples of all skills (skill ids index ``ds.skills``).
+        stats: normalisation of features and actions.
+        cfg: hyper-parameters (``steps``, ``lr``, ``loss`` and the architecture are used).
+        work_dir: checkpoints under ``work_dir/base``, TensorBoard under ``work_dir/tb/base``.
+        ctx: distributed context.
+
     Returns:
-        The trained base (on ``ctx.device``, eval mode) and its :class:`FitResult`.
+        The trained base (on ``ctx.device``, eval mode, ``loss_kind == cfg.loss``) and its
+        :class:`FitResult`.
     """
     _seed_all(cfg.seed)
     train, val = _split(ds, cfg)
-    model = GoalConditionedBC(cfg.arch(len(ds.skills))).to(ctx.device)
-    res = fit(model, train.tensors(stats, ctx.device), steps=cfg.steps, lr=cfg.lr,
+    model = cfg.make_policy(len(ds.skills)).to(ctx.device)
+    res = fit(model, train.tensors(stats, ctx.device), cfg.fit_config(), ctx=ctx,
               work_dir=work_dir / "base", tb_dir=(work_dir / "tb" / "base") if cfg.tensorboard
               else None, desc="base", val_data=val.tensors(stats, ctx.device) if val else None,
-              _on_step=_on_step, fingerprint=_fingerprint(cfg, ds, "base"), **_fit_kwargs(cfg, ctx))
+              _on_step=_on_step, fingerprint=_fingerprint(cfg, ds, "base"))
     return model, res
 
 
@@ -441,20 +569,31 @@ def train_lora_adapter(base: GoalConditionedBC, ds: SkillChunkDataset, stats: No
                        ) -> tuple[dict[str, torch.Tensor], FitResult, list[str]]:
     """Stage (b): a LoRA adapter for one skill on a frozen copy of ``base``.
 
+    The copy's loss kind is set to ``cfg.loss`` (``base`` itself is not modified).
+
+    Args:
+        base: the trained base policy (left untouched).
+        ds: this skill's chunk samples.
+        stats: normalisation of features and actions.
+        cfg: hyper-parameters (``lora_*``, ``loss`` and :meth:`TrainConfig.lora_fit_config`).
+        work_dir: checkpoints under ``work_dir/lora_<name>``.
+        ctx: distributed context.
+        name: the skill name (seeds the adapter's initialisation; labels the stage).
+
     Returns:
         The adapter state dict (CPU), its :class:`FitResult`, and the adapted layer names.
     """
     _seed_all(cfg.seed + 1 + sum(map(ord, name)))
     model = copy.deepcopy(base).to(ctx.device)
+    model.loss_kind = cfg.loss
     layers = inject_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
     model.to(ctx.device)
     train, val = _split(ds, cfg)
-    res = fit(model, train.tensors(stats, ctx.device), steps=cfg.lora_steps, lr=cfg.lora_lr,
+    res = fit(model, train.tensors(stats, ctx.device), cfg.lora_fit_config(), ctx=ctx,
               work_dir=work_dir / f"lora_{name}",
               tb_dir=(work_dir / "tb" / f"lora_{name}") if cfg.tensorboard else None,
               desc=f"lora:{name}", val_data=val.tensors(stats, ctx.device) if val else None,
-              fingerprint=_fingerprint(cfg, ds, f"lora:{name}"),
-              **{**_fit_kwargs(cfg, ctx), "warmup_steps": min(cfg.warmup_steps, cfg.lora_steps // 10)})
+              fingerprint=_fingerprint(cfg, ds, f"lora:{name}"))
     assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
     return lora_state_dict(model), res, layers
 
@@ -570,12 +709,11 @@ def train_task_policy(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLik
     stats = ds.compute_stats()
     _seed_all(cfg.seed)
     train, val = _split(ds, cfg)
-    model = GoalConditionedBC(cfg.arch(1)).to(ctx.device)
-    res = fit(model, train.tensors(stats, ctx.device), steps=cfg.steps, lr=cfg.lr,
+    model = cfg.make_policy(1).to(ctx.device)
+    res = fit(model, train.tensors(stats, ctx.device), cfg.fit_config(), ctx=ctx,
               work_dir=work, tb_dir=(work / "tb") if cfg.tensorboard else None,
               desc=f"task:{task_id}", val_data=val.tensors(stats, ctx.device) if val else None,
-              fingerprint=_fingerprint(cfg, ds, f"task:{task_id}"),
-              **_fit_kwargs(cfg, ctx))
+              fingerprint=_fingerprint(cfg, ds, f"task:{task_id}"))
     spec = SkillSpec(name=task_id,
                      description=description or f"Monolithic policy for task {task_id}.",
                      parameters=tuple(Parameter(f"arg{i}", "entity") for i in range(len(args))),

@@ -53,14 +53,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2) -> Path:
-    """Serialise ``obj`` as JSON (sorted keys, no NaN) and write it atomically.
+def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int = 2, *,
+                      sort_keys: bool = True, default: Any = None) -> Path:
+    """Serialise ``obj`` as JSON (no NaN) and write it atomically.
+
+    Args:
+        sort_keys: sort object keys (False keeps insertion order, e.g. metadata first).
+        default: ``json.dumps``'s fallback for objects it cannot serialise (e.g. ``str``).
 
     Raises:
         ValueError: if ``obj`` holds NaN/inf floats (not valid JSON).
         TypeError: if ``obj`` is not JSON-serialisable.
     """
-    text = json.dumps(obj, indent=indent, sort_keys=True, allow_nan=False)
+    text = json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=False, default=default)
     return atomic_write_text(path, text + "\n")
 
 

@@ -1,0 +1,323 @@
+"""The simulator's side of pose-based perception: a :class:`PoseWorldModel` from a built scene,
+knob poses a knob tracker would publish, and rollouts that compare the pose-based predicates with
+the contact-based reference (:mod:`sim.predicates`).
+
+* :func:`pose_world_model` fills :class:`robot_skills.perception.pose_predicates.PoseWorldModel`
+  from a :class:`~sim.scene.SceneInfo` and the compiled model: object bounding boxes, grasp
+  widths and shapes (round when a collision geom is a cylinder), fixture footprints, region site sizes and fixed frames, drawer closed positions and
+  slide axes, knob axes — the same geometry the contact-based predicates see, and the same
+  affordance tags as ``SceneInfo.entity_tags``.
+* :func:`knob_poses`: the pose of each stove's knob site (``"<stove>_knob"``), which
+  ``SimRobot.observe()`` does not carry; add it to ``object_poses`` to decide ``Turnon``/``Turnoff``
+  from poses (what a perception stack tracking the knob would provide).
+* :func:`compare_expert_episode`: run the scripted experts on a task, planned from the contact
+  state, and evaluate both predicate sets after every control step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import mujoco
+import numpy as np
+
+from robot_skills.domain.predicates import Atom, SymbolicProblem, with_derived
+from robot_skills.perception.pose_predicates import (
+    DrawerGeometry,
+    FixtureGeometry,
+    KnobGeometry,
+    ObjectGeometry,
+    PoseTolerances,
+    PoseWorldModel,
+    RegionGeometry,
+    evaluate_pose_predicates,
+)
+from sim.assets import DRAWER_CLOSED_THRESHOLD, DRAWER_OPEN_THRESHOLD, KNOB_ON_THRESHOLD
+from sim.predicates import CONTACT_TOL, REGION_XY_TOL, REGION_Z_BELOW, SUPPORT_TOL, predicate_state
+from sim.scene import SceneInfo
+
+__all__ = ["pose_world_model", "knob_poses", "perceived_poses", "contact_state",
+           "StepRecord", "EpisodeComparison", "compare_expert_episode", "task_atoms"]
+
+
+def _quat(R: np.ndarray) -> np.ndarray:
+    q = np.empty(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(R, dtype=np.float64).reshape(-1))
+    return q
+
+
+def _rel(p0, R0, p1, R1) -> tuple[float, ...]:
+    """Pose of frame 1 in frame 0, ``(7,)``."""
+    return (*(R0.T @ (p1 - p0)), *_quat(R0.T @ R1))
+
+
+def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
+                     tolerances: PoseTolerances | None = None) -> PoseWorldModel:
+    """The :class:`PoseWorldModel` of a built scene.
+
+    Static frames (region sites in their owner's frame, the drawers' closed positions, the knobs'
+    zero orientations) are read at the model's reference configuration ``qpos0``, where drawers are
+    shut and knobs off. Tolerances default to the contact-based evaluator's (``CONTACT_TOL``,
+    ``SUPPORT_TOL``, ``REGION_XY_TOL``, ``REGION_Z_BELOW``).
+
+    Args:
+        scene: the scene's :class:`SceneInfo` (``SimRobot.scene``).
+        model: the compiled model (``SimRobot.model``).
+        tolerances: override the tolerances.
+    """
+    d = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, d)
+
+    def body(name):
+        i = model.body(name).id
+        return d.xpos[i].copy(), d.xmat[i].reshape(3, 3).copy()
+
+    def site(name):
+        i = model.site(name).id
+        return d.site_xpos[i].copy(), d.site_xmat[i].reshape(3, 3).copy()
+
+    objects = {}
+    for name, o in scene.objects.items():
+        bid = model.body(o.body).id
+        collide = (model.geom_bodyid == bid) & ((model.geom_contype != 0)
+                                                 | (model.geom_conaffinity != 0))
+        round_ = bool(np.any(model.geom_type[collide] == mujoco.mjtGeom.mjGEOM_CYLINDER))
+        objects[name] = ObjectGeometry(
+            half_extents=tuple(o.half_extents), tags=o.tags,
+            grasp_width=o.grasp.grasp_width if o.grasp is not None else None,
+            shape="cylinder" if round_ else "box")
+
+    fixtures = {}
+    for name, fx in scene.fixtures.items():
+        knob = None
+        if "knob" in fx.joints:
+            ksite = fx.sites.get(f"{name}_knob", f"{name}_knob")
+            pf, Rf = body(fx.body)
+            pk, Rk = site(ksite)
+            j = model.joint(fx.joints["knob"]).id
+            axis = Rf.T @ d.xaxis[j]
+            knob = KnobGeometry(entity=ksite, axis=tuple(axis), zero_quat=tuple(_quat(Rf.T @ Rk)),
+                                on_threshold=KNOB_ON_THRESHOLD)
+        fixtures[name] = FixtureGeometry(tags=fx.tags, half_extents=tuple(fx.half_extents),
+                                         knob=knob)
+
+    regions = {}
+    for name, r in scene.regions.items():
+        if r.kind == "table":
+            regions[name] = RegionGeometry("table", r.owner, r.tags, ranges=tuple(r.ranges))
+            continue
+        sid = model.site(r.site).id
+        half = tuple(float(v) for v in model.site_size[sid])
+        owner_body = scene.objects[r.owner].body if r.owner in scene.objects \
+            else scene.fixtures[r.owner].body
+        po, Ro = body(owner_body)
+        ps, Rs = site(r.site)
+        if r.kind == "drawer":
+            j = model.joint(r.joint).id
+            drawer = DrawerGeometry(closed_pos=tuple(Ro.T @ (ps - po)),
+                                    axis=tuple(Ro.T @ d.xaxis[j]),
+                                    open_threshold=DRAWER_OPEN_THRESHOLD,
+                                    closed_threshold=DRAWER_CLOSED_THRESHOLD)
+            regions[name] = RegionGeometry("drawer", r.owner, r.tags, half_extents=half,
+                                           drawer=drawer)
+        else:
+            regions[name] = RegionGeometry(r.kind, r.owner, r.tags, half_extents=half,
+                                           frame_in_owner=_rel(po, Ro, ps, Rs))
+    tol = tolerances if tolerances is not None else PoseTolerances(
+        contact=CONTACT_TOL, support=SUPPORT_TOL, region_xy=REGION_XY_TOL,
+        region_z_below=REGION_Z_BELOW)
+    return PoseWorldModel(objects, fixtures, regions, table=scene.table, tolerances=tol)
+
+
+def knob_poses(model: mujoco.MjModel, data: mujoco.MjData, scene: SceneInfo
+               ) -> dict[str, np.ndarray]:
+    """``"<stove>_knob"`` -> ``(7,)`` base-frame pose of each knob site (it turns with the knob).
+
+    ``data`` must be forward-computed (as after ``SimRobot.act``/``reset``).
+    """
+    out = {}
+    for name, fx in scene.fixtures.items():
+        if "knob" not in fx.joints:
+            continue
+        s = fx.sites.get(f"{name}_knob", f"{name}_knob")
+        i = model.site(s).id
+        out[s] = np.concatenate([data.site_xpos[i], _quat(data.site_xmat[i].reshape(3, 3))])
+    return out
+
+
+def perceived_poses(robot) -> Callable[[object], dict[str, np.ndarray]]:
+    """A ``pose_source`` for :class:`~robot_skills.perception.PoseTaskWorld` on a ``SimRobot``:
+    the observation's ``object_poses`` plus :func:`knob_poses`."""
+
+    def source(obs) -> dict[str, np.ndarray]:
+        poses = dict(obs.object_poses)
+        poses.update(knob_poses(robot.model, robot.data, robot.scene))
+        return poses
+
+    return source
+
+
+def contact_state(robot) -> frozenset[Atom]:
+    """The contact-based reference state of a ``SimRobot`` (``holding``/``handempty`` included)."""
+    return predicate_state(robot.model, robot.data, robot.scene,
+                           gripper_geom_ids=robot.gripper_geom_ids)
+
+
+def task_atoms(task, objects: Iterable[str]) -> frozenset[Atom]:
+    """The atoms a task is about: its init and goal atoms, ``holding`` of each graspable object
+    in ``objects``, and ``handempty``."""
+    return frozenset([*map(tuple, task.init), *map(tuple, task.goal),
+                      *(("holding", o) for o in objects), ("handempty",)])
+
+
+# ------------------------------------------------------------------------------------------
+# rollouts
+
+
+@dataclass
+class StepRecord:
+    """Both predicate states after one control step (step 0: after reset).
+
+    Attributes:
+        step: control steps taken.
+        skill, args: the expert call running (None at step 0).
+        contact, pose: full predicate states (contact-based reference, pose-based).
+        gripper_width: m. ee_pos: ``(3,)`` m. poses: entity -> ``(7,)`` (knobs included).
+        gripper_cmd: the gripper command of the step's action (+1 close, -1 open).
+    """
+
+    step: int
+    skill: str | None
+    args: tuple[str, ...]
+    contact: frozenset[Atom]
+    pose: frozenset[Atom]
+    gripper_width: float
+    ee_pos: np.ndarray
+    poses: dict[str, np.ndarray]
+    gripper_cmd: float = 0.0
+
+
+@dataclass
+class EpisodeComparison:
+    """One expert episode with both evaluators.
+
+    Attributes:
+        task: file name (or source) of the task. seed: reset seed.
+        success: the contact-based goal held at the end.
+        steps: list of :class:`StepRecord`.
+        calls: ``(skill, args, outcome)`` per expert call.
+        atoms: :func:`task_atoms` of the task.
+    """
+
+    task: str
+    seed: int
+    success: bool
+    steps: list[StepRecord] = field(default_factory=list)
+    calls: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
+    atoms: frozenset[Atom] = frozenset()
+
+    def agreement(self, atoms: Iterable[Atom] | None = None) -> tuple[float, float]:
+        """``(fraction of steps on which every atom agrees, fraction of atom-steps that agree)``
+        over ``atoms`` (default :attr:`atoms`)."""
+        atoms = list(self.atoms if atoms is None else atoms)
+        if not self.steps or not atoms:
+            return 1.0, 1.0
+        ok_steps = ok_atoms = 0
+        for r in self.steps:
+            bad = sum((a in r.contact) != (a in r.pose) for a in atoms)
+            ok_steps += bad == 0
+            ok_atoms += len(atoms) - bad
+        return ok_steps / len(self.steps), ok_atoms / (len(self.steps) * len(atoms))
+
+
+def compare_expert_episode(robot, seed: int, *, max_steps: int = 600, max_replans: int = 2,
+                           settle_steps: int = 0) -> EpisodeComparison:
+    """Run one scripted-expert episode on ``robot`` and record both predicate states per step.
+
+    Planning and skill termination use the contact-based state (the reference), as the executor
+    does with ``sim.world.SimTaskWorld``, so the pose-based evaluator only observes. The loop is
+    the executor's: plan, run each call until its termination test holds or its time limit
+    passes, replan after a failure; stop when the goal holds or ``max_steps`` is spent.
+
+    Args:
+        robot: a ``SimRobot`` (rebuilt scenes are costly: reuse one per task across seeds).
+        seed: reset seed.
+        max_steps: episode control-step budget.
+        max_replans: replans allowed after the first plan.
+        settle_steps: control steps to hold still (open gripper, zero motion) after the goal holds.
+    """
+    from robot_skills.domain.verbs import SKILL_SPECS
+    from robot_skills.execution.executor import termination_holds
+    from robot_skills.planning.symbolic import NoPlanError, SymbolicPlanner
+    from robot_skills.robot import Action
+    from sim.experts import make_expert
+
+    robot.reset(seed)
+    task = robot.task
+    model = pose_world_model(robot.scene, robot.model)
+    entities = robot.scene.entity_tags()
+    goal = frozenset(task.goal)
+    graspable = [o for o, i in robot.scene.objects.items() if "graspable" in i.tags]
+    ep = EpisodeComparison(getattr(task, "source", "?").rsplit("/", 1)[-1], seed, False,
+                           atoms=task_atoms(task, graspable))
+
+    def record(step, skill, args, cmd) -> StepRecord:
+        obs = robot.observe()
+        poses = dict(obs.object_poses)
+        poses.update(knob_poses(robot.model, robot.data, robot.scene))
+        rec = StepRecord(step, skill, tuple(args), contact_state(robot),
+                         evaluate_pose_predicates(model, poses, obs.gripper_width, obs.ee_pos),
+                         float(obs.gripper_width), np.array(obs.ee_pos), poses, cmd)
+        ep.steps.append(rec)
+        return rec
+
+    def done(state) -> bool:
+        return bool(goal) and goal <= with_derived(state, entities)
+
+    cur = record(0, None, (), 0.0)
+    planner = SymbolicPlanner(SKILL_SPECS)
+    steps = 0
+    for _ in range(max_replans + 1):
+        if done(cur.contact) or steps >= max_steps:
+            break
+        try:
+            plan = planner.plan(SymbolicProblem(entities, cur.contact, goal))
+        except NoPlanError:
+            break
+        for call in plan.calls:
+            spec = SKILL_SPECS[call.skill]
+            expert = make_expert(call.skill)
+            expert.reset(call.args, robot)
+            limit = max(1, math.ceil(spec.time_limit_s / robot.control_period - 1e-9))
+            outcome = "timeout"
+            obs = robot.observe()
+            for _ in range(limit):
+                if steps >= max_steps:
+                    outcome = "budget"
+                    break
+                action = expert.act(obs)
+                robot.act(action)
+                obs = robot.observe()
+                steps += 1
+                cur = record(steps, call.skill, call.args, float(action.gripper))
+                if termination_holds(spec, call.args, cur.contact, entities):
+                    outcome = "success"
+                    break
+                if done(cur.contact):
+                    outcome = "interrupted"
+                    break
+            ep.calls.append((call.skill, tuple(call.args), outcome))
+            if outcome != "success" or done(cur.contact):
+                break
+        if done(cur.contact):
+            break
+    ep.success = done(cur.contact)
+    if ep.success:
+        hold = Action(np.zeros(3), np.zeros(3), -1.0)
+        for _ in range(settle_steps):
+            robot.act(hold)
+            steps += 1
+            record(steps, "settle", (), -1.0)
+    return ep
