@@ -53,6 +53,22 @@ def _rel(p0, R0, p1, R1) -> tuple[float, ...]:
     return (*(R0.T @ (p1 - p0)), *_quat(R0.T @ R1))
 
 
+def _floor_height(model, d, bid: int, geoms: np.ndarray, half) -> float | None:
+    """Height above the object's bottom of the highest collision geom covering its centre line:
+    the floor of an open object (bowl, plate, basket); None when that is its top (solid)."""
+    p = d.xpos[bid]
+    top = -np.inf
+    for g in geoms:
+        c = d.geom_xpos[g] + d.geom_xmat[g].reshape(3, 3) @ model.geom_aabb[g, :3]
+        h = np.abs(d.geom_xmat[g].reshape(3, 3)) @ model.geom_aabb[g, 3:]
+        if np.all(np.abs(p[:2] - c[:2]) <= h[:2]):
+            top = max(top, float(c[2] + h[2] - p[2]))
+    if not np.isfinite(top):
+        return None
+    floor = top + float(half[2])
+    return None if floor >= 2 * float(half[2]) - 1e-3 else floor
+
+
 def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
                      tolerances: PoseTolerances | None = None) -> PoseWorldModel:
     """The :class:`PoseWorldModel` of a built scene.
@@ -87,7 +103,8 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
         objects[name] = ObjectGeometry(
             half_extents=tuple(o.half_extents), tags=o.tags,
             grasp_width=o.grasp.grasp_width if o.grasp is not None else None,
-            shape="cylinder" if round_ else "box")
+            shape="cylinder" if round_ else "box",
+            floor_height=_floor_height(model, d, bid, np.flatnonzero(collide), o.half_extents))
 
     fixtures = {}
     for name, fx in scene.fixtures.items():

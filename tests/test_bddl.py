@@ -1,4 +1,4 @@
-"""BDDL reader/writer and task-file suites (sim/bddl.py, sim/task_files.py)."""
+"""BDDL reader/writer and task-file suites (robot_skills/tasks/bddl.py, robot_skills/tasks/suites.py)."""
 
 from __future__ import annotations
 
@@ -20,12 +20,13 @@ from robot_skills.tasks.bddl import (
     write_bddl,
 )
 from robot_skills.tasks.suites import (
+    SuiteNotFoundError,
     extract_bddl_files,
     fetch_libero_bddl,
     resolve_suite,
     scan_suite,
 )
-from sim import task_files
+from sim.factories import SimWorldFactory
 
 SHARED = LIBERO_BDDL
 ALL_FILES = sorted(SHARED.rglob("*.bddl")) if SHARED.is_dir() else []
@@ -261,7 +262,7 @@ def test_fetch_extracts_only_bddl_files_safely(tmp_path, monkeypatch):
     assert not list(tmp_path.rglob("evil.bddl")) and not list(tmp_path.rglob("abs.bddl"))
     assert resolve_suite("libero_10", downloader=downloader).name == "libero_10"
     assert len(calls) == 1  # cached after the first fetch
-    with pytest.raises(task_files.SuiteNotFoundError, match="bddl_files/libero_90"):
+    with pytest.raises(SuiteNotFoundError, match="bddl_files/libero_90"):
         resolve_suite("libero_90", downloader=downloader)
 
 
@@ -280,9 +281,9 @@ def test_resolve_suite_paths_and_env(tmp_path, monkeypatch):
     (tmp_path / "s").mkdir()
     (tmp_path / "s" / "t.bddl").write_text(MINI)
     assert resolve_suite(tmp_path / "s") == tmp_path / "s"
-    with pytest.raises(task_files.SuiteNotFoundError, match="no .bddl files"):
+    with pytest.raises(SuiteNotFoundError, match="no .bddl files"):
         resolve_suite(tmp_path)
-    with pytest.raises(task_files.SuiteNotFoundError, match="neither a directory"):
+    with pytest.raises(SuiteNotFoundError, match="neither a directory"):
         resolve_suite("no_such_suite")
     (tmp_path / "lib" / "libero_goal").mkdir(parents=True)
     (tmp_path / "lib" / "libero_goal" / "t.bddl").write_text(MINI)
@@ -291,26 +292,44 @@ def test_resolve_suite_paths_and_env(tmp_path, monkeypatch):
     def no_download(dest):
         raise AssertionError("must not download")
     assert resolve_suite("libero_goal", downloader=no_download) == tmp_path / "lib" / "libero_goal"
-    with pytest.raises(task_files.SuiteNotFoundError, match="has no libero_spatial"):
+    with pytest.raises(SuiteNotFoundError, match="has no libero_spatial"):
         resolve_suite("libero_spatial", downloader=no_download)
+
+
+SIM_CATEGORIES = SimWorldFactory().supported_categories()
 
 
 def test_scan_suite_lists_unsupported_without_crashing(tmp_path):
     (tmp_path / "ok.bddl").write_text(MINI)
     (tmp_path / "micro.bddl").write_text(MINI.replace("- plate)", "- microwave)"))
     (tmp_path / "broken.bddl").write_text(MINI[:50])
-    ok, bad = scan_suite(tmp_path)
+    ok, bad = scan_suite(tmp_path, SIM_CATEGORIES)
     assert ok == [tmp_path / "ok.bddl"]
     assert bad[tmp_path / "micro.bddl"] == ["unsupported category: microwave"]
     assert bad[tmp_path / "broken.bddl"][0].startswith("parse error:")
+    with pytest.raises(SuiteNotFoundError):
+        scan_suite(tmp_path / "ok.bddl", SIM_CATEGORIES)
+
+
+def test_scan_suite_checks_against_the_given_categories(tmp_path):
+    """What is supported is the caller's world's business (sim proxies, or what perception
+    knows on a real arm), not a table compiled into the core."""
+    (tmp_path / "ok.bddl").write_text(MINI)
+    ok, bad = scan_suite(tmp_path, {"table", "wooden_cabinet", "akita_black_bowl"})
+    assert ok == [] and bad[tmp_path / "ok.bddl"] == ["unsupported category: plate"]
+    ok, bad = scan_suite(tmp_path, frozenset())
+    assert bad[tmp_path / "ok.bddl"] == [f"unsupported category: {c}" for c in
+                                         ("akita_black_bowl", "plate", "table", "wooden_cabinet")]
+    ok, bad = scan_suite(tmp_path, {"table", "wooden_cabinet", "akita_black_bowl", "plate"})
+    assert ok == [tmp_path / "ok.bddl"] and not bad
 
 
 @needs_shared
 def test_scan_shared_suites():
     for suite in ("libero_goal", "libero_spatial", "libero_object"):
-        ok, bad = scan_suite(SHARED / suite)
+        ok, bad = scan_suite(SHARED / suite, SIM_CATEGORIES)
         assert len(ok) == 10 and not bad, (suite, bad)
-    ok, bad = scan_suite(SHARED / "libero_90")
+    ok, bad = scan_suite(SHARED / "libero_90", SIM_CATEGORIES)
     assert bad and all(v for v in bad.values())
 
 

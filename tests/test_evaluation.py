@@ -3,6 +3,7 @@ with a fake world factory (in-process and with two spawn workers)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_executor import BOWL, DRAWER, FakeSkill, FakeWorld, ScriptedTaskPolicy
+from test_executor import BOWL, DRAWER, FakeSkill, FakeWorld, ScriptedTaskPolicy, skill_set
 
 from robot_skills.evaluation.perturbations import (
     PerturbationSpec,
@@ -20,8 +21,10 @@ from robot_skills.evaluation.perturbations import (
     perturbation_rng,
 )
 from robot_skills.evaluation.report import format_table, plot_success, write_markdown
-from robot_skills.evaluation.runner import BenchmarkRunner, resolve_factory, run_suite
+from robot_skills.evaluation.runner import BenchmarkRunner, run_suite
 from robot_skills.evaluation.stats import summarize_lengths, wilson_interval
+from robot_skills.execution.interfaces import SkillSet
+from robot_skills.planning.symbolic import SymbolicPlanner
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -246,10 +249,25 @@ def make_fake_world(task_path: Path, seed: int, perturbation: PerturbationSpec |
     return world
 
 
-def make_fake_skills(task_path: Path):
+def make_fake_skills(task_path: Path) -> SkillSet:
     from robot_skills.domain.verbs import SKILL_SPECS
 
-    return {name: EvalSkill(name, duration=3) for name in SKILL_SPECS}
+    return skill_set({name: EvalSkill(name, duration=3) for name in SKILL_SPECS})
+
+
+PLANNER_SPECS: list[list[str]] = []
+
+
+def make_recording_planner(specs):
+    """A planner factory that notes which contracts it was built over (in-process runs only)."""
+    PLANNER_SPECS.append(sorted(specs))
+    return SymbolicPlanner(specs)
+
+
+def make_pick_place_skills(task_path: Path) -> SkillSet:
+    """A library without drawer or stove skills."""
+    return skill_set({name: EvalSkill(name, duration=3) for name in ("pick", "place_on",
+                                                                     "place_in")})
 
 
 def make_fake_task_policy(task_path: Path):
@@ -335,23 +353,59 @@ def test_runner_with_two_spawn_workers_matches_in_process(tmp_path):
     assert b["metadata"]["workers"] == 2
 
 
-def test_monolithic_mode_and_factory_specs(tmp_path):
+def test_monolithic_mode_and_runner_arguments(tmp_path):
     tasks = _write_tasks(tmp_path)[:2]
-    res = run_suite(tasks, ("test_evaluation", "make_fake_world", {}), episodes_per_task=2,
-                    mode="monolithic", make_task_policy="test_evaluation:make_fake_task_policy",
+    res = run_suite(tasks, make_fake_world, episodes_per_task=2,
+                    mode="monolithic", make_task_policy=make_fake_task_policy,
                     max_steps=20, progress=False, video=False, out_dir=tmp_path / "mono")
     assert res["metadata"]["mode"] == "monolithic"
     assert res["tasks"]["turn_on_stove"]["success_rate"] == 1.0
     assert res["tasks"]["turn_on_stove"]["mean_length"] == 4.0
     assert (tmp_path / "mono" / "report.md").read_text().startswith(
         "# Benchmark results (monolithic)")
-    assert resolve_factory("test_evaluation:make_fake_world") is make_fake_world
-    with pytest.raises(ValueError):
-        resolve_factory("no_colon")
     with pytest.raises(ValueError):
         BenchmarkRunner(make_fake_world, mode="monolithic")
     with pytest.raises(ValueError):
+        BenchmarkRunner(make_fake_world)  # composed mode needs make_skills
+    with pytest.raises(ValueError):
+        BenchmarkRunner(make_fake_world, make_fake_skills, mode="sideways")
+    with pytest.raises(ValueError):
+        BenchmarkRunner(make_fake_world, make_fake_skills, workers=0)
+    with pytest.raises(ValueError):
+        BenchmarkRunner(make_fake_world, make_fake_skills, max_steps=0)
+    with pytest.raises(ValueError):
         BenchmarkRunner(make_fake_world, make_fake_skills).run_suite([], 1)
+    with pytest.raises(ValueError):
+        BenchmarkRunner(make_fake_world, make_fake_skills).run_suite(tasks, 0)
+
+
+def test_planner_factory_is_built_over_the_skill_sets_contracts(tmp_path):
+    tasks = _write_tasks(tmp_path)[:2]
+    PLANNER_SPECS.clear()
+    res = run_suite(tasks, make_fake_world, make_pick_place_skills,
+                    planner=make_recording_planner, episodes_per_task=1, progress=False,
+                    video=False)
+    assert PLANNER_SPECS == [["pick", "place_in", "place_on"]] * 2  # one planner per episode
+    # the library has no `open`, so the drawer task cannot be planned; no stove skill either
+    for task in ("put_bowl_in_drawer", "turn_on_stove"):
+        assert res["tasks"][task]["success_rate"] == 0.0
+        assert res["tasks"][task]["failures"]["reasons"] == {"no_plan": 1}
+
+
+def test_planner_factory_settings_reach_the_planner(tmp_path):
+    """``planner(specs)`` replaces the old ``max_depth`` argument: a depth-1 planner cannot
+    find the 3-call drawer plan, the default planner can."""
+    tasks = _write_tasks(tmp_path)[:1]
+    shallow = run_suite(tasks, make_fake_world, make_fake_skills,
+                        planner=functools.partial(SymbolicPlanner, max_depth=1),
+                        episodes_per_task=1, progress=False, video=False)
+    bowl = shallow["tasks"]["put_bowl_in_drawer"]
+    assert bowl["success_rate"] == 0.0 and bowl["failures"]["reasons"] == {"no_plan": 1}
+    assert "depth" in shallow["episodes"][0]["messages"][0]
+    deep = run_suite(tasks, make_fake_world, make_fake_skills,
+                     planner=functools.partial(SymbolicPlanner, max_depth=8),
+                     episodes_per_task=1, progress=False, video=False)
+    assert deep["tasks"]["put_bowl_in_drawer"]["success_rate"] == 1.0
 
 
 def test_report_functions_reject_non_results(tmp_path):

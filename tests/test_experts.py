@@ -17,6 +17,7 @@ from libero_paths import LIBERO_BDDL
 
 from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.execution.executor import Executor, termination_holds
+from robot_skills.execution.interfaces import SkillSet
 
 BDDL = LIBERO_BDDL
 GOAL, SPATIAL, OBJECT = BDDL / "libero_goal", BDDL / "libero_spatial", BDDL / "libero_object"
@@ -25,11 +26,19 @@ pytestmark = pytest.mark.skipif(not GOAL.is_dir(), reason="LIBERO task files not
 
 
 def _world(path: Path, seed: int = 0):
-    from sim.sim_robot import SimRobot
+    """A :class:`~sim.world.SimTaskWorld` (what the experts read) reset to ``seed``."""
+    from sim.world import SimTaskWorld
 
-    w = SimRobot(path)
+    w = SimTaskWorld.from_task(path)
     w.reset(seed)
     return w
+
+
+def _experts() -> SkillSet:
+    """The scripted experts with their contracts, as the ``expert`` skills config builds them."""
+    from sim.factories import ExpertSkills
+
+    return ExpertSkills()()
 
 
 def _run_skill(w, skill: str, args: tuple[str, ...]) -> int:
@@ -37,14 +46,17 @@ def _run_skill(w, skill: str, args: tuple[str, ...]) -> int:
     from sim.experts import MAX_STEP, make_expert
 
     spec = SKILL_SPECS[skill]
-    limit = math.ceil(spec.time_limit_s / w.control_period)
+    limit = math.ceil(spec.time_limit_s / w.robot.control_period)
     expert = make_expert(skill)
     expert.reset(args, w)
-    obs = w.observe()
+    obs = w.robot.observe()
     for step in range(limit):
         action = expert.act(obs)
         assert np.linalg.norm(action.delta_pos) <= MAX_STEP + 1e-9
-        obs = w.act(action)
+        applied = w.robot.act(action)
+        # the experts stay inside the robot's action limits: nothing is clipped on the way
+        np.testing.assert_allclose(applied.to_array(), action.to_array(), atol=1e-6)
+        obs = w.robot.observe()
         if termination_holds(spec, args, w.predicate_state()):
             return step + 1
     pytest.fail(f"{skill}{args} did not terminate within {limit} steps; "
@@ -103,10 +115,8 @@ def test_unknown_verb_is_refused():
 def test_planned_task_through_executor(path):
     """Open + pick + place_in composed by the planner (the drawer must stay open after the
     hand lets go of its handle), and a pick out of an open drawer."""
-    from sim.experts import expert_skills
-
     w = _world(path)
-    result = Executor(w, expert_skills(), max_steps=600, max_replans=2).run()
+    result = Executor(w, _experts(), max_steps=600, max_replans=2).run()
     assert result.success, (result.reason, result.messages)
     assert all(c.outcome in ("success", "interrupted") for c in result.calls)
 
@@ -115,13 +125,11 @@ def test_planned_task_through_executor(path):
 @pytest.mark.parametrize("suite", ["libero_goal", "libero_spatial", "libero_object"])
 def test_suite_through_executor(suite):
     """Every task of the suite, 3 seeds each, planned and executed with the experts."""
-    from sim.experts import expert_skills
-
     failures = []
     for path in sorted((BDDL / suite).glob("*.bddl")):
         for seed in range(3):
             w = _world(path, seed)
-            r = Executor(w, expert_skills(), max_steps=600, max_replans=2).run()
+            r = Executor(w, _experts(), max_steps=600, max_replans=2).run()
             if not r.success:
                 failures.append((path.name, seed, r.reason))
     assert not failures, failures

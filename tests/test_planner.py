@@ -8,6 +8,7 @@ import pytest
 
 from robot_skills.domain.predicates import SymbolicProblem
 from robot_skills.domain.verbs import SKILL_SPECS
+from robot_skills.execution.interfaces import Planner
 from robot_skills.planning.symbolic import NoPlanError, Plan, SkillCall, SymbolicPlanner
 from robot_skills.planning.validate import (
     PlanValidationError,
@@ -131,6 +132,29 @@ def test_no_plan_search_exhausted_at_depth():
         SymbolicPlanner().plan(problem({("in", BOWL, TOP)}), max_depth=-1)
 
 
+def test_max_depth_is_set_at_construction_and_overridable_per_call():
+    shallow = SymbolicPlanner(SKILL_SPECS, max_depth=2)
+    assert shallow.max_depth == 2 and SymbolicPlanner().max_depth == 8
+    with pytest.raises(NoPlanError, match="search exhausted at depth 2"):
+        shallow.plan(problem({("in", BOWL, TOP)}))
+    assert [c.skill for c in shallow.plan(problem({("in", BOWL, TOP)}), max_depth=3)] == [
+        "open", "pick", "place_in"]
+    with pytest.raises(ValueError):
+        SymbolicPlanner(SKILL_SPECS, max_depth=-1)
+    with pytest.raises(TypeError):
+        SymbolicPlanner(list(SKILL_SPECS.values()))
+
+
+def test_planner_protocol_and_library_contracts():
+    """A planner built over a library's contracts plans only with that library's skills."""
+    planner = SymbolicPlanner({k: SKILL_SPECS[k] for k in ("pick", "place_on")})
+    assert isinstance(planner, Planner)
+    plan = planner.plan(problem({("on", BOWL, PLATE)}))
+    assert plan.to_strings() == [f"pick({BOWL})", f"place_on({BOWL}, {PLATE})"]
+    with pytest.raises(NoPlanError):
+        planner.plan(problem({("in", BOWL, TOP)}))  # no `open`, no `place_in`
+
+
 def test_skill_call_parse_and_str():
     c = SkillCall.parse("place_on(akita_black_bowl_1, plate_1)")
     assert c == SkillCall("place_on", (BOWL, PLATE))
@@ -168,6 +192,21 @@ def test_repair_replans_from_first_failing_step():
     assert validate_plan(fixed, p) == []
     assert fixed.to_strings()[0] == f"pick({BOWL})"  # valid prefix kept
     assert fixed.to_strings()[-1] == f"place_in({BOWL}, {TOP})"
+
+
+def test_repair_uses_the_given_planner():
+    p = problem({("in", BOWL, TOP)})
+    seen = []
+
+    class Recording:
+        def plan(self, sub):
+            seen.append(sub)
+            return SymbolicPlanner().plan(sub)
+
+    fixed = repair_plan([f"open({TOP})", f"pick({BOWL})", f"place_in({BOWL}, {STOVE})"], p,
+                        planner=Recording())
+    assert fixed.to_strings() == [f"open({TOP})", f"pick({BOWL})", f"place_in({BOWL}, {TOP})"]
+    assert len(seen) == 1 and {("open", TOP), ("holding", BOWL)} <= seen[0].state
 
 
 def test_repair_refuses_with_validator_messages():

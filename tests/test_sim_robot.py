@@ -1,4 +1,5 @@
-"""SimRobot on LIBERO's own libero_goal task files (skipped when the files are absent)."""
+"""SimRobot, and SimTaskWorld (the robot in its task: predicates from MuJoCo contacts), on
+LIBERO's own libero_goal task files."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 from libero_paths import LIBERO_BDDL
 
 from robot_skills.execution.interfaces import TaskWorld
-from robot_skills.robot import Action
+from robot_skills.robot import Action, Observation, Robot
 
 GOAL_DIR = LIBERO_BDDL / "libero_goal"
 pytestmark = pytest.mark.skipif(not GOAL_DIR.exists(), reason="LIBERO task files not available")
@@ -26,10 +27,44 @@ def robot():
     return SimRobot(TASK)
 
 
-def test_is_a_task_world(robot):
-    assert isinstance(robot, TaskWorld)
+@pytest.fixture(scope="module")
+def world(robot):
+    from sim.world import SimTaskWorld
+
+    return SimTaskWorld(robot)
+
+
+def test_world_is_a_task_world_around_the_robot(robot, world):
+    assert isinstance(world, TaskWorld)
+    assert isinstance(robot, Robot) and not isinstance(robot, TaskWorld)  # predicates: the world's
+    for gone in ("predicate_state", "goal_progress", "success", "symbolic_problem", "advance",
+                 "robot"):
+        assert not hasattr(robot, gone), gone
+    assert world.robot is robot and world.task is robot.task
+    assert world.model is robot.model and world.data is robot.data and world.scene is robot.scene
     assert robot.control_period == pytest.approx(0.05)
     assert robot.joint_limits.shape == (7, 2)
+
+
+def test_world_from_task_passes_robot_arguments():
+    from robot_skills.robot import ActionLimits
+    from sim.world import SimTaskWorld
+
+    w = SimTaskWorld.from_task(TASK, action_limits=ActionLimits(0.01, 0.1), seed=4)
+    try:
+        assert w.task.goal == [("on", "akita_black_bowl_1", "plate_1")]
+        assert w.robot.action_limits == ActionLimits(0.01, 0.1)
+        o = w.reset()  # the robot's default seed
+        assert isinstance(o, Observation)
+        np.testing.assert_allclose(w.reset(4).object_poses["akita_black_bowl_1"],
+                                   o.object_poses["akita_black_bowl_1"], atol=1e-9)
+        state = w.sim_state()
+        assert state.shape == (w.model.nq + w.model.nv,) and state.dtype == np.float64
+        np.testing.assert_array_equal(state[:w.model.nq], w.data.qpos)
+        frame = w.render(width=64, height=48)
+        assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8
+    finally:
+        w.close()
 
 
 def test_reset_is_seeded(robot):
@@ -51,14 +86,15 @@ def test_observation_contents(robot):
     assert o.ee_pos[2] > 0.2
 
 
-def test_symbolic_problem(robot):
-    robot.reset(0)
-    prob = robot.symbolic_problem()
+def test_symbolic_problem(world):
+    world.reset(0)
+    prob = world.symbolic_problem()
     assert ("handempty",) in prob.state
+    assert prob.state == world.predicate_state()
     assert ("on", "akita_black_bowl_1", "plate_1") in prob.goal
     assert "graspable" in prob.entities["akita_black_bowl_1"]
-    assert robot.goal_progress() == {("on", "akita_black_bowl_1", "plate_1"): False}
-    assert not robot.success()
+    assert world.goal_progress() == {("on", "akita_black_bowl_1", "plate_1"): False}
+    assert not world.success()
 
 
 def test_act_rejects_nan(robot):
@@ -67,17 +103,57 @@ def test_act_rejects_nan(robot):
         robot.act(Action(np.array([np.nan, 0, 0]), np.zeros(3), 0.0))
 
 
+def test_act_before_reset_is_refused():
+    from sim.sim_robot import SimRobot
+
+    r = SimRobot(TASK)
+    with pytest.raises(RuntimeError, match="reset"):
+        r.act(Action(np.zeros(3), np.zeros(3), 0.0))
+
+
+def test_act_returns_the_clipped_action_it_applied(robot):
+    robot.reset(0)
+    lim = robot.action_limits
+    applied = robot.act(Action(np.array([0.2, -0.001, -0.3]), np.array([0.0, 2.0, -0.01]), 3.0))
+    assert isinstance(applied, Action)
+    np.testing.assert_allclose(applied.delta_pos, [lim.max_delta_pos, -0.001, -lim.max_delta_pos])
+    np.testing.assert_allclose(applied.delta_rot, [0.0, lim.max_delta_rot, -0.01])
+    assert applied.gripper == 1.0
+    small = Action(np.array([0.01, 0.0, -0.01]), np.zeros(3), -1.0)
+    np.testing.assert_allclose(robot.act(small).to_array(), small.to_array())
+
+
+def test_connect_disconnect_lifecycle():
+    from sim.sim_robot import SimRobot
+
+    r = SimRobot(TASK, cameras=("agentview",), image_size=(32, 32))
+    assert not r.is_connected
+    with r as same:
+        assert same is r and r.is_connected
+        o = r.reset(0)
+        assert o.images["agentview"].shape == (32, 32, 3)
+    assert not r.is_connected and r._renderer is None  # the GL contexts are released
+    r.connect()
+    r.connect()  # idempotent
+    assert r.is_connected
+    assert r.reset(0).images["agentview"].shape == (32, 32, 3)  # usable again after a reset
+    r.disconnect()
+    r.disconnect()
+    assert not r.is_connected
+
+
 def test_top_down_reach_above_bowl(robot):
     o = robot.reset(2)
     goal = o.object_poses["akita_black_bowl_1"][:3] + [0, 0, 0.1]
     for _ in range(40):
-        o = robot.act(Action(np.clip(goal - o.ee_pos, -0.03, 0.03), np.zeros(3), -1.0))
+        robot.act(Action(np.clip(goal - o.ee_pos, -0.03, 0.03), np.zeros(3), -1.0))
+        o = robot.observe()
     assert np.linalg.norm(goal - o.ee_pos) < 5e-3
     assert o.time == pytest.approx(40 * 0.05)
 
 
 @pytest.mark.slow
-def test_grasp_and_lift_bowl(robot):
+def test_grasp_and_lift_bowl(robot, world):
     o = robot.reset(0)
     info = robot.scene.objects["akita_black_bowl_1"]
     p = o.object_poses["akita_black_bowl_1"][:3]
@@ -87,20 +163,23 @@ def test_grasp_and_lift_bowl(robot):
         nonlocal o
         for _ in range(n):
             err = target - o.ee_pos
-            o = robot.act(Action(np.clip(err, -sp, sp), np.zeros(3), grip))
+            robot.act(Action(np.clip(err, -sp, sp), np.zeros(3), grip))
+            o = robot.observe()
             if np.linalg.norm(err) < 4e-3:
                 break
 
     go(np.array([p[0], p[1], gz + 0.12]), -1.0)
     go(np.array([p[0], p[1], gz]), -1.0, sp=0.02)
     for _ in range(12):
-        o = robot.act(Action(np.zeros(3), np.zeros(3), 1.0))
+        robot.act(Action(np.zeros(3), np.zeros(3), 1.0))
+    o = robot.observe()
     z0 = o.object_poses["akita_black_bowl_1"][2]
     go(np.array([p[0], p[1], gz + 0.1]), 1.0, n=30, sp=0.02)
     for _ in range(20):
-        o = robot.act(Action(np.zeros(3), np.zeros(3), 1.0))
+        robot.act(Action(np.zeros(3), np.zeros(3), 1.0))
+    o = robot.observe()
     assert o.object_poses["akita_black_bowl_1"][2] - z0 > 0.08
-    assert ("holding", "akita_black_bowl_1") in robot.predicate_state()
+    assert ("holding", "akita_black_bowl_1") in world.predicate_state()
 
 
 def test_unknown_camera_is_refused():

@@ -153,7 +153,7 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
             policy = factories.make_task_policy(Path(job.task_path))
             result = run_task_policy(world, policy,
                                      factories.max_steps or MONOLITHIC_DEFAULT_MAX_STEPS,
-                                     on_step=on_step)
+                                     on_step=on_step, name=getattr(policy, "name", "task"))
         else:
             skills = factories.make_skills(Path(job.task_path))
             planner = factories.planner(skills.specs) if factories.planner is not None else None

@@ -172,12 +172,16 @@ class ObjectGeometry:
         shape: ``"box"``, or ``"cylinder"`` (round about its z axis, radius ``half_extents[0]``:
             cans, bottles, bowls, plates). Only the lowest/highest point of a tilted object
             depends on it.
+        floor_height: for an open object (bowl, plate, basket), the height of its inner floor
+            above its bottom, m: what is put on or into it rests there (not on its rim). None:
+            a solid object; things rest on its top.
     """
 
     half_extents: tuple[float, float, float]
     tags: frozenset[str] = frozenset()
     grasp_width: float | None = None
     shape: str = "box"
+    floor_height: float | None = None
 
     def __post_init__(self) -> None:
         h = _vec(self.half_extents, 3, "half_extents")
@@ -187,6 +191,12 @@ class ObjectGeometry:
         _set(self, "tags", _tags(self.tags, "object"))
         if self.shape not in ("box", "cylinder"):
             raise ValueError(f"object shape must be 'box' or 'cylinder', got {self.shape!r}")
+        if self.floor_height is not None:
+            f = float(self.floor_height)
+            if not (math.isfinite(f) and 0 <= f <= 2 * h[2]):
+                raise ValueError(f"floor_height must be within [0, {2 * h[2]}] (the object's "
+                                 f"height), got {self.floor_height!r}")
+            _set(self, "floor_height", f)
         if self.grasp_width is not None:
             w = float(self.grasp_width)
             if not (math.isfinite(w) and w > 0):
@@ -653,7 +663,11 @@ class _Scene:
         A, B = self.box(a), self.box(b)
         if not (B.lo[0] <= A.p[0] <= B.hi[0] and B.lo[1] <= A.p[1] <= B.hi[1]):
             return False
-        return B.lo[2] + self.tol.support < A.lo[2] <= B.hi[2] + self.tol.contact
+        if not A.lo[2] > B.lo[2] + self.tol.support:
+            return False
+        floor = self.m.objects[b].floor_height
+        surface = B.hi[2] if floor is None else B.lo[2] + floor
+        return self.rests_at(A.lo[2], surface)
 
     def on_surface(self, a: str, r: str, g: RegionGeometry) -> bool:
         A = self.box(a)

@@ -86,7 +86,8 @@ class TrainConfig:
         lora_rank / lora_alpha / lora_targets: adapter rank, scaling numerator, target layer globs
             (None = every Linear).
         lora_steps / lora_lr: adapter training steps and learning rate.
-        loss: ``"l1"`` (ACT) or ``"mse"``.
+        loss: ``"l1"`` (ACT) or ``"mse"``: the kind of the policy's own masked chunk loss
+            (``GoalConditionedBC(arch, loss=...)``, see :meth:`make_policy`); :func:`fit` has none.
         grad_clip: max gradient norm (0 disables).
         seed: RNG seed (initialisation and sample order).
         device: ``"auto"`` | ``"cpu"`` | ``"cuda"``.
