@@ -27,13 +27,18 @@ def test_env_checker_state_only():
 
 
 def test_step_contract_and_truncation():
+    from robot_skills.domain.predicates import format_atom
     from sim.env import LiberoTaskEnv
+    from sim.world import SimTaskWorld
 
     env = LiberoTaskEnv(TASK, max_episode_steps=3)
     obs, info = env.reset(seed=0)
     assert env.observation_space.contains(obs)
     assert info["goal_progress"] == {"(On akita_black_bowl_1 plate_1)": False}
     assert "(Handempty)" in info["predicates"]
+    # predicates come from the task world around the env's robot
+    assert isinstance(env.world, SimTaskWorld) and env.world.robot is env.robot
+    assert info["predicates"] == sorted(format_atom(a) for a in env.world.predicate_state())
     for k in range(3):
         obs, r, term, trunc, info = env.step(env.action_space.sample())
         assert r == 0.0 and not term and not info["success"]

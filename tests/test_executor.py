@@ -362,6 +362,21 @@ def test_unrepairable_plan_is_refused_without_robot_motion(planner_factory):
     assert res.to_dict()["reason"] == "invalid_plan"
 
 
+def test_replans_are_validated_too():
+    """After a timeout the planner's new plan is invalid and cannot be repaired: the episode
+    ends with ``invalid_plan``, and no step is taken after the refusal."""
+    planner = ScriptedPlanner(["open(cabinet_1_top_region)", "pick(bowl_1)",
+                               "place_in(bowl_1, cabinet_1_top_region)"],
+                              ["juggle(bowl_1)"])
+    world = FakeWorld(GOAL_IN_DRAWER)
+    res = Executor(world, fake_skills(pick={"fail_times": 1}), planner).run()
+    assert not res.success and res.reason == "invalid_plan" and res.replans == 1
+    assert [(c.skill, c.outcome) for c in res.calls] == [("open", "success"),
+                                                         ("pick", "timeout")]
+    assert res.steps == res.calls[-1].end_step == world.steps
+    assert res.plans[-1] == ["juggle(bowl_1)"] and "refused" in res.messages[-1]
+
+
 def test_missing_add_effect_is_a_failure_and_replanned():
     """pick's termination holds, but the bowl slips before the effect check: ``(Holding
     bowl_1)`` is missing, pick's delete effects are still observed -> effects_missing, replan."""

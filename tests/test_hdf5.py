@@ -17,6 +17,7 @@ from robot_skills.data.dataset import (
     write_synthetic_demos,
 )
 from robot_skills.data.hdf5 import DemoReader, DemoWriter, SkillSegment
+from robot_skills.execution import recording
 from robot_skills.policies.features import skill_features
 from robot_skills.robot import Observation
 
@@ -78,6 +79,16 @@ def test_round_trip(tmp_path):
         assert not segs[0][1].success
         with pytest.raises(KeyError, match="demo_7"):
             r.load("demo_7")
+
+
+def test_skill_segment_is_the_recording_type():
+    """``SkillSegment`` lives in ``robot_skills.execution.recording`` (re-exported here), so
+    the segments an executor's recorder collects are what the writer stores."""
+    assert SkillSegment is recording.SkillSegment
+    seg = recording.SkillSegment(1, 4, "place_on", ("bowl_1", "plate_1"), success=False)
+    assert SkillSegment.from_dict(seg.to_dict()) == seg
+    with pytest.raises(ValueError, match="list of entity names"):
+        SkillSegment.from_dict({"start": 0, "end": 1, "skill": "pick", "args": "bowl_1"})
 
 
 def test_failed_write_keeps_previous_file(tmp_path):

@@ -106,6 +106,18 @@ def test_clips_to_action_limits():
     assert c.gripper_width(-1.0) == pytest.approx(0.08) and c.gripper_width(1.0) == 0.0
 
 
+def test_step_reports_the_applied_action():
+    """``IKCommand.applied`` is the clipped action (what ``Robot.act`` returns)."""
+    c = DiffIKController(action_limits=ActionLimits(max_delta_pos=0.01, max_delta_rot=0.1))
+    c.reset(panda.HOME_QPOS)
+    raw = Action(np.array([1.0, -1.0, 0.005]), np.array([1.0, 0, 0]), 3.0)
+    cmd = c.step(raw, panda.HOME_QPOS)
+    np.testing.assert_allclose(cmd.applied.to_array(), c.clip_action(raw).to_array())
+    assert cmd.gripper_width == pytest.approx(c.gripper_width(cmd.applied.gripper))
+    small = Action(np.array([0.002, 0.0, -0.003]), np.array([0.0, 0.05, 0.0]), -0.5)
+    np.testing.assert_allclose(c.step(small, cmd.q_target).applied.to_array(), small.to_array())
+
+
 def test_tracks_straight_line():
     c = DiffIKController()
     c.reset(panda.HOME_QPOS)

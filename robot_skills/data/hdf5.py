@@ -28,10 +28,10 @@ Layout written by :class:`DemoWriter` (robomimic's "hdf5 dataset structure", ext
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +42,7 @@ import numpy as np
 
 from robot_skills.execution.recording import SkillSegment
 from robot_skills.robot import ACTION_DIM, Observation
-from robot_skills.utils.atomic import _fsync_dir
+from robot_skills.utils.atomic import atomic_temp_path
 from robot_skills.utils.version import code_version
 
 FORMAT = "robot_skills.demo/1"
@@ -168,12 +168,16 @@ class DemoWriter:
         self.env_args = dict(env_args or {})
         self.attrs = dict(attrs or {})
         self.compression = compression
-        self._tmp = self.path.parent / f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp"
+        self._stack: contextlib.ExitStack | None = None
+        self._tmp: Path | None = None
         self._file: h5py.File | None = None
         self._n = 0
         self._total = 0
 
     def __enter__(self) -> Self:
+        # the one atomic-write helper: a temp file beside `path`, fsynced and renamed on commit
+        self._stack = contextlib.ExitStack()
+        self._tmp = self._stack.enter_context(atomic_temp_path(self.path))
         self._file = h5py.File(self._tmp, "w")
         g = self._file.create_group("data")
         g.attrs["env_args"] = json.dumps(self.env_args)
@@ -318,21 +322,22 @@ class DemoWriter:
         self._file.flush()
         self._file.close()
         self._file = None
-        with open(self._tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(self._tmp, self.path)
-        _fsync_dir(self.path.parent)
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()  # fsync + rename over `path` + fsync the directory
         return self.path
 
     def abort(self) -> None:
         """Discard everything written by this writer; ``path`` keeps its previous content."""
-        if self._file is not None:
-            try:
+        try:
+            if self._file is not None:
                 self._file.close()
-            finally:
-                self._file = None
-        if self._tmp.exists():
-            self._tmp.unlink()
+        finally:
+            self._file = None
+            stack, self._stack = self._stack, None
+            if stack is not None:  # unwinding with an exception deletes the temp file
+                aborted = RuntimeError("demo writer aborted")
+                stack.__exit__(type(aborted), aborted, None)
 
 
 def _xyzw_to_wxyz(q: np.ndarray) -> np.ndarray:
