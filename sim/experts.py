@@ -117,7 +117,8 @@ class _Expert:
     name = ""
 
     def reset(self, args: Sequence[str], world) -> None:
-        """Bind the call's ``args`` (entity names) and the simulated ``world`` (a SimRobot)."""
+        """Bind the call's ``args`` (entity names) and the simulated ``world`` (a
+        :class:`sim.world.SimTaskWorld`: its ``model``, ``data`` and ``scene`` are read)."""
         self.args = tuple(args)
         self.world = world
         self.closed_steps = 0

@@ -73,9 +73,11 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
                      tolerances: PoseTolerances | None = None) -> PoseWorldModel:
     """The :class:`PoseWorldModel` of a built scene.
 
-    Static frames (region sites in their owner's frame, the drawers' closed positions, the knobs'
-    zero orientations) are read at the model's reference configuration ``qpos0``, where drawers are
-    shut and knobs off. Tolerances default to the contact-based evaluator's (``CONTACT_TOL``,
+    Static frames (fixture poses — fixtures are welded —, region sites in their owner's frame,
+    the drawers' closed positions, the knobs' zero orientations) are read at the model's reference
+    configuration ``qpos0``, where drawers are shut and knobs off. So only objects, drawer regions
+    and knobs need observed poses (``PoseWorldModel.tracked_entities``); observed poses of the
+    others, when given, take precedence. Tolerances default to the contact-based evaluator's (``CONTACT_TOL``,
     ``SUPPORT_TOL``, ``REGION_XY_TOL``, ``REGION_Z_BELOW``).
 
     Args:
@@ -117,8 +119,9 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
             axis = Rf.T @ d.xaxis[j]
             knob = KnobGeometry(entity=ksite, axis=tuple(axis), zero_quat=tuple(_quat(Rf.T @ Rk)),
                                 on_threshold=KNOB_ON_THRESHOLD)
+        pf, Rf = body(fx.body)
         fixtures[name] = FixtureGeometry(tags=fx.tags, half_extents=tuple(fx.half_extents),
-                                         knob=knob)
+                                         pose=(*pf, *_quat(Rf)), knob=knob)
 
     regions = {}
     for name, r in scene.regions.items():

@@ -30,7 +30,6 @@ from sim.factories import SimWorldFactory
 
 SHARED = LIBERO_BDDL
 ALL_FILES = sorted(SHARED.rglob("*.bddl")) if SHARED.is_dir() else []
-needs_shared = pytest.mark.skipif(not ALL_FILES, reason=f"no LIBERO task files under {SHARED}")
 
 MINI = """\
 (define (problem Mini)
@@ -74,7 +73,6 @@ def test_region_full_name():
     assert Region("top_region", "wooden_cabinet_1").full_name == "wooden_cabinet_1_top_region"
 
 
-@needs_shared
 def test_every_shared_file_parses_and_round_trips():
     assert len(ALL_FILES) >= 100
     for p in ALL_FILES:
@@ -83,7 +81,6 @@ def test_every_shared_file_parses_and_round_trips():
         assert parse_bddl(write_bddl(t), t.source) == t, p
 
 
-@needs_shared
 def test_libero_goal_file_exact_fields():
     p = SHARED / "libero_goal" / "open_the_top_drawer_and_put_the_bowl_inside.bddl"
     t = load_bddl(p)
@@ -324,7 +321,6 @@ def test_scan_suite_checks_against_the_given_categories(tmp_path):
     assert ok == [tmp_path / "ok.bddl"] and not bad
 
 
-@needs_shared
 def test_scan_shared_suites():
     for suite in ("libero_goal", "libero_spatial", "libero_object"):
         ok, bad = scan_suite(SHARED / suite, SIM_CATEGORIES)

@@ -22,7 +22,6 @@ from robot_skills.execution.interfaces import SkillSet
 BDDL = LIBERO_BDDL
 GOAL, SPATIAL, OBJECT = BDDL / "libero_goal", BDDL / "libero_spatial", BDDL / "libero_object"
 
-pytestmark = pytest.mark.skipif(not GOAL.is_dir(), reason="LIBERO task files not available")
 
 
 def _world(path: Path, seed: int = 0):

@@ -21,8 +21,6 @@ except ImportError:  # pragma: no cover
 
 SHARED = LIBERO_BDDL
 SUITES = ("libero_goal", "libero_spatial", "libero_object")
-needs_shared = pytest.mark.skipif(not (SHARED / "libero_goal").is_dir(),
-                                  reason=f"no LIBERO task files under {SHARED}")
 
 OBJECT_CATEGORIES = {
     "akita_black_bowl", "white_bowl", "plate", "glazed_rim_porcelain_ramekin", "cookies",
@@ -223,13 +221,11 @@ def _check_suite(suite: str, seeds) -> None:
                 assert 0.2 <= r <= 0.8, (p.name, o, r)
 
 
-@needs_shared
 @pytest.mark.parametrize("suite", SUITES)
 def test_shared_suites_build_and_sample(suite):
     _check_suite(suite, seeds=(0, 1))
 
 
-@needs_shared
 @pytest.mark.slow
 @pytest.mark.parametrize("suite", SUITES)
 def test_shared_suites_twenty_seeds(suite):

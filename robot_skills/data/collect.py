@@ -166,9 +166,11 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
     layout) is reported in the summary (``reason="world_error: ..."``), not raised.
     """
     t0 = time.perf_counter()
+    world = None
     try:
         world = factories.make_world(Path(job.task_path), job.seed, None,
                                      region_scale=job.region_scale)
+        world.robot.connect()
         ok, ep, res = run_expert_episode(world, factories.make_experts(Path(job.task_path)),
                                          job.seed, factories.noise, factories.max_steps,
                                          factories.max_replans)
@@ -176,6 +178,9 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
         return job, None, {"seed": job.seed, "success": False, "steps": 0,
                            "reason": f"world_error: {type(e).__name__}: {e}",
                            "region_scale": job.region_scale, "wall_s": time.perf_counter() - t0}
+    finally:
+        if world is not None:
+            world.robot.disconnect()
     summary = {"seed": job.seed, "success": ok, "steps": res["steps"], "reason": res["reason"],
                "region_scale": job.region_scale, "wall_s": time.perf_counter() - t0}
     if not (ok or factories.keep_failures):
@@ -184,9 +189,6 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
     ep.attrs = {"task": Path(job.task_path).stem, "bddl": str(job.task_path), "seed": int(job.seed),
                 "language": getattr(task, "language", ""), "success": bool(ok),
                 "region_scale": job.region_scale}
-    close = getattr(world, "close", None)
-    if callable(close):
-        close()
     return job, ep, summary
 
 

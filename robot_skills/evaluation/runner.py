@@ -130,10 +130,14 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
         "reason": "", "replans": 0, "calls": [], "goal_progress": {}, "messages": [],
         "error": None, "video": None,
     }
+    world = None
     try:
         world = factories.make_world(Path(job.task_path), job.seed, job.perturbation)
+        world.robot.connect()
         world.robot.reset(seed=job.seed)
     except Exception as e:
+        if world is not None:
+            world.robot.disconnect()
         rec.update(reason="world_error", error=f"{type(e).__name__}: {e}",
                    wall_time_s=time.perf_counter() - t0)
         return rec
@@ -170,6 +174,7 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
             rec["video"] = _write_video(job.video_path, frames, fps)
         except Exception as e:  # video is a by-product; never fail the episode for it
             rec["messages"].append(f"video not written: {type(e).__name__}: {e}")
+    world.robot.disconnect()
     rec["wall_time_s"] = time.perf_counter() - t0
     return rec
 
@@ -304,6 +309,11 @@ class BenchmarkRunner:
             raise ValueError("composed mode needs make_skills")
         if self.mode == "monolithic" and self.make_task_policy is None:
             raise ValueError("monolithic mode needs make_task_policy")
+        for name in ("make_world", "make_skills", "make_task_policy", "planner"):
+            f = getattr(self, name)
+            if f is not None and not callable(f):
+                raise TypeError(f"{name} must be a callable factory, got {type(f).__name__} "
+                                f"{f!r}")
         if int(self.workers) < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.max_steps is not None and self.max_steps < 1:

@@ -50,7 +50,8 @@ __all__ = ["CallRecord", "SkillSegment", "EpisodeRecording", "ExecutionResult", 
            "run_task_policy", "termination_holds", "effect_mismatch"]
 
 StepCallback = Callable[[int, Observation, Action], None]
-"""``on_step(step, obs, action)``: ``obs`` is the observation *after* ``action`` was applied."""
+"""``on_step(step, obs, action)``: ``action`` is the command the robot applied (after clipping),
+``obs`` the observation after it."""
 
 
 @dataclass
@@ -394,10 +395,11 @@ class Executor:
                 return "interrupted", f"episode step budget ({budget}) spent", steps, obs
             try:
                 action = policy.act(obs)
-                self.world.robot.act(action)
+                applied = self.world.robot.act(action)
                 new_obs = self.world.robot.observe()
             except Exception as e:
                 return "error", f"{type(e).__name__}: {e}", steps, obs
+            action = applied  # what reached the controller (after clipping / safety)
             if self.recorder is not None:
                 self.recorder.add_step(obs, action)
             obs = new_obs
@@ -436,7 +438,7 @@ def run_task_policy(
         policy.reset((), world)
         while steps < max_steps and not world.success():
             action = policy.act(obs)
-            world.robot.act(action)
+            action = world.robot.act(action)  # the command actually applied
             new_obs = world.robot.observe()
             if recorder is not None:
                 recorder.add_step(obs, action)

@@ -74,7 +74,7 @@ class EpisodeRecording:
     segments: list[SkillSegment] = field(default_factory=list)
 
     def add_step(self, obs: Observation, action: Action) -> None:
-        """Record the observation the policy saw and the action it returned."""
+        """Record the observation the policy saw and the action the robot applied for it."""
         self.observations.append(obs)
         self.actions.append(action)
 

@@ -42,7 +42,9 @@ object's oriented bounding box in the base frame, "top" its highest):
   threshold. **Unsupported** when the fixture has no :class:`KnobGeometry` (its knob is not a
   tracked entity): asking for such an atom raises :class:`UnsupportedPredicateError`, and
   ``atoms=None`` leaves those atoms out of the state.
-* ``holding(o)``: the tool centre point lies inside ``o``'s bounding box grown by ``grasp_zone``
+* ``holding(o)``, ``o`` a graspable object (tagged ``graspable`` or given a ``grasp_width``; a
+  plate is never held): the tool centre point lies inside ``o``'s bounding box grown by
+  ``grasp_zone``
   (object frame), ``grip_closed_width < gripper_width <= grasp_width + grip_width_margin`` (the
   jaws are closed on something about ``o``'s width, not on nothing), and ``o`` is *lifted*: it rests
   on no support (table top, fixture top, another object, a region floor — within ``contact``).
@@ -776,7 +778,7 @@ class _Scene:
         if width is None or ee is None:
             raise ValueError("evaluating 'holding'/'handempty' needs gripper_width and ee_pos")
         g = self.m.objects.get(o)
-        if g is None:
+        if g is None or not _holdable(g):
             return False
         tol = self.tol
         if not (tol.grip_closed_width < width <= g.holding_width + tol.grip_width_margin):
@@ -808,6 +810,13 @@ class _Scene:
         if p == "holding":
             return self.holding(args[0], width, ee)
         return not any(self.holding(o, width, ee) for o in self.m.objects)
+
+    def holdable(self) -> list[str]:
+        return [o for o, g in self.m.objects.items() if _holdable(g)]
+
+
+def _holdable(g: ObjectGeometry) -> bool:
+    return "graspable" in g.tags or g.grasp_width is not None
 
 
 def _pose7(p: np.ndarray, R: np.ndarray) -> np.ndarray:
@@ -886,7 +895,7 @@ def evaluate_pose_predicates(
         if g.knob is not None:
             out.add(("turnon" if sc.knob(f) >= g.knob.on_threshold else "turnoff", f))
     if width is not None and ee is not None:
-        held = [o for o in objs if sc.holding(o, width, ee)]
+        held = [o for o in sc.holdable() if sc.holding(o, width, ee)]
         out.update(("holding", o) for o in held)
         if not held:
             out.add(("handempty",))
