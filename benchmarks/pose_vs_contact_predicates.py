@@ -125,7 +125,7 @@ def main(argv=None) -> dict:
 
     rng = np.random.default_rng(12345)
     t0 = time.perf_counter()
-    per_kind = {k: Counter() for k in KINDS}            # kind -> {compared, contact_only, pose_only}
+    per_kind = {k: Counter() for k in KINDS}      # kind -> compared / contact only / pose only
     classes: dict[tuple, list] = defaultdict(list)
     totals = {}
     for suite in args.suites:

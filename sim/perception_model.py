@@ -4,9 +4,10 @@ the contact-based reference (:mod:`sim.predicates`).
 
 * :func:`pose_world_model` fills :class:`robot_skills.perception.pose_predicates.PoseWorldModel`
   from a :class:`~sim.scene.SceneInfo` and the compiled model: object bounding boxes, grasp
-  widths and shapes (round when a collision geom is a cylinder), fixture footprints, region site sizes and fixed frames, drawer closed positions and
-  slide axes, knob axes — the same geometry the contact-based predicates see, and the same
-  affordance tags as ``SceneInfo.entity_tags``.
+  widths, shapes (round when a collision geom is a cylinder) and inner floors, fixture poses and
+  footprints, region site sizes and fixed frames, drawer closed positions and slide axes, knob
+  axes — the same geometry the contact-based predicates see, and the same affordance tags as
+  ``SceneInfo.entity_tags``.
 * :func:`knob_poses`: the pose of each stove's knob site (``"<stove>_knob"``), which
   ``SimRobot.observe()`` does not carry; add it to ``object_poses`` to decide ``Turnon``/``Turnoff``
   from poses (what a perception stack tracking the knob would provide).
@@ -77,8 +78,8 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
     the drawers' closed positions, the knobs' zero orientations) are read at the model's reference
     configuration ``qpos0``, where drawers are shut and knobs off. So only objects, drawer regions
     and knobs need observed poses (``PoseWorldModel.tracked_entities``); observed poses of the
-    others, when given, take precedence. Tolerances default to the contact-based evaluator's (``CONTACT_TOL``,
-    ``SUPPORT_TOL``, ``REGION_XY_TOL``, ``REGION_Z_BELOW``).
+    others, when given, take precedence. Tolerances default to the contact-based evaluator's
+    (``CONTACT_TOL``, ``SUPPORT_TOL``, ``REGION_XY_TOL``, ``REGION_Z_BELOW``).
 
     Args:
         scene: the scene's :class:`SceneInfo` (``SimRobot.scene``).

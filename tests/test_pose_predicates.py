@@ -31,6 +31,7 @@ CAB, STOVE = "wooden_cabinet_1", "flat_stove_1"
 DRAWER, CAB_TOP, COOK = f"{CAB}_top_region", f"{CAB}_top_side", f"{STOVE}_cook_region"
 KNOB = f"{STOVE}_knob"
 BOWL_H, PLATE_H, CHEESE_H = 0.0225, 0.009, 0.012
+TABLE_TAGS = {"surface", "table_region"}
 PLATE_FLOOR = 0.008
 DRAWER_CLOSED = (0.005, 0.0, 0.09)
 
@@ -68,11 +69,11 @@ def make_model(knob: bool = True, **tol) -> PoseWorldModel:
         },
         regions={
             "main_table_plate_region": RegionGeometry(
-                "table", "main_table", {"surface", "table_region"}, ranges=[(-0.05, -0.05, 0.05, 0.05)]),
+                "table", "main_table", TABLE_TAGS, ranges=[(-0.05, -0.05, 0.05, 0.05)]),
             "main_table_bowl_region": RegionGeometry(
-                "table", "main_table", {"surface", "table_region"}, ranges=[(-0.05, 0.15, 0.05, 0.25)]),
+                "table", "main_table", TABLE_TAGS, ranges=[(-0.05, 0.15, 0.05, 0.25)]),
             "main_table_cheese_region": RegionGeometry(
-                "table", "main_table", {"surface", "table_region"}, ranges=[(-0.03, -0.18, 0.03, -0.12)]),
+                "table", "main_table", TABLE_TAGS, ranges=[(-0.03, -0.18, 0.03, -0.12)]),
             "main_table_cabinet_region": RegionGeometry(
                 "table", "main_table", ranges=[(0.19, -0.31, 0.21, -0.29)]),
             "main_table_stove_region": RegionGeometry(
@@ -96,7 +97,8 @@ STOVE_POSE = pose(*table_xy(-0.2, 0.3), 0.0)
 
 def drawer_pose(q: float) -> np.ndarray:
     """The drawer region's base-frame pose pulled out ``q`` m (the cabinet is turned by pi)."""
-    x, y, z = CAB_POSE[:3] + np.array([-(DRAWER_CLOSED[0] + q), -DRAWER_CLOSED[1], DRAWER_CLOSED[2]])
+    dx, dy, dz = DRAWER_CLOSED
+    x, y, z = CAB_POSE[:3] + np.array([-(dx + q), -dy, dz])
     return pose(x, y, z, yaw=math.pi)
 
 
@@ -137,6 +139,13 @@ def state(poses, width=OPEN, ee=FAR, model=None):
 def test_bowl_resting_on_plate():
     # the bowl rests on the plate's floor, 8 mm above the table: On the plate, not On the region
     assert state(scene()) == frozenset(STATIC | {("on", BOWL, PLATE), ("handempty",)})
+
+
+def test_on_plate_excludes_table_with_a_loose_tolerance():
+    # a perception stack with noisy poses needs contact > 8 mm; the bowl then also "rests" at
+    # table height, but it is On the plate, so not On the table region
+    s = state(scene(), model=make_model(contact=0.012))
+    assert ("on", BOWL, PLATE) in s and ("on", BOWL, "main_table_plate_region") not in s
 
 
 def test_bowl_beside_plate_on_the_table():
@@ -184,6 +193,14 @@ def test_holding(width, ee_dz, lifted, expected):
         assert s == frozenset(STATIC | {("holding", BOWL)})
     else:
         assert ("handempty",) in s and ("holding", BOWL) not in s
+
+
+def test_plate_is_never_held():
+    # not graspable: a lifted plate between closed jaws is not "held" (handempty stays true)
+    px, py = table_xy(0.0, 0.0)
+    p = scene(**{PLATE: pose(px, py, 0.1), BOWL: pose(px, py + 0.3, BOWL_H)})
+    s = state(p, width=0.03, ee=np.array([px, py, 0.1]))
+    assert ("handempty",) in s and not any(a[0] == "holding" for a in s)
 
 
 @pytest.mark.parametrize("q, atom", [(0.0, "close"), (0.005, "close"), (0.07, None),
@@ -240,7 +257,8 @@ def test_tilted_cylinder_bottom():
     # a can tipped by 0.3 rad about x: its lowest point is the rim, not a bounding-box corner
     m = PoseWorldModel({"can": ObjectGeometry((0.03, 0.03, 0.05), shape="cylinder")},
                        {"main_table": FixtureGeometry(pose=(*TABLE, 1, 0, 0, 0))},
-                       {"r": RegionGeometry("table", "main_table", ranges=[(-0.1, -0.1, 0.1, 0.1)])})
+                       {"r": RegionGeometry("table", "main_table",
+                                            ranges=[(-0.1, -0.1, 0.1, 0.1)])})
     t = 0.3
     low = 0.05 * math.cos(t) + 0.03 * math.sin(t)
     q = [math.cos(t / 2), math.sin(t / 2), 0, 0]
@@ -350,15 +368,18 @@ def test_sim_model_matches_joint_state():
         mujoco.mj_forward(r.model, r.data)
         poses = {**r.observe().object_poses, **knob_poses(r.model, r.data, r.scene)}
         g = m.regions[drawer].drawer
-        assert drawer_travel(g, poses["wooden_cabinet_1"], poses[drawer]) == pytest.approx(q_d, abs=1e-6)
+        travel = drawer_travel(g, poses["wooden_cabinet_1"], poses[drawer])
+        assert travel == pytest.approx(q_d, abs=1e-6)
         kg = m.fixtures[knob].knob
         assert knob_angle(kg, poses[knob], poses[kg.entity]) == pytest.approx(q_k, abs=1e-6)
 
 
-STEP_AGREEMENT = 0.985
-"""Fraction of control steps on which every task atom agrees (measured 99.8 % on libero_goal,
-5 seeds, settle 20: ``benchmarks/pose_vs_contact_predicates.py``)."""
+STEP_AGREEMENT = 0.99
+"""Fraction of control steps on which every task atom agrees. Measured: 99.63 % on these six
+rollouts (2 of 540 steps disagree); 99.79 % on libero_goal with 5 seeds
+(``benchmarks/pose_vs_contact_predicates.py``). A 2 cm contact tolerance drops it to 98.2 %."""
 ATOM_AGREEMENT = 0.999
+"""Fraction of (step, task atom) pairs that agree; measured 99.95 %."""
 
 
 def _rollouts(tasks, model_fn=None, settle=10):
@@ -425,12 +446,10 @@ def test_agreement_threshold_catches_a_sloppy_model(rollouts):
 
 def test_pose_task_world_on_a_sim_robot():
     """After an expert episode, the pose-based world reports the goal reached, as contacts do."""
-    from sim.perception_model import perceived_poses, pose_world_model
+    from sim.perception_model import compare_expert_episode, perceived_poses, pose_world_model
     from sim.sim_robot import SimRobot
 
     r = SimRobot(_goal_dir() / "turn_on_the_stove.bddl")
-    from sim.perception_model import compare_expert_episode
-
     ep = compare_expert_episode(r, 1, settle_steps=5)
     w = PoseTaskWorld(r, pose_world_model(r.scene, r.model), r.task, perceived_poses(r))
     assert ep.success and w.success()

@@ -19,18 +19,23 @@ stands on (the *table*'s pose is the centre of its top surface, +x away from the
 pose is a frame whose origin lies on the region's floor (its supporting surface), as LIBERO's
 region sites.
 
-Semantics (tolerances are fields of :class:`PoseTolerances`; "bottom" is the lowest point of an
-object's oriented bounding box in the base frame, "top" its highest):
+Semantics (tolerances are fields of :class:`PoseTolerances`; an object's "bottom" / "top" is the
+lowest / highest point of its oriented bounding box — or upright cylinder, for ``shape =
+"cylinder"`` — in the base frame; "rests on a surface at height s" means ``-penetration <=
+bottom - s <= contact``):
 
 * ``On(a, b)``, ``b`` an object: ``a``'s centre lies inside ``b``'s horizontal (axis-aligned, base
-  frame) bounding box, and ``b.bottom + support < a.bottom <= b.top + contact`` — ``a`` rests
-  somewhere on or inside ``b`` (a cream-cheese box inside a bowl is ``On`` the bowl, as in LIBERO).
+  frame) bounding box, ``a.bottom > b.bottom + support``, and ``a`` rests on ``b``'s support
+  surface: its top, or for an open object (``floor_height`` set: bowl, plate, basket) its inner
+  floor. A cream-cheese box inside a bowl is ``On`` the bowl, as in LIBERO; one still falling
+  into it is not.
 * ``On(a, r)``, ``r`` a table region: ``a``'s centre, in the table frame, lies in one of ``r``'s
-  range boxes grown by ``region_xy``, and ``|a.bottom - table top| <= contact`` (``a`` rests on the
-  table). For a fixture ``a`` only the centre test applies (fixtures do not move).
+  range boxes grown by ``region_xy``, ``a`` rests on the table top, and ``a`` is not ``On`` another
+  object (a bowl on a plate's floor, 8 mm above the table, is on the plate only, even with a
+  ``contact`` tolerance above 8 mm). For a fixture ``a`` only the centre test applies.
 * ``On(a, r)``, ``r`` a surface region (cook region, cabinet top, rack): ``a``'s centre, in the
   region frame, is within the region's x/y half-extents grown by ``region_xy`` and above its floor,
-  and ``|a.bottom - floor| <= contact``.
+  and ``a`` rests on the floor.
 * ``In(a, r)``, ``r`` a drawer or container region: ``a``'s centre, in the region frame, is within
   the x/y half-extents and ``-region_z_below <= z <= 2 * half_extents[2]``; for a table region, the
   centre is in its ranges.
@@ -42,13 +47,17 @@ object's oriented bounding box in the base frame, "top" its highest):
   threshold. **Unsupported** when the fixture has no :class:`KnobGeometry` (its knob is not a
   tracked entity): asking for such an atom raises :class:`UnsupportedPredicateError`, and
   ``atoms=None`` leaves those atoms out of the state.
-* ``holding(o)``, ``o`` a graspable object (tagged ``graspable`` or given a ``grasp_width``; a
-  plate is never held): the tool centre point lies inside ``o``'s bounding box grown by
-  ``grasp_zone``
-  (object frame), ``grip_closed_width < gripper_width <= grasp_width + grip_width_margin`` (the
-  jaws are closed on something about ``o``'s width, not on nothing), and ``o`` is *lifted*: it rests
-  on no support (table top, fixture top, another object, a region floor — within ``contact``).
+* ``holding(o)``, ``o`` graspable (tagged ``graspable`` or given a ``grasp_width``; a plate is
+  never held): the tool centre point lies inside ``o``'s bounding box grown by ``grasp_zone``
+  (object frame); ``grip_closed_width < gripper_width <= grasp_width + grip_width_margin`` (the
+  jaws are closed on something about ``o``'s width, not on nothing); and ``o`` is *lifted*: it
+  rests on no support — the table top (within the table's footprint), another object (``On``),
+  a surface region's floor (``On``), a drawer/container floor (``In`` and bottom at most
+  ``contact`` above the floor), or the top of a fixture that has no surface region of its own.
   ``handempty``: no object is held.
+
+An atom naming an entity the model does not know is an error, not false (a typo in a task or a
+model should not read as "the goal is not reached yet").
 
 These are the contact-based rules of ``sim.predicates`` with "touches" replaced by "its bottom is
 within ``contact`` of the supporting surface"; where the two differ (objects still settling, a
@@ -77,9 +86,6 @@ REGION_KINDS = ("table", "surface", "drawer", "container")
 """``table``: boxes on the table top given by ranges; ``surface``: a fixture's or object's top
 (things are put *on* it); ``drawer``: inside a drawer (moves with it); ``container``: inside a
 basket-like object."""
-
-_KNOWN = ("on", "in", "open", "close", "turnon", "turnoff", "holding", "handempty")
-
 
 class MissingPoseError(KeyError):
     """An entity needed to evaluate a predicate has no pose (not in ``object_poses`` and no fixed
@@ -403,7 +409,8 @@ class PoseWorldModel:
         if dup:
             raise ValueError(f"entity names used more than once: {dup}")
         if self.table not in self.fixtures:
-            raise ValueError(f"table {self.table!r} is not among the fixtures {sorted(self.fixtures)}")
+            raise ValueError(f"table {self.table!r} is not among the fixtures "
+                             f"{sorted(self.fixtures)}")
         for r, g in self.regions.items():
             if g.owner not in self.objects and g.owner not in self.fixtures:
                 raise ValueError(f"region {r!r}: owner {g.owner!r} is neither an object nor a "
@@ -698,7 +705,8 @@ class _Scene:
             return False
         if g.kind == "table":
             A = self.box(a)
-            return self.in_ranges(A.p, g) and self.rests_at(A.lo[2], self.table_top())
+            return (self.in_ranges(A.p, g) and self.rests_at(A.lo[2], self.table_top())
+                    and not any(self.on_object(a, b) for b in m.objects))
         if g.kind == "surface":
             return self.on_surface(a, b, g)
         return False
