@@ -17,14 +17,13 @@ the contact-based reference (:mod:`sim.predicates`).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import mujoco
 import numpy as np
 
-from robot_skills.domain.predicates import Atom, SymbolicProblem, with_derived
+from robot_skills.domain.predicates import Atom
 from robot_skills.perception.pose_predicates import (
     DrawerGeometry,
     FixtureGeometry,
@@ -253,14 +252,28 @@ class EpisodeComparison:
         return ok_steps / len(self.steps), ok_atoms / (len(self.steps) * len(atoms))
 
 
+class _Tagged:
+    """An expert that notes which call is running (for the per-step records)."""
+
+    def __init__(self, policy, current: dict) -> None:
+        self.policy, self.current, self.name = policy, current, policy.name
+
+    def reset(self, args, world) -> None:
+        self.current.update(skill=self.name, args=tuple(args))
+        self.policy.reset(args, world)
+
+    def act(self, obs):
+        return self.policy.act(obs)
+
+
 def compare_expert_episode(robot, seed: int, *, max_steps: int = 600, max_replans: int = 2,
                            settle_steps: int = 0) -> EpisodeComparison:
     """Run one scripted-expert episode on ``robot`` and record both predicate states per step.
 
-    Planning and skill termination use the contact-based state (the reference), as the executor
-    does with ``sim.world.SimTaskWorld``, so the pose-based evaluator only observes. The loop is
-    the executor's: plan, run each call until its termination test holds or its time limit
-    passes, replan after a failure; stop when the goal holds or ``max_steps`` is spent.
+    The episode runs through the project's :class:`~robot_skills.execution.executor.Executor`
+    on a :class:`sim.world.SimTaskWorld`, so planning, termination and replanning use the
+    contact-based state (the reference) and the pose-based evaluator only observes, at every
+    control step (the executor's ``on_step`` callback).
 
     Args:
         robot: a ``SimRobot`` (rebuilt scenes are costly: reuse one per task across seeds).
@@ -269,23 +282,21 @@ def compare_expert_episode(robot, seed: int, *, max_steps: int = 600, max_replan
         max_replans: replans allowed after the first plan.
         settle_steps: control steps to hold still (open gripper, zero motion) after the goal holds.
     """
-    from robot_skills.domain.verbs import SKILL_SPECS
-    from robot_skills.execution.executor import termination_holds
-    from robot_skills.planning.symbolic import NoPlanError, SymbolicPlanner
+    from robot_skills.execution.executor import Executor
+    from robot_skills.execution.interfaces import SkillSet
     from robot_skills.robot import Action
-    from sim.experts import make_expert
+    from sim.factories import ExpertSkills
+    from sim.world import SimTaskWorld
 
+    world = SimTaskWorld(robot)
     robot.reset(seed)
     task = robot.task
     model = pose_world_model(robot.scene, robot.model)
-    entities = robot.scene.entity_tags()
-    goal = frozenset(task.goal)
     graspable = [o for o, i in robot.scene.objects.items() if "graspable" in i.tags]
     ep = EpisodeComparison(getattr(task, "source", "?").rsplit("/", 1)[-1], seed, False,
                            atoms=task_atoms(task, graspable))
 
-    def record(step, skill, args, cmd) -> StepRecord:
-        obs = robot.observe()
+    def record(step, skill, args, cmd, obs) -> StepRecord:
         poses = dict(obs.object_poses)
         poses.update(knob_poses(robot.model, robot.data, robot.scene))
         rec = StepRecord(step, skill, tuple(args), contact_state(robot),
@@ -294,51 +305,24 @@ def compare_expert_episode(robot, seed: int, *, max_steps: int = 600, max_replan
         ep.steps.append(rec)
         return rec
 
-    def done(state) -> bool:
-        return bool(goal) and goal <= with_derived(state, entities)
+    record(0, None, (), 0.0, robot.observe())
+    current: dict = {"skill": None, "args": ()}
+    experts = ExpertSkills()()
+    skills = SkillSet({k: _Tagged(p, current) for k, p in experts.policies.items()},
+                      experts.specs)
 
-    cur = record(0, None, (), 0.0)
-    planner = SymbolicPlanner(SKILL_SPECS)
-    steps = 0
-    for _ in range(max_replans + 1):
-        if done(cur.contact) or steps >= max_steps:
-            break
-        try:
-            plan = planner.plan(SymbolicProblem(entities, cur.contact, goal))
-        except NoPlanError:
-            break
-        for call in plan.calls:
-            spec = SKILL_SPECS[call.skill]
-            expert = make_expert(call.skill)
-            expert.reset(call.args, robot)
-            limit = max(1, math.ceil(spec.time_limit_s / robot.control_period - 1e-9))
-            outcome = "timeout"
-            obs = robot.observe()
-            for _ in range(limit):
-                if steps >= max_steps:
-                    outcome = "budget"
-                    break
-                action = expert.act(obs)
-                robot.act(action)
-                obs = robot.observe()
-                steps += 1
-                cur = record(steps, call.skill, call.args, float(action.gripper))
-                if termination_holds(spec, call.args, cur.contact, entities):
-                    outcome = "success"
-                    break
-                if done(cur.contact):
-                    outcome = "interrupted"
-                    break
-            ep.calls.append((call.skill, tuple(call.args), outcome))
-            if outcome != "success" or done(cur.contact):
-                break
-        if done(cur.contact):
-            break
-    ep.success = done(cur.contact)
+    def on_step(step, obs, action) -> None:
+        record(step, current["skill"], current["args"], float(action.gripper), obs)
+
+    result = Executor(world, skills, max_replans=max_replans, max_steps=max_steps,
+                      on_step=on_step).run()
+    ep.calls = [(c.skill, tuple(c.args), c.outcome) for c in result.calls]
+    ep.success = bool(result.success)
     if ep.success:
         hold = Action(np.zeros(3), np.zeros(3), -1.0)
+        steps = result.steps
         for _ in range(settle_steps):
             robot.act(hold)
             steps += 1
-            record(steps, "settle", (), -1.0)
+            record(steps, "settle", (), -1.0, robot.observe())
     return ep
