@@ -48,15 +48,23 @@ def config_dir() -> Path:
 
 
 def load_config(overrides: Sequence[str] = ()) -> Any:
-    """Compose ``config.yaml`` with ``key=value`` overrides (Hydra's compose API).
+    """Compose ``config.yaml`` with ``key=value`` overrides (Hydra's compose API) on the typed
+    schema of :mod:`robot_skills.config`, then check ranges.
 
     Raises:
-        hydra.errors.ConfigCompositionException / omegaconf errors: on an unknown key or group.
+        hydra.errors.ConfigCompositionException / omegaconf.errors.ValidationError: on an unknown
+            key or group, or a value of the wrong type (the key is named).
+        robot_skills.config.ConfigValueError: on a value out of range (the key is named).
     """
     from hydra import compose, initialize_config_dir
 
+    from robot_skills.config import check_config, register_configs
+
+    register_configs()
     with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        return compose(config_name="config", overrides=list(overrides))
+        cfg = compose(config_name="config", overrides=list(overrides))
+    check_config(cfg)
+    return cfg
 
 
 def _plain(cfg: Any) -> dict[str, Any]:
@@ -239,7 +247,28 @@ def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
                                out_dir=out, config=_plain(cfg))
     print_table(results)
     print(f"results -> {out / 'results.json'}")
+    problem = incomplete_run(results)
+    if problem:
+        raise SystemExit(f"rs-eval: {problem} (see {out / 'report.md'})")
     return results
+
+
+def incomplete_run(results: dict[str, Any]) -> str:
+    """A one-line description of what the benchmark could not run, or ``""`` when it ran it all.
+
+    Skipped tasks, and episodes that did not run (world not built, simulation invalid, harness
+    error) in any condition, make a run incomplete: the command then exits non-zero after writing
+    its results for what did run.
+    """
+    parts = []
+    if results.get("skipped_tasks"):
+        parts.append(f"{len(results['skipped_tasks'])} task(s) skipped "
+                     f"({', '.join(sorted(results['skipped_tasks']))})")
+    not_run = results["suite"].get("n_not_run", 0) + sum(
+        p["suite"].get("n_not_run", 0) for p in results["perturbations"].values())
+    if not_run:
+        parts.append(f"{not_run} episode(s) did not run")
+    return "; ".join(parts)
 
 
 # ------------------------------------------------------------------------------------- commands
@@ -282,8 +311,13 @@ def _hydra_app(job: str) -> Any:
     """A ``@hydra.main`` application running ``JOBS[job]`` on the composed config."""
     import hydra
 
+    from robot_skills.config import check_config, register_configs
+
+    register_configs()
+
     @hydra.main(config_path=str(config_dir()), config_name="config", version_base="1.3")
     def app(cfg: Any) -> Any:
+        check_config(cfg)
         return JOBS[job](cfg)
 
     return app

@@ -23,6 +23,14 @@ ACTION_DIM = 7
 """Length of :meth:`Action.to_array`: ``[dx, dy, dz, drx, dry, drz, gripper]``."""
 
 
+class EpisodeInvalidError(RuntimeError):
+    """The episode cannot be trusted, through no fault of the policy: the simulator went unstable
+    (MuJoCo's auto-reset on bad accelerations), a safety stop, a scene that could not hold its
+    objects. The executor never catches it as a skill failure; the benchmark runner records the
+    episode as ``reason="invalid"``, apart from policy failures, and the command exits non-zero.
+    """
+
+
 @dataclass
 class Observation:
     """What the robot reports at one control step.

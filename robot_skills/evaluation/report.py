@@ -90,6 +90,10 @@ def format_markdown(results: Mapping[str, Any]) -> str:
     if skipped:
         lines += ["", "## Skipped tasks", ""]
         lines += [f"- `{name}`: {err}" for name, err in skipped.items()]
+    not_run = _not_run_lines(results)
+    if not_run:
+        lines += ["", "## Episodes that did not run (not counted as policy failures)", ""]
+        lines += [f"- {line}" for line in not_run]
     fails = {task: t["failures"]["reasons"] for task, t in results["tasks"].items()
              if t["failures"]["reasons"]}
     if fails:
@@ -138,7 +142,22 @@ def format_table(results: Mapping[str, Any]) -> str:
     out = [fmt(rows[0]), sep] + [fmt(r) for r in rows[1:-1]] + [sep, fmt(rows[-1])]
     skipped = results.get("skipped_tasks") or {}
     out += [f"skipped {name}: {err}" for name, err in skipped.items()]
+    out += _not_run_lines(results)
     return "\n".join(out)
+
+
+def _not_run_lines(results: Mapping[str, Any]) -> list[str]:
+    """One line per task and condition with episodes that did not run (world error, invalid)."""
+    conds = [("", results["tasks"])] + [(f" [{n}]", p["tasks"])
+                                        for n, p in results["perturbations"].items()]
+    out = []
+    for label, tasks in conds:
+        for task, t in tasks.items():
+            nr = t.get("not_run") or {}
+            if nr.get("count"):
+                out.append(f"not run{label} {task}: {nr['count']} episode(s) {nr['reasons']} "
+                           f"seeds {nr['seeds']}")
+    return out
 
 
 def print_table(results: Mapping[str, Any], file: TextIO | None = None) -> None:
@@ -167,7 +186,8 @@ def plot_success(results: Mapping[str, Any], path: str | Path) -> Path:
     width = 0.8 / max(1, len(conds))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(tasks) + 2), 4.5))
     for k, (name, tdict) in enumerate(conds):
-        rates = np.array([tdict[t]["success_rate"] if t in tdict else np.nan for t in tasks])
+        rates = np.array([np.nan if t not in tdict or tdict[t]["success_rate"] is None
+                          else tdict[t]["success_rate"] for t in tasks])
         lo = np.array([tdict[t]["ci95"][0] if t in tdict else np.nan for t in tasks])
         hi = np.array([tdict[t]["ci95"][1] if t in tdict else np.nan for t in tasks])
         err = np.vstack([np.clip(rates - lo, 0, None), np.clip(hi - rates, 0, None)])

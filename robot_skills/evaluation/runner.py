@@ -46,6 +46,7 @@ from robot_skills.evaluation.stats import summarize_lengths, wilson_interval
 from robot_skills.execution.executor import Executor, run_task_policy
 from robot_skills.execution.interfaces import PlannerFactory, SkillSet
 from robot_skills.execution.pool import run_parallel
+from robot_skills.robot import EpisodeInvalidError
 from robot_skills.utils.atomic import atomic_write_json
 from robot_skills.utils.version import code_version
 
@@ -54,6 +55,10 @@ __all__ = ["BenchmarkRunner", "run_suite", "summarize",
 
 UNPERTURBED = "unperturbed"
 """Condition name of the unperturbed tasks in results and reports."""
+NOT_RUN_REASONS = ("world_error", "invalid", "error")
+"""Episode end reasons that say nothing about the policy: the world could not be built, the
+simulation went unstable (:class:`~robot_skills.robot.EpisodeInvalidError`), or the harness
+itself raised. Such episodes are reported apart and left out of success rates."""
 MONOLITHIC_DEFAULT_MAX_STEPS = 600
 """Episode horizon for the monolithic baseline when none is given (LIBERO's evaluation horizon)."""
 
@@ -165,6 +170,8 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
                           max_steps=factories.max_steps, on_step=on_step)
             result = ex.run()
         rec.update(result.to_dict())
+    except EpisodeInvalidError as e:
+        rec.update(success=False, reason="invalid", error=f"{type(e).__name__}: {e}")
     except Exception as e:
         rec.update(reason="error", error=f"{type(e).__name__}: {e}",
                    messages=[traceback.format_exc(limit=5)])
@@ -180,7 +187,9 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- aggregation
-def _summarize_task(eps: list[dict[str, Any]], path: str) -> dict[str, Any]:
+def _summarize_task(all_eps: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    eps = [e for e in all_eps if e["reason"] not in NOT_RUN_REASONS]
+    not_run = Counter(e["reason"] for e in all_eps if e["reason"] in NOT_RUN_REASONS)
     n = len(eps)
     k = sum(1 for e in eps if e["success"])
     lo, hi = wilson_interval(k, n)
@@ -192,19 +201,21 @@ def _summarize_task(eps: list[dict[str, Any]], path: str) -> dict[str, Any]:
     reasons = Counter(e["reason"] for e in eps if not e["success"])
     failed_calls = Counter(f"{c['outcome']} {c['skill']}" for e in eps for c in e.get("calls", [])
                            if c["outcome"] not in ("success", "interrupted"))
-    errors = sorted({e["error"] for e in eps if e.get("error")})[:5]
+    errors = sorted({e["error"] for e in all_eps if e.get("error")})[:5]
     videos = [e["video"] for e in eps if e.get("video")]
     lens = summarize_lengths(lengths)
     return {
-        "path": path, "n": n, "successes": k, "success_rate": k / n if n else 0.0,
+        "path": path, "n": n, "successes": k, "success_rate": k / n if n else None,
         "ci95": [lo, hi],
-        "subgoal_progress": {a: sum(v) / n for a, v in sorted(atoms.items())},
+        "subgoal_progress": {a: sum(v) / len(v) for a, v in sorted(atoms.items())},
         "episode_length": lens, "mean_length": lens["mean"], "median_length": lens["median"],
         "mean_replans": float(np.mean([e.get("replans", 0) for e in eps])) if eps else 0.0,
         "wall_time_s": float(sum(e.get("wall_time_s", 0.0) for e in eps)),
         "failures": {"reasons": dict(reasons), "failed_calls": dict(failed_calls),
                      "errors": errors},
         "seeds": [e["seed"] for e in eps],
+        "not_run": {"count": sum(not_run.values()), "reasons": dict(not_run),
+                    "seeds": [e["seed"] for e in all_eps if e["reason"] in NOT_RUN_REASONS]},
         "video": videos[0] if videos else None,
     }
 
@@ -220,10 +231,13 @@ def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
         has ``n, successes, success_rate, ci95 [low, high] (Wilson 95%), subgoal_progress
         {"(On a b)": fraction of episodes it held at the end}, episode_length {mean, median, min,
         max} (control steps), mean_length, median_length, mean_replans, wall_time_s, failures
-        {reasons, failed_calls, errors}, seeds, video``; perturbed task summaries add
+        {reasons, failed_calls, errors}, seeds, not_run {count, reasons, seeds}, video``;
+        episodes that ended for a reason in :data:`NOT_RUN_REASONS` are counted under
+        ``not_run`` and left out of ``n`` and the rates; perturbed task summaries add
         ``unperturbed_success_rate`` and ``drop_points`` (unperturbed minus perturbed, in
-        percentage points). A task whose world could not be built in any episode (e.g. it names an
-        unsupported category) is listed in ``skipped_tasks`` instead of crashing the run.
+        percentage points). A task none of whose episodes ran (e.g. a world that cannot be built)
+        is listed in ``skipped_tasks`` with its first error instead of crashing the run; the
+        suite's ``n_not_run`` counts every episode that did not run.
     """
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for e in episodes:
@@ -232,8 +246,8 @@ def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
     for name in task_names:
         eps = by.get((UNPERTURBED, name)) or next(
             (v for (p, t), v in by.items() if t == name), [])
-        if eps and all(e["reason"] == "world_error" for e in eps):
-            skipped[name] = eps[0]["error"]
+        if eps and all(e["reason"] in NOT_RUN_REASONS for e in eps):
+            skipped[name] = eps[0]["error"] or eps[0]["reason"]
 
     def condition(pname: str) -> dict[str, dict[str, Any]]:
         out = {}
@@ -245,11 +259,12 @@ def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
         return out
 
     def suite(tasks: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-        rates = [t["success_rate"] for t in tasks.values()]
+        rates = [t["success_rate"] for t in tasks.values() if t["success_rate"] is not None]
         n = sum(t["n"] for t in tasks.values())
         k = sum(t["successes"] for t in tasks.values())
         return {"mean_success": float(np.mean(rates)) if rates else None, "n_tasks": len(rates),
-                "n_episodes": n, "successes": k, "pooled_ci95": list(wilson_interval(k, n))}
+                "n_episodes": n, "successes": k, "pooled_ci95": list(wilson_interval(k, n)),
+                "n_not_run": sum(t["not_run"]["count"] for t in tasks.values())}
 
     base_tasks = condition(UNPERTURBED)
     base_suite = suite(base_tasks)
@@ -261,7 +276,9 @@ def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
         for name, t in tasks.items():
             b = base_tasks.get(name)
             t["unperturbed_success_rate"] = b["success_rate"] if b else None
-            t["drop_points"] = 100.0 * (b["success_rate"] - t["success_rate"]) if b else None
+            t["drop_points"] = (100.0 * (b["success_rate"] - t["success_rate"])
+                                if b and b["success_rate"] is not None
+                                and t["success_rate"] is not None else None)
         s = suite(tasks)
         s["unperturbed_mean_success"] = base_suite["mean_success"]
         s["drop_points"] = (100.0 * (base_suite["mean_success"] - s["mean_success"])

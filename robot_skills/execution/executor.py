@@ -44,7 +44,7 @@ from robot_skills.planning.symbolic import (
     missing_preconditions,
 )
 from robot_skills.planning.validate import PlanValidationError, repair_plan, validate_plan
-from robot_skills.robot import Action, Observation
+from robot_skills.robot import Action, EpisodeInvalidError, Observation
 
 __all__ = ["CallRecord", "SkillSegment", "EpisodeRecording", "ExecutionResult", "Executor",
            "run_task_policy", "termination_holds", "effect_mismatch"]
@@ -397,6 +397,8 @@ class Executor:
                 action = policy.act(obs)
                 applied = self.world.robot.act(action)
                 new_obs = self.world.robot.observe()
+            except EpisodeInvalidError:
+                raise  # not the skill's failure: the whole episode is void
             except Exception as e:
                 return "error", f"{type(e).__name__}: {e}", steps, obs
             action = applied  # what reached the controller (after clipping / safety)

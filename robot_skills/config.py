@@ -1,0 +1,191 @@
+"""Typed configs: Hydra structured configs (dataclasses) for every config group.
+
+``configs/config.yaml`` composes its groups on top of :class:`RootConfig` (stored in Hydra's
+``ConfigStore`` as ``robot_skills_schema``), so a value of the wrong type fails at start with the
+key named (``eval.episodes_per_task=1.9`` -> "Value '1.9' of type 'float' could not be converted
+to Integer, full_key: eval.episodes_per_task"), booleans accept only true/false/yes/no/on/off/1/0
+(``eval.video=no`` is false), and an unknown key is refused. :func:`check_config` then checks
+ranges and choices, naming the key. The ``_target_`` nodes (``world``, ``planner``,
+``eval.skills.*``, ``collect.experts``, ``hardware``) stay open dicts: the classes they name check
+their own arguments when built.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+SCHEMA_NAME = "robot_skills_schema"
+"""Name of :class:`RootConfig` in Hydra's ConfigStore (first entry of config.yaml's defaults)."""
+
+
+@dataclass
+class RobotConfig:
+    """The arm: name, rates and per-step action limits (``configs/robot/``)."""
+
+    name: str = "panda"
+    control_hz: float = 20.0          # Hz
+    physics_timestep: float = 0.002   # s
+    max_delta_pos: float = 0.05       # m per control step
+    max_delta_rot: float = 0.5        # rad per control step
+
+
+@dataclass
+class SuiteConfig:
+    """Which task files run (``configs/suite/``)."""
+
+    name: str = MISSING
+    path: str = MISSING               # LIBERO suite name or a directory of .bddl files
+    max_episode_steps: int = 600
+    tasks: list[str] | None = None    # only these file stems (None: all runnable)
+
+
+@dataclass
+class CollectConfig:
+    """Scripted-expert demonstrations (``configs/collect/``)."""
+
+    demos_per_task: int = 30
+    noise_std: float = 0.005          # m per step
+    noise_prob: float = 0.3
+    region_scale_max: float = 6.0
+    seed: int = 1000
+    max_replans: int = 2
+    experts: Any = None               # a SkillSet factory (`_target_`)
+
+
+@dataclass
+class PolicyConfig:
+    """Goal-conditioned BC with action chunks and LoRA adapters (``configs/policy/``)."""
+
+    chunk_size: int = 10
+    hidden: int = 256
+    layers: int = 4
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    ensemble_m: float = 0.01
+
+
+@dataclass
+class TrainingConfig:
+    """Optimisation (``configs/training/``)."""
+
+    steps: int = 4000
+    lora_steps: int = 300
+    skill_library: bool = True
+    baseline_steps: int = 1000
+    batch_size: int = 256
+    lr: float = 1.0e-3
+    weight_decay: float = 1.0e-4
+    device: str = "auto"
+    compile: bool = False
+    bf16: bool = True
+    checkpoint_every: int = 1000
+
+
+@dataclass
+class EvalConfig:
+    """The benchmark (``configs/eval/``)."""
+
+    episodes_per_task: int = 10
+    seed: int = 0
+    policy: str = "learned"
+    video: bool = True
+    perturbations: str | None = None
+    max_replans: int = 2
+    skills: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RootConfig:
+    """The whole configuration of a robot-skills command."""
+
+    robot: RobotConfig = field(default_factory=RobotConfig)
+    world: Any = None
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    collect: CollectConfig = field(default_factory=CollectConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    planner: Any = None
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    hardware: Any = None
+    seed: int = 0
+    run_dir: str = MISSING
+    workers: int = 2
+    baseline: bool = False
+
+
+def register_configs() -> None:
+    """Store :class:`RootConfig` in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=RootConfig)
+
+
+class ConfigValueError(ValueError):
+    """A config value out of its range or not one of its choices; the message names the key."""
+
+
+def _positive(x: float) -> bool:
+    return math.isfinite(x) and x > 0
+
+
+def check_config(cfg: Any) -> None:
+    """Check ranges and choices the types cannot express.
+
+    Raises:
+        ConfigValueError: naming every bad key, its value and what it must be.
+    """
+    rules: list[tuple[str, Any, bool, str]] = [
+        ("workers", cfg.workers, cfg.workers >= 1, ">= 1"),
+        ("suite.max_episode_steps", cfg.suite.max_episode_steps,
+         cfg.suite.max_episode_steps >= 1, ">= 1"),
+        ("collect.demos_per_task", cfg.collect.demos_per_task, cfg.collect.demos_per_task >= 1,
+         ">= 1"),
+        ("collect.noise_std", cfg.collect.noise_std,
+         math.isfinite(cfg.collect.noise_std) and cfg.collect.noise_std >= 0, "finite, >= 0"),
+        ("collect.noise_prob", cfg.collect.noise_prob, 0 <= cfg.collect.noise_prob <= 1,
+         "in [0, 1]"),
+        ("collect.region_scale_max", cfg.collect.region_scale_max,
+         math.isfinite(cfg.collect.region_scale_max) and cfg.collect.region_scale_max >= 1,
+         "finite, >= 1"),
+        ("collect.max_replans", cfg.collect.max_replans, cfg.collect.max_replans >= 0, ">= 0"),
+        ("policy.chunk_size", cfg.policy.chunk_size, cfg.policy.chunk_size >= 1, ">= 1"),
+        ("policy.hidden", cfg.policy.hidden, cfg.policy.hidden >= 1, ">= 1"),
+        ("policy.layers", cfg.policy.layers, cfg.policy.layers >= 1, ">= 1"),
+        ("policy.lora_rank", cfg.policy.lora_rank, cfg.policy.lora_rank >= 1, ">= 1"),
+        ("policy.lora_alpha", cfg.policy.lora_alpha, _positive(cfg.policy.lora_alpha), "> 0"),
+        ("policy.ensemble_m", cfg.policy.ensemble_m,
+         math.isfinite(cfg.policy.ensemble_m) and cfg.policy.ensemble_m >= 0, "finite, >= 0"),
+        ("training.steps", cfg.training.steps, cfg.training.steps >= 0, ">= 0"),
+        ("training.lora_steps", cfg.training.lora_steps, cfg.training.lora_steps >= 0, ">= 0"),
+        ("training.baseline_steps", cfg.training.baseline_steps,
+         cfg.training.baseline_steps >= 1, ">= 1"),
+        ("training.batch_size", cfg.training.batch_size, cfg.training.batch_size >= 1, ">= 1"),
+        ("training.lr", cfg.training.lr, _positive(cfg.training.lr), "finite, > 0"),
+        ("training.weight_decay", cfg.training.weight_decay,
+         math.isfinite(cfg.training.weight_decay) and cfg.training.weight_decay >= 0,
+         "finite, >= 0"),
+        ("training.device", cfg.training.device,
+         cfg.training.device in ("auto", "cpu") or str(cfg.training.device).startswith("cuda"),
+         "auto, cpu or cuda[:N]"),
+        ("training.checkpoint_every", cfg.training.checkpoint_every,
+         cfg.training.checkpoint_every >= 1, ">= 1"),
+        ("eval.episodes_per_task", cfg.eval.episodes_per_task, cfg.eval.episodes_per_task >= 1,
+         ">= 1"),
+        ("eval.max_replans", cfg.eval.max_replans, cfg.eval.max_replans >= 0, ">= 0"),
+        ("eval.policy", cfg.eval.policy, cfg.eval.policy in cfg.eval.skills,
+         f"one of {sorted(cfg.eval.skills)}"),
+        ("robot.max_delta_pos", cfg.robot.max_delta_pos, _positive(cfg.robot.max_delta_pos),
+         "finite, > 0"),
+        ("robot.max_delta_rot", cfg.robot.max_delta_rot, _positive(cfg.robot.max_delta_rot),
+         "finite, > 0"),
+        ("robot.control_hz", cfg.robot.control_hz, _positive(cfg.robot.control_hz), "> 0"),
+        ("robot.physics_timestep", cfg.robot.physics_timestep,
+         _positive(cfg.robot.physics_timestep), "> 0"),
+    ]
+    bad = [f"{key}={value!r} (must be {what})" for key, value, ok, what in rules if not ok]
+    if bad:
+        raise ConfigValueError("invalid config: " + "; ".join(bad))
