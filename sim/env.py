@@ -35,7 +35,7 @@ import numpy as np
 from gymnasium import spaces
 
 from robot_skills.domain.predicates import format_atom
-from robot_skills.robot import Action, ActionLimits
+from robot_skills.robot import Action, ActionLimits, EpisodeInvalidError
 from sim.sim_robot import OBS_PROPRIO_DIM, SimRobot
 from sim.world import SimTaskWorld
 
@@ -176,8 +176,18 @@ class LiberoTaskEnv(gym.Env):
         return self._obs(), self._info()
 
     def step(self, action):
-        """One 20 Hz control step; returns ``(obs, reward, terminated, truncated, info)``."""
-        self.robot.act(self.action_to_robot(action))
+        """One 20 Hz control step; returns ``(obs, reward, terminated, truncated, info)``.
+
+        When the simulation goes unstable (:class:`~robot_skills.robot.EpisodeInvalidError`),
+        the step is truncated with ``info["episode_invalid"]`` naming the cause, reward 0, and
+        the env must be reset (vectorised envs reset it themselves).
+        """
+        try:
+            self.robot.act(self.action_to_robot(action))
+        except EpisodeInvalidError as e:
+            self._steps += 1
+            info = {"success": False, "goal_progress": {}, "episode_invalid": str(e)}
+            return self._obs(), 0.0, False, True, info
         self._steps += 1
         info = self._info()
         success = info["success"]

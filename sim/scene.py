@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import mujoco
 import numpy as np
 
+from robot_skills.robot import EpisodeInvalidError
 from robot_skills.tasks.bddl import BddlTask
 from robot_skills.tasks.regions import check_shift_scale, shift_scale_centre_half
 from sim.assets import (
@@ -36,7 +37,13 @@ from sim.assets import (
     check_categories,
     yaw_quat,
 )
-from sim.layout import PHYSICS_TIMESTEP, TABLE_ORIGIN
+from sim.layout import (
+    MAX_REGION_COORD_M,
+    MAX_REGION_YAW_RAD,
+    PHYSICS_TIMESTEP,
+    TABLE_ORIGIN,
+    TABLE_TOP_RANGE,
+)
 
 TABLE_CATEGORIES = ("table", "floor", "kitchen_table", "living_room_table", "study_table")
 YAW_NOISE = 0.15
@@ -49,11 +56,13 @@ MAX_PLACEMENT_TRIES = 200
 
 
 class SceneError(ValueError):
-    """The task cannot be turned into a scene (placement missing, region without geometry, …)."""
+    """The task cannot be turned into a scene (placement missing, region without geometry, a
+    region range that is not finite, absurdly large or off the table top, …)."""
 
 
 class PlacementError(RuntimeError):
-    """No collision-free initial placement was found within the allowed number of tries."""
+    """No collision-free initial placement was found within the allowed number of tries, or an
+    object did not stay on the table while settling (it fell to the floor)."""
 
 
 @dataclass
@@ -218,6 +227,176 @@ def _table_region_center(ranges) -> tuple[float, float, float, float]:
     return (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
 
 
+# ------------------------------------------------------------------------------------------
+# checks: region values, regions on the table top, objects that fell, MuJoCo's warnings
+
+
+def _box_text(box) -> str:
+    return "(" + " ".join(f"{float(v):.6g}" for v in box) + ")"
+
+
+def _table_top_text(table: str) -> str:
+    x0, y0, x1, y1 = TABLE_TOP_RANGE
+    return (f"the top of {table!r} spans x {x0:+.3g}..{x1:+.3g} m and y {y0:+.3g}..{y1:+.3g} m "
+            f"in its frame (sim.layout.TABLE_TOP_RANGE)")
+
+
+def _off_table(boxes) -> list[int]:
+    """Indices of the corner boxes ``(x_min, y_min, x_max, y_max)`` not inside the table top."""
+    x0, y0, x1, y1 = TABLE_TOP_RANGE
+    eps = 1e-9
+    return [i for i, (a, b, c, d) in enumerate(boxes)
+            if a < x0 - eps or b < y0 - eps or c > x1 + eps or d > y1 + eps]
+
+
+def check_region_values(task: BddlTask) -> None:
+    """Refuse region values no scene can hold, before MuJoCo sees them.
+
+    Every range value must be finite with ``|v| <=`` :data:`sim.layout.MAX_REGION_COORD_M`
+    (10 m), with ``min <= max``; every ``:yaw_rotation`` bound finite with ``|v| <=``
+    :data:`sim.layout.MAX_REGION_YAW_RAD`. (A ``1e300`` range otherwise makes MuJoCo reset its state
+    while the scene settles, leaving every object on the floor.)
+
+    Raises:
+        SceneError: naming the task file, the region and the offending values.
+    """
+    for full, reg in task.regions.items():
+        for i, box in enumerate(reg.ranges):
+            try:
+                v = [float(x) for x in box]
+            except (TypeError, ValueError):
+                v = []
+            if len(v) != 4 or not all(math.isfinite(x) and abs(x) <= MAX_REGION_COORD_M for x in v):
+                raise SceneError(
+                    f"{task.source}: region {full!r} has range {i} = {tuple(box)!r}: every value "
+                    f"must be a finite number of at most {MAX_REGION_COORD_M:g} m in magnitude "
+                    f"(x_min y_min x_max y_max, m, in the frame of {reg.target!r})")
+            if v[0] > v[2] or v[1] > v[3]:
+                raise SceneError(f"{task.source}: region {full!r} has range {i} = {tuple(box)!r} "
+                                 f"with min > max (x_min y_min x_max y_max)")
+        for pair in reg.yaw_rotation or ():
+            try:
+                v = [float(x) for x in pair]
+            except (TypeError, ValueError):
+                v = []
+            if len(v) != 2 or not all(math.isfinite(x) and abs(x) <= MAX_REGION_YAW_RAD for x in v):
+                raise SceneError(
+                    f"{task.source}: region {full!r} has yaw_rotation {tuple(pair)!r}: both bounds "
+                    f"must be finite, at most {MAX_REGION_YAW_RAD:.4g} rad in magnitude")
+
+
+def check_regions_on_table(task: BddlTask, table: str) -> None:
+    """Refuse a region on the table (or floor) fixture whose ranges leave the table top.
+
+    Ranges are in the table's frame; each box must lie inside :data:`sim.layout.TABLE_TOP_RANGE`
+    (whatever is placed outside would fall to the ground plane).
+
+    Raises:
+        SceneError: naming the task file, the region, its ranges and the table top's extent.
+    """
+    for full, reg in task.regions.items():
+        if reg.target != table or not reg.ranges:
+            continue
+        bad = _off_table(reg.ranges)
+        if bad:
+            raise SceneError(
+                f"{task.source}: region {full!r} has range(s) "
+                f"{', '.join(_box_text(reg.ranges[i]) for i in bad)} (x_min y_min x_max y_max, "
+                f"m, table frame) that do not lie on the table top: {_table_top_text(table)}; "
+                f"an object placed there would fall to the floor")
+
+
+def _object_table_regions(info: SceneInfo) -> list[str]:
+    """Table regions an ``(On obj region)`` init atom drops a task object into."""
+    out: list[str] = []
+    for a in info.task.init:
+        if len(a) == 3 and a[0] in ("on", "in") and a[1] in info.objects:
+            r = info.regions.get(a[2])
+            if r is not None and r.kind == "table" and a[2] not in out:
+                out.append(a[2])
+    return out
+
+
+def table_placement_boxes(info: SceneInfo, region_shift=(0.0, 0.0), region_scale: float = 1.0
+                          ) -> dict[str, list[tuple[float, float, float, float]]]:
+    """The boxes ``(cx, cy, hx, hy)`` (table frame, m) objects are dropped in, per table region,
+    after ``region_shift`` / ``region_scale`` (:func:`robot_skills.tasks.regions.shift_scale_centre_half`).
+
+    The boxes of every region a task object starts in must still lie on the table top.
+
+    Raises:
+        ValueError: a bad shift or scale (:func:`robot_skills.tasks.regions.check_shift_scale`).
+        SceneError: a shifted/scaled object region leaves the table top (the message names the
+            region, its boxes, the shift/scale and the table top's extent).
+    """
+    shift, scale = check_shift_scale(region_shift, region_scale)
+    boxes = {name: shift_scale_centre_half(reg.ranges, shift, scale)
+             for name, reg in info.regions.items() if reg.kind == "table"}
+    for name in _object_table_regions(info):
+        corners = [(cx - hx, cy - hy, cx + hx, cy + hy) for cx, cy, hx, hy in boxes[name]]
+        bad = _off_table(corners)
+        if bad:
+            raise SceneError(
+                f"{info.task.source}: region {name!r} moved by region_shift {shift} m and "
+                f"region_scale {scale:g} becomes {', '.join(_box_text(corners[i]) for i in bad)} "
+                f"(x_min y_min x_max y_max, m, table frame), which does not lie on the table top: "
+                f"{_table_top_text(info.table)}")
+    return boxes
+
+
+def fallen_objects(model: mujoco.MjModel, data: mujoco.MjData,
+                   info: SceneInfo) -> list[tuple[str, np.ndarray]]:
+    """``(object, world position)`` of every object whose centre is not above the table top
+    (below its plane z = 0, outside its x/y extent, or not finite). Reads ``data.xpos``."""
+    x0, y0, x1, y1 = TABLE_TOP_RANGE
+    out = []
+    for o in info.objects:
+        p = data.xpos[model.body(o).id]
+        x, y, z = p - TABLE_ORIGIN
+        if not (np.all(np.isfinite(p)) and z >= 0.0 and x0 <= x <= x1 and y0 <= y <= y1):
+            out.append((o, p.copy()))
+    return out
+
+
+def _warning_detail(model: mujoco.MjModel, w: mujoco.mjtWarning, info: int) -> str:
+    W = mujoco.mjtWarning
+
+    def joint(j: int) -> str:
+        if not 0 <= j < model.njnt:
+            return f"index {info}"
+        return f"joint {model.joint(j).name!r} of body {model.body(model.jnt_bodyid[j]).name!r}"
+
+    if w == W.mjWARN_BADQPOS:
+        js = [j for j in range(model.njnt) if model.jnt_qposadr[j] <= info]
+        return joint(max(js, key=lambda j: model.jnt_qposadr[j]) if js else -1)
+    if w in (W.mjWARN_BADQVEL, W.mjWARN_BADQACC, W.mjWARN_INERTIA):
+        return joint(int(model.dof_jntid[info]) if 0 <= info < model.nv else -1)
+    if w == W.mjWARN_BADCTRL and 0 <= info < model.nu:
+        return f"actuator {model.actuator(info).name!r}"
+    return f"info {info}"
+
+
+_AUTORESET = ("mjWARN_BADQPOS", "mjWARN_BADQVEL", "mjWARN_BADQACC")
+
+
+def instability_message(model: mujoco.MjModel, data: mujoco.MjData, source: str, when: str,
+                        t: float, before: np.ndarray | None = None) -> str:
+    """Describe MuJoCo's warnings counted since ``before`` (all of them when None): names, counts,
+    the joint/actuator each last named, the task file and the simulated time ``t`` (s)."""
+    counts = np.asarray(data.warning.number)
+    base = np.zeros_like(counts) if before is None else np.asarray(before)
+    parts, reset = [], False
+    for i in np.flatnonzero(counts != base):
+        w = mujoco.mjtWarning(int(i))
+        reset |= w.name in _AUTORESET
+        parts.append(f"{w.name} x{int(counts[i])} "
+                     f"({_warning_detail(model, w, int(data.warning[int(i)].lastinfo))})")
+    what = ", ".join(parts) if parts else "an automatic reset (the simulated time went back)"
+    tail = (" and MuJoCo reset the simulation state itself" if reset or not parts else "")
+    return (f"{source}: MuJoCo warned {what} {when} at simulated time t = {t:.3f} s: the "
+            f"simulation went unstable{tail}; the episode is invalid (not a policy failure)")
+
+
 def build_scene(task: BddlTask) -> tuple[mujoco.MjSpec, SceneInfo]:
     """Build the MuJoCo scene of ``task``: table, fixtures, objects, region sites, cameras, lights.
 
@@ -233,14 +412,18 @@ def build_scene(task: BddlTask) -> tuple[mujoco.MjSpec, SceneInfo]:
     Raises:
         sim.assets.UnsupportedCategoryError: if a category has no proxy asset (all are listed).
         SceneError: no table/floor fixture, a fixture without an ``(On fixture table_region)``
-            placement, or an atom naming a region the scene cannot build.
+            placement, an atom naming a region the scene cannot build, a region value that is
+            not finite or absurdly large (:func:`check_region_values`), or a table region off
+            the table top (:func:`check_regions_on_table`); all before MuJoCo sees the values.
     """
     check_categories(task.categories(), source=task.source)
+    check_region_values(task)
     tables = [n for n, c in task.fixtures.items() if c in TABLE_CATEGORIES]
     if len(tables) != 1:
         raise SceneError(f"{task.source}: a task needs exactly one table or floor fixture, found "
                          f"{tables}")
     table = tables[0]
+    check_regions_on_table(task, table)
     spec = mujoco.MjSpec()
     spec.modelname = "robot_skills_scene"
     spec.compiler.degree = False
@@ -495,16 +678,24 @@ def sample_initial_state(model: mujoco.MjModel, data: mujoco.MjData, info: Scene
         hold: optional callback run before each settling step.
         max_tries: placement attempts before giving up.
 
+    After settling, MuJoCo's warning counters and the simulated time are compared with their
+    values on entry: an instability (a bad position, velocity or acceleration, after which MuJoCo
+    resets the state itself, or a full contact/constraint buffer) raises
+    :class:`~robot_skills.robot.EpisodeInvalidError`; then every object's centre must still be
+    above the table top (:func:`fallen_objects`).
+
     Raises:
         ValueError: on a ``region_scale`` that is not a finite number > 0, or a ``region_shift``
             that is not two finite numbers (see :func:`robot_skills.tasks.regions.check_shift_scale`).
         PlacementError: if no collision-free placement was found in ``max_tries`` attempts
-            (the message names the colliding bodies).
-        SceneError: an object without a placement, or a circular placement.
+            (the message names the colliding bodies), or an object fell off the table while
+            settling (named with its position).
+        SceneError: an object without a placement, a circular placement, or a shifted/scaled
+            object region that leaves the table top (:func:`table_placement_boxes`).
+        robot_skills.robot.EpisodeInvalidError: MuJoCo warned while the objects settled (the
+            message names the warning, the task file and the simulated time).
     """
-    shift, scale = check_shift_scale(region_shift, region_scale)
-    table_boxes = {name: shift_scale_centre_half(reg.ranges, shift, scale)
-                   for name, reg in info.regions.items() if reg.kind == "table"}
+    table_boxes = table_placement_boxes(info, region_shift, region_scale)
     order = _placement_order(info)
     obj_bodies = {model.body(o).id for o in info.objects}
     free = {o: (_qadr(model, i.free_joint), _vadr(model, i.free_joint))
@@ -534,10 +725,23 @@ def sample_initial_state(model: mujoco.MjModel, data: mujoco.MjData, info: Scene
         pairs = sorted({(a, b) for a, b, _ in last_bad})
         raise PlacementError(f"{info.task.source}: no collision-free initial placement after "
                              f"{max_tries} tries; still colliding: {pairs}")
+    warn0, t0 = np.array(data.warning.number), float(data.time)
     for _ in range(int(settle_steps)):
         if hold is not None:
             hold(model, data)
         mujoco.mj_step(model, data)
+    # MuJoCo's auto-reset zeroes the counters before counting its warning, and rewinds the time
+    if (np.any(np.asarray(data.warning.number) != warn0)
+            or float(data.time) < t0 + (int(settle_steps) - 0.5) * model.opt.timestep):
+        raise EpisodeInvalidError(instability_message(
+            model, data, info.task.source, "while the initial state settled", float(data.time),
+            warn0))
     for qa, va in free.values():
         data.qvel[va:va + 6] = 0.0
     mujoco.mj_forward(model, data)
+    fallen = fallen_objects(model, data, info)
+    if fallen:
+        raise PlacementError(
+            f"{info.task.source}: object(s) fell off the table while the initial state settled: "
+            + ", ".join(f"{o} at {_box_text(p)} m (world)" for o, p in fallen)
+            + f"; {_table_top_text(info.table)}, top at z = 0")

@@ -12,6 +12,14 @@ which are held for 25 physics steps of 2 ms. The physics loop is split as MuJoCo
 (``mj_step2`` ... ``mj_step1``) so that after every control step positions, contacts and sensors are
 consistent with ``qpos`` at no extra cost. Camera images are rendered once per control step and
 only for the cameras asked for, without shadows or reflections, with one reused renderer.
+
+Nothing unstable passes silently: MuJoCo answers a bad position, velocity or acceleration by
+resetting the whole state itself (every object back at its parking pose, on the floor) and only
+counts a warning in ``data.warning``. :meth:`SimRobot.reset` zeroes those counters, and every
+control step and every reset ends by checking them (one ``any()`` over seven integers, ~1 us):
+a warning raises :class:`~robot_skills.robot.EpisodeInvalidError` naming the warning, the task file
+and the simulated time, which the executor lets through and the benchmark runner records as an
+invalid episode, apart from policy failures.
 """
 
 from __future__ import annotations
@@ -24,11 +32,17 @@ import mujoco
 import numpy as np
 
 from robot_skills.control.diff_ik import DiffIKController
-from robot_skills.robot import Action, ActionLimits, Observation, Robot
+from robot_skills.robot import Action, ActionLimits, EpisodeInvalidError, Observation, Robot
 from robot_skills.robots import panda
 from robot_skills.tasks.bddl import BddlTask, load_bddl
 from sim.layout import CONTROL_HZ
-from sim.scene import SceneInfo, build_scene, sample_initial_state
+from sim.scene import (
+    SceneInfo,
+    build_scene,
+    instability_message,
+    sample_initial_state,
+    table_placement_boxes,
+)
 
 _SENSOR_PREFIX = "obs/"
 OBS_PROPRIO_DIM = 3 + 4 + 7 + 7 + 2
@@ -91,9 +105,12 @@ class SimRobot(Robot):
         controller: the shared differential-IK controller.
 
     Raises:
-        ValueError: on an unknown camera name or a bad image size.
+        ValueError: on an unknown camera name, a bad image size, or a bad ``region_shift`` /
+            ``region_scale``.
         sim.assets.UnsupportedCategoryError / sim.scene.SceneError / robot_skills.tasks.bddl.BddlParseError: on a
-            task the scene builder rejects.
+            task the scene builder rejects (:func:`sim.scene.build_scene`: region values that are
+            not finite or absurd, regions off the table top), or a ``region_shift`` /
+            ``region_scale`` that moves an object's region off the table top.
     """
 
     def __init__(
@@ -122,6 +139,7 @@ class SimRobot(Robot):
         self._action_limits = action_limits if action_limits is not None else ActionLimits()
 
         spec, info = build_scene(task)
+        table_placement_boxes(info, self.region_shift, self.region_scale)  # refuse now, not at reset
         self.names = panda.add_panda(spec, (0.0, 0.0, 0.0))
         self.entity_names = _add_observation_sensors(spec, self.names, info)
         spec.visual.global_.offwidth = max(int(spec.visual.global_.offwidth), w, 640)
@@ -161,6 +179,10 @@ class SimRobot(Robot):
         self._images: dict[str, np.ndarray] = {}
         self._t0 = 0.0
         self._needs_reset = True
+        self._invalid: str | None = None
+        # Live view of MuJoCo's warning counters (zeroed by mj_resetData in reset()).
+        self._warnings = self.data.warning.number
+        assert self._warnings.base is not None, "data.warning.number must be a view"
 
     # ------------------------------------------------------------------ Robot interface
     @property
@@ -188,10 +210,17 @@ class SimRobot(Robot):
         Args:
             seed: seed of the initial-state sampler; None uses the constructor's ``seed`` (and if
                 that is None too, fresh OS entropy).
+
+        Raises:
+            robot_skills.robot.EpisodeInvalidError: MuJoCo warned (went unstable) while the scene
+                settled; :meth:`act` is refused until a reset succeeds.
+            sim.scene.PlacementError: no collision-free placement, or an object fell off the table.
         """
         m, d = self.model, self.data
         seed = self.default_seed if seed is None else seed
         rng = np.random.default_rng(seed)
+        self._needs_reset = True
+        self._invalid = None
         mujoco.mj_resetData(m, d)
         d.qpos[self._arm_qadr] = panda.HOME_QPOS
         d.qpos[self._finger_qadr] = panda.FINGER_MAX
@@ -202,11 +231,19 @@ class SimRobot(Robot):
         def hold(model, data):
             data.ctrl[:] = home_ctrl
 
-        sample_initial_state(m, d, self.scene, rng, region_shift=self.region_shift,
-                             region_scale=self.region_scale, hold=hold)
+        try:
+            sample_initial_state(m, d, self.scene, rng, region_shift=self.region_shift,
+                                 region_scale=self.region_scale, hold=hold)
+        except EpisodeInvalidError as e:
+            self._invalid = str(e)
+            raise
         d.qvel[:] = 0.0
         self._t0 = float(d.time)
         mujoco.mj_forward(m, d)
+        if self._warnings.any():
+            self._invalid = instability_message(m, d, self.task.source, "during reset",
+                                                float(d.time))
+            raise EpisodeInvalidError(self._invalid)
         self.controller.reset(d.qpos[self._arm_qadr])
         self._needs_reset = False
         self._render_all()
@@ -265,17 +302,32 @@ class SimRobot(Robot):
 
         Raises:
             ValueError: if the action holds NaN/inf (nothing is applied).
+            robot_skills.robot.EpisodeInvalidError: MuJoCo warned during this step (an unstable
+                simulation it reset itself, a full contact or constraint buffer; see
+                :meth:`step_physics`), or in an earlier step or reset of this episode.
             RuntimeError: if :meth:`reset` was never called.
         """
         if self._needs_reset:
+            if self._invalid is not None:
+                raise EpisodeInvalidError(self._invalid)
             raise RuntimeError("call reset() before act()")
         applied = self.step_physics(action)
         self._render_all()
         return applied
 
     def step_physics(self, action: Action) -> Action:
-        """Controller + 25 physics steps, without rendering; returns the applied action."""
+        """Controller + 25 physics steps, without rendering; returns the applied action.
+
+        Raises:
+            robot_skills.robot.EpisodeInvalidError: any of MuJoCo's warning counters is non-zero
+                after the step (they are zero after :meth:`reset`): ``mjWARN_BADQPOS`` /
+                ``BADQVEL`` / ``BADQACC`` (MuJoCo has reset the whole state itself),
+                ``CONTACTFULL`` / ``CNSTRFULL`` (contacts or constraints dropped), ``BADCTRL``,
+                ``INERTIA``. The message names the warning, the joint it last hit, the task file
+                and the simulated time; the robot then needs a :meth:`reset`.
+        """
         d, m = self.data, self.model
+        t = d.time
         cmd = self.controller.step(action, d.qpos[self._arm_qadr])
         d.ctrl[self._arm_act] = cmd.q_target
         d.ctrl[self._grip_act] = cmd.gripper_width
@@ -284,6 +336,11 @@ class SimRobot(Robot):
         if self._n_sub > 1:
             mujoco.mj_step(m, d, self._n_sub - 1)
         mujoco.mj_step1(m, d)
+        if self._warnings.any():  # MuJoCo may have reset the state itself: never go on silently
+            self._needs_reset = True
+            self._invalid = instability_message(
+                m, d, self.task.source, "in the control step starting", t - self._t0)
+            raise EpisodeInvalidError(self._invalid)
         return cmd.applied
 
     # ------------------------------------------------------------------ contacts

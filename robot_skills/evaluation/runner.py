@@ -143,7 +143,8 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
     except Exception as e:
         if world is not None:
             world.robot.disconnect()
-        rec.update(reason="world_error", error=f"{type(e).__name__}: {e}",
+        reason = "invalid" if isinstance(e, EpisodeInvalidError) else "world_error"
+        rec.update(reason=reason, error=f"{type(e).__name__}: {e}",
                    wall_time_s=time.perf_counter() - t0)
         return rec
     frames: list[np.ndarray] = []
