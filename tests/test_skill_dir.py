@@ -125,9 +125,15 @@ def test_tampered_adapter_refused(library):
 def test_tampered_stats_refused(library):
     root, *_ = library
     p = root / "place_on" / "stats.json"
-    d = json.loads(p.read_text())
+    original = p.read_bytes()
+    d = json.loads(original)
     d["action_std"][0] *= 2
     p.write_text(json.dumps(d))
+    # a different size is refused from fstat, before the file is read
+    with pytest.raises(SkillIntegrityError, match=r"stats\.json: \d+ bytes, but .*skill\.yaml "
+                                                  r"records \d+ bytes"):
+        SkillLibrary(root).get("place_on")
+    p.write_bytes(original.replace(b'"chunk_size": 4', b'"chunk_size": 5'))  # same size
     with pytest.raises(SkillIntegrityError, match=r"stats\.json: sha256"):
         SkillLibrary(root).get("place_on")
 

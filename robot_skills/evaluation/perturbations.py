@@ -1,6 +1,6 @@
 """Task perturbations in the spirit of LIBERO-PRO / LIBERO-Plus, applied on top of any task file.
 
-A :class:`PerturbationSpec` comes from a small YAML file (``yaml.safe_load``)::
+A :class:`PerturbationSpec` comes from a small YAML file (safe loader, no aliases, <= 1 MiB)::
 
     perturbations:
       - name: shift5cm_2distractors
@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from robot_skills.tasks.regions import check_shift_scale, shift_scale_ranges
+from robot_skills.utils.files import YAMLInputError, load_yaml_text, read_bounded_text
 
 __all__ = ["PerturbationSpec", "load_perturbation_suite", "apply_perturbation",
            "perturbation_rng", "object_init_regions"]
@@ -48,6 +48,8 @@ __all__ = ["PerturbationSpec", "load_perturbation_suite", "apply_perturbation",
 _KEYS = {"name", "region_shift", "region_scale", "distractors", "swap_instances", "seed",
          "description"}
 _SUPPORT_CATEGORIES = ("table", "floor")
+MAX_PERTURBATION_FILE_BYTES = 1 << 20
+"""Largest perturbation-suite file read, bytes (1 MiB; the shipped ones are ~1.5 KB)."""
 DISTRACTOR_REGION_HALF_SIZE_M = 0.01
 """Half side of a distractor's placement square, m (LIBERO object regions are 2 cm squares)."""
 
@@ -142,22 +144,30 @@ def load_perturbation_suite(source: str | Path | Mapping | Sequence) -> list[Per
     Accepted layouts: a list of spec mappings; a mapping with a ``perturbations`` list; or a single
     spec mapping.
 
+    A file is read with :func:`robot_skills.utils.files.read_bounded_text` (regular files of at
+    most :data:`MAX_PERTURBATION_FILE_BYTES` only) and parsed without YAML aliases/anchors
+    (:func:`robot_skills.utils.files.load_yaml_text`), so a small alias bomb is refused at once.
+
     Raises:
         FileNotFoundError: for a ``.yaml``/``.yml`` path that does not exist.
-        ValueError: on malformed YAML, bad specs, or duplicate names.
+        ValueError: on malformed YAML (including anchors/aliases), bad specs, or duplicate names;
+            :class:`robot_skills.utils.files.InputFileError` (a ValueError) for a path that is not
+            a regular file or is over the size limit.
     """
     data: Any = source
+    where = "<string>"
     if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source
                                     and source.strip().endswith((".yaml", ".yml"))):
         path = Path(source)
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"perturbation suite not found: {path}")
-        source = path.read_text()
+        where = str(path)
+        source = read_bounded_text(path, MAX_PERTURBATION_FILE_BYTES, "perturbation suite")
         data = source
     if isinstance(source, str):
         try:
-            data = yaml.safe_load(source)
-        except yaml.YAMLError as e:
+            data = load_yaml_text(source, where)
+        except YAMLInputError as e:
             raise ValueError(f"malformed perturbation YAML: {e}") from e
     if isinstance(data, Mapping):
         data = data["perturbations"] if "perturbations" in data else [data]

@@ -101,6 +101,21 @@ class NumpyChunkPredictor:
         return out.reshape(self.chunk_size, self.action_dim)
 
 
+class PolicyOutputError(RuntimeError):
+    """A learned skill's network produced a non-finite action (NaN/inf).
+
+    Raised by :meth:`LearnedSkill.act` instead of sending any command: the executor records the
+    call's outcome as ``"error"`` and the skill stops. Never turned into a zero action.
+    """
+
+
+def _check_finite_module(model: nn.Module, what: str) -> None:
+    for n, p in list(model.named_parameters()) + list(model.named_buffers()):
+        if (p.is_floating_point() or p.is_complex()) and not bool(torch.isfinite(p).all()):
+            raise ValueError(f"{what}: parameter {n!r} holds NaN/inf; refusing a network that "
+                             "cannot produce finite actions")
+
+
 GRIPPER_LEVELS = np.array([-1.0, 0.0, 1.0])
 """Gripper commands a learned skill snaps to when its ``stats.json`` predates per-skill levels:
 open, half open (40 mm), closed."""
@@ -122,6 +137,10 @@ class LearnedSkill:
         manifest: the parsed ``skill.yaml``, if loaded from disk.
         fast_path: evaluate per-step queries with :class:`NumpyChunkPredictor` when the model
             supports it (identical outputs to float32 rounding, ~10x lower latency).
+
+    Raises:
+        ValueError: the model's parameters or the statistics hold NaN/inf, or the model's chunk
+            size (``model.cfg.chunk_size``) differs from ``stats.chunk_size``.
     """
 
     def __init__(self, name: str, model: nn.Module, stats: NormStats, skill_id: int = 0,
@@ -132,6 +151,14 @@ class LearnedSkill:
         self.model = model.to("cpu").eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        _check_finite_module(self.model, f"skill {name}")
+        for k in ("feature_mean", "feature_std", "action_mean", "action_std"):
+            if not np.all(np.isfinite(getattr(stats, k))):
+                raise ValueError(f"skill {name}: stats {k} holds NaN/inf")
+        model_h = getattr(getattr(self.model, "cfg", None), "chunk_size", None)
+        if model_h is not None and int(model_h) != int(stats.chunk_size):
+            raise ValueError(f"skill {name}: the network predicts chunks of {model_h} actions but "
+                             f"its stats were computed for chunk_size={stats.chunk_size}")
         self.stats = stats
         self.skill_id = int(skill_id)
         self.spec = spec
@@ -206,6 +233,8 @@ class LearnedSkill:
 
         Raises:
             KeyError: if an argument entity is not observed.
+            PolicyOutputError: the network's output (or the observation it was fed) holds NaN/inf;
+                no action is produced (never a silent zero action).
         """
         if self._ens is None and self._open_loop is not None and self._open_idx < self.chunk_size:
             a = self._open_loop[self._open_idx]
@@ -213,6 +242,13 @@ class LearnedSkill:
         else:
             f = skill_features(obs, self._args)
             chunk = self._fast(f) if self._fast is not None else self.predict_chunk(f)
+            if not np.all(np.isfinite(chunk)):
+                self._open_loop = None
+                cause = ("its input features hold NaN/inf (observation of "
+                         f"{['robot', *self._args]})" if not np.all(np.isfinite(f))
+                         else "the network diverged")
+                raise PolicyOutputError(f"skill {self.name}{list(self._args)}: non-finite action "
+                                        f"chunk ({cause}); stopping the skill")
             if self._ens is not None:
                 a = self._ens.update(chunk).copy()
                 # The gripper is a discrete decision: averaging it with older chunks (ACT's
@@ -225,7 +261,10 @@ class LearnedSkill:
         return Action.from_array(self._clip(a))
 
     def _clip(self, a: np.ndarray) -> np.ndarray:
-        a = np.nan_to_num(np.asarray(a, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+        a = np.array(a, np.float64)
+        if not np.all(np.isfinite(a)):
+            raise PolicyOutputError(f"skill {self.name}{list(self._args)}: non-finite action "
+                                    f"{a.tolist()}; stopping the skill")
         a[:3] = np.clip(a[:3], -self.limits.max_delta_pos, self.limits.max_delta_pos)
         a[3:6] = np.clip(a[3:6], -self.limits.max_delta_rot, self.limits.max_delta_rot)
         # The demonstrations command the gripper at discrete levels; a regressed value between

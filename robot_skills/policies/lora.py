@@ -163,7 +163,8 @@ def load_lora_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) ->
     """Copy adapter tensors into ``model``'s LoRA layers (strict: same layers, same shapes).
 
     Raises:
-        ValueError: on missing / unexpected keys or shape mismatch (the message names them).
+        ValueError: on missing / unexpected keys, shape mismatch, or tensors holding NaN/inf (the
+            message names them).
     """
     layers = lora_layers(model)
     want = {f"{n}.{k}" for n in layers for k in ("lora_A", "lora_B")}
@@ -171,14 +172,19 @@ def load_lora_state_dict(model: nn.Module, state: Mapping[str, torch.Tensor]) ->
     if want != have:
         raise ValueError(f"adapter does not fit the model: missing {sorted(want - have)}, "
                          f"unexpected {sorted(have - want)}")
+    for n, m in layers.items():  # check everything before copying anything
+        for k in ("lora_A", "lora_B"):
+            src, dst = state[f"{n}.{k}"], getattr(m, k)
+            if tuple(src.shape) != tuple(dst.shape):
+                raise ValueError(f"adapter tensor {n}.{k} has shape {tuple(src.shape)}, "
+                                 f"model expects {tuple(dst.shape)} (rank mismatch?)")
+            if not bool(torch.isfinite(src).all()):
+                raise ValueError(f"adapter tensor {n}.{k} holds NaN/inf")
     with torch.no_grad():
         for n, m in layers.items():
             for k in ("lora_A", "lora_B"):
-                src, dst = state[f"{n}.{k}"], getattr(m, k)
-                if tuple(src.shape) != tuple(dst.shape):
-                    raise ValueError(f"adapter tensor {n}.{k} has shape {tuple(src.shape)}, "
-                                     f"model expects {tuple(dst.shape)} (rank mismatch?)")
-                dst.copy_(src.to(dst.device, dst.dtype))
+                dst = getattr(m, k)
+                dst.copy_(state[f"{n}.{k}"].to(dst.device, dst.dtype))
 
 
 def adapter_rank(state: Mapping[str, torch.Tensor]) -> int:

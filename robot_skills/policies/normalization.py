@@ -11,6 +11,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,10 @@ import torch
 from robot_skills.policies.features import FEATURE_DIM
 from robot_skills.robot import ACTION_DIM
 from robot_skills.utils.atomic import atomic_write_json
+from robot_skills.utils.files import read_bounded
 
+MAX_STATS_BYTES = 1 << 20
+"""Largest ``stats.json`` :meth:`NormStats.load` reads by default (1 MiB)."""
 GRIPPER_DIM = ACTION_DIM - 1
 """Index of the gripper command in an action vector (not normalised)."""
 
@@ -90,7 +94,8 @@ class NormStats:
         """Parse and validate :meth:`to_dict` output.
 
         Raises:
-            ValueError: on missing keys, wrong lengths, non-finite values or non-positive stds.
+            ValueError: on missing keys, wrong lengths, non-finite values, non-positive stds, or a
+                chunk size / sample count that is not a non-negative integer (chunk size >= 1).
         """
         need = ["feature_mean", "feature_std", "action_mean", "action_std", "skills", "chunk_size"]
         if not isinstance(d, Mapping):
@@ -122,9 +127,13 @@ class NormStats:
                 for k, v in levels.items()):
             raise ValueError("stats gripper_levels must map skill names to lists of numbers in "
                              f"[-1, 1], got {levels!r}")
+        chunk, n = d["chunk_size"], d.get("num_samples", 0)
+        if isinstance(chunk, bool) or not isinstance(chunk, Integral) or chunk < 1:
+            raise ValueError(f"stats chunk_size must be an integer >= 1, got {chunk!r}")
+        if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
+            raise ValueError(f"stats num_samples must be an integer >= 0, got {n!r}")
         return cls(arrs["feature_mean"], arrs["feature_std"], arrs["action_mean"],
-                   arrs["action_std"], list(skills), int(d["chunk_size"]),
-                   int(d.get("num_samples", 0)),
+                   arrs["action_std"], list(skills), int(chunk), int(n),
                    {k: [float(x) for x in v] for k, v in levels.items()})
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -132,17 +141,35 @@ class NormStats:
         return atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> NormStats:
-        """Read and validate a ``stats.json``.
+    def from_json(cls, data: bytes | str, source: str = "stats.json") -> NormStats:
+        """Parse and validate the bytes of a ``stats.json``.
 
         Raises:
-            FileNotFoundError / ValueError: missing file / malformed content.
+            ValueError: not UTF-8 JSON (or nested absurdly deep), or content rejected by
+                :meth:`from_dict`; the message starts with ``source``.
         """
         try:
-            d = json.loads(Path(path).read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not valid JSON: {e}") from e
+            d = json.loads(data)
+        except (ValueError, RecursionError) as e:  # JSONDecodeError, UnicodeDecodeError
+            raise ValueError(f"{source} is not valid JSON: {e}") from None
         try:
             return cls.from_dict(d)
-        except ValueError as e:
-            raise ValueError(f"{path}: {e}") from e
+        except (ValueError, TypeError, OverflowError) as e:
+            raise ValueError(f"{source}: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, max_bytes: int | None = None) -> NormStats:
+        """Read and validate a ``stats.json``.
+
+        Args:
+            path: the file; only a regular file is read (FIFOs, devices refused without blocking).
+            max_bytes: size limit; None = :data:`MAX_STATS_BYTES` (1 MiB; real ones are ~10 KB).
+
+        Raises:
+            FileNotFoundError: missing file. ValueError: malformed content;
+            :class:`~robot_skills.utils.files.InputFileError` (a ValueError) for a file that is
+            not regular or is over the limit.
+        """
+        data = read_bounded(path, MAX_STATS_BYTES if max_bytes is None else max_bytes,
+                            "statistics file")
+        return cls.from_json(data, str(path))

@@ -4,6 +4,10 @@ Layout (see :mod:`robot_skills.skills.skill_dir`)::
 
     <root>/base/{base.safetensors, base.yaml}
     <root>/<skill name>/{skill.yaml, adapter.safetensors, stats.json}
+
+Every non-hidden subdirectory other than ``base`` is a skill; one that is not complete is an
+error naming it when the library is loaded (:meth:`SkillLibrary.skill_set`,
+:meth:`SkillLibrary.verify_all`). Hidden entries (``.work``, ``.<name>.*.tmp``) are not skills.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from robot_skills.domain.verbs import MAX_SKILL_ARGS, SkillSpec
 from robot_skills.execution.interfaces import SkillSet
 from robot_skills.policies.learned_skill import LearnedSkill
 from robot_skills.skills.skill_dir import (
+    ADAPTER_FILE,
     BASE_DIR,
     SKILL_YAML,
+    STATS_FILE,
     BasePolicy,
     LoadedSkill,
     SkillFormatError,
@@ -32,6 +38,9 @@ from robot_skills.skills.skill_dir import (
     read_manifest,
     update_manifest,
 )
+
+SKILL_FILES = (SKILL_YAML, ADAPTER_FILE, STATS_FILE)
+"""The files every skill directory holds."""
 
 
 class SkillLibrary:
@@ -54,10 +63,29 @@ class SkillLibrary:
         self._cache: dict[str, LearnedSkill] = {}
 
     def list(self) -> list[str]:
-        """Sorted names of the skill directories (those holding a ``skill.yaml``)."""
+        """Sorted names of the skill directories: every subdirectory (or symlink, even a dangling
+        one) of the root except ``base`` and hidden ones (``.work``, temporaries of atomic
+        writes). A directory that is not a complete skill is listed too, so loading it fails
+        loudly, naming it (see :meth:`incomplete`), instead of the skill silently vanishing.
+        """
         return sorted(p.name for p in self.root.iterdir()
-                      if p.is_dir() and p.name != BASE_DIR and not p.name.startswith(".")
-                      and (p / SKILL_YAML).is_file())
+                      if (p.is_dir() or p.is_symlink()) and p.name != BASE_DIR
+                      and not p.name.startswith("."))
+
+    def incomplete(self) -> dict[str, str]:
+        """Skill directories lacking one of ``skill.yaml``, ``adapter.safetensors``,
+        ``stats.json`` as a regular file: name -> what is missing. Reads no file."""
+        out: dict[str, str] = {}
+        for n in self.list():
+            d = self.root / n
+            if not d.is_dir():
+                out[n] = f"{d} is not a directory"
+                continue
+            missing = [f for f in SKILL_FILES if not (d / f).is_file()]
+            if missing:
+                out[n] = (f"{d} is not a complete skill: missing {', '.join(missing)} "
+                          "(a skill directory holds " + ", ".join(SKILL_FILES) + ")")
+        return out
 
     def __contains__(self, name: str) -> bool:
         return name in self.list()
@@ -138,7 +166,9 @@ class SkillLibrary:
         Raises:
             FileNotFoundError: if the library directory does not exist.
             ValueError: if the library holds no skills, or naming every skill that failed to
-                load (tampered file, wrong base hash, malformed contract).
+                load (tampered file, wrong base hash, malformed contract, NaN weights) and every
+                directory of the library that is not a complete skill (even when ``names`` does
+                not ask for it: a damaged library is refused as a whole).
         """
         if not self.root.is_dir():
             raise FileNotFoundError(f"no skill library at {self.root}")
@@ -147,7 +177,8 @@ class SkillLibrary:
             raise ValueError(f"the skill library at {self.root} holds no skills")
         policies: dict[str, LearnedSkill] = {}
         specs: dict[str, SkillSpec] = {}
-        errors: dict[str, str] = {}
+        errors: dict[str, str] = {n: f"SkillFormatError: {msg}"
+                                  for n, msg in self.incomplete().items() if n not in names}
         for n in names:
             try:
                 policies[n] = self.get(n)
@@ -160,7 +191,9 @@ class SkillLibrary:
         return SkillSet(policies, specs)
 
     def verify_all(self) -> dict[str, str]:
-        """Verify every skill fully (contract, file hashes, base hash, weights fit the arch).
+        """Verify every skill fully (contract, file sizes and hashes, base hash, finite weights,
+        weights fit the arch). Every directory :meth:`list` names is reported, so an incomplete
+        one (e.g. its ``skill.yaml`` deleted) shows up with the missing file named.
 
         Returns:
             Skill name -> ``"ok"`` or the refusal message. The base is reported under ``"base"``
@@ -180,7 +213,7 @@ class SkillLibrary:
                 base_state = self.base()[1] if loaded.kind == "lora" else None
                 make_learned_skill(loaded, base_state, self.ensemble_m)
                 report[n] = "ok"
-            except (ValueError, KeyError) as e:
+            except (ValueError, KeyError, OSError) as e:
                 report[n] = str(e)
         return report
 

@@ -11,6 +11,7 @@ A skill directory (``<library>/<name>/``) holds:
   for ``full``); ``provenance`` (``{dataset_sha256, config, code_version, metrics, created}``);
   ``evaluation`` (sim evaluation record, may be filled later); ``trust_tier`` (``sim`` ->
   ``supervised`` -> ``autonomous``); ``files`` (``{adapter.safetensors: sha256, stats.json: sha256}``);
+  ``file_sizes`` (the same files' sizes in bytes; absent in contracts written before it existed);
   and ``contract_sha256``, the sha256 of the canonical JSON of every other key (detects edits of
   the contract itself; it is an integrity check, not a signature).
 * ``adapter.safetensors`` — LoRA tensors (``<layer>.lora_A/B``) or, for ``full``, a whole
@@ -18,11 +19,22 @@ A skill directory (``<library>/<name>/``) holds:
 * ``stats.json`` — :class:`~robot_skills.data.dataset.NormStats`.
 
 The shared base lives once per library: ``<library>/base/base.safetensors`` + ``base.yaml``
-(``{format, arch, skills, sha256, provenance}``).
+(``{format, arch, skills, sha256, size, provenance}``; ``size`` in bytes, absent in older ones).
 
-Never pickle: safetensors, YAML (``yaml.safe_load`` only) and JSON. Every file is checked against
-its sha256 on load; a mismatch raises :class:`SkillIntegrityError` naming the file and both hashes.
+Never pickle: safetensors, YAML (a safe loader that also refuses anchors/aliases,
+:class:`robot_skills.utils.files.NoAliasSafeLoader`) and JSON. Every file is checked against its
+sha256 on load; a mismatch raises :class:`SkillIntegrityError` naming the file and both hashes.
 Writes are atomic (the directory is built under a temporary name, then renamed into place).
+
+Bounded reads: only regular files are opened (a FIFO or device is refused without blocking);
+``skill.yaml`` / ``base.yaml`` are read only up to :data:`MAX_CONTRACT_BYTES` and ``stats.json``
+up to :data:`MAX_STATS_FILE_BYTES`. Contracts record each file's size (``file_sizes`` in
+``skill.yaml``, ``size`` in ``base.yaml``), so a file whose size differs is refused from its
+``fstat`` before a byte is read; contracts written before sizes were recorded still load, their
+files hashed in chunks (constant memory) before being read, and never beyond
+:data:`MAX_WEIGHTS_BYTES`. Weights holding NaN/inf are refused on load (:class:`SkillFormatError`
+naming the file and the tensor), and weights are checked against the recorded architecture's
+parameter count before a network is built from it.
 """
 
 from __future__ import annotations
@@ -30,14 +42,15 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -45,8 +58,16 @@ from robot_skills.domain.verbs import Parameter, SkillSpec
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC
 from robot_skills.policies.learned_skill import LearnedSkill
 from robot_skills.policies.lora import adapter_rank, inject_lora, load_lora_state_dict, merge_lora
-from robot_skills.policies.normalization import NormStats
+from robot_skills.policies.normalization import MAX_STATS_BYTES, NormStats
 from robot_skills.utils.atomic import atomic_dir, atomic_write_text
+from robot_skills.utils.files import (
+    InputFileError,
+    NotARegularFileError,
+    dump_yaml,
+    load_yaml_file,
+    open_regular,
+    sha256_stream,
+)
 from robot_skills.utils.version import code_version
 
 SKILL_FORMAT = "robot_skills.skill/1"
@@ -59,6 +80,15 @@ STATS_FILE = "stats.json"
 BASE_DIR = "base"
 BASE_WEIGHTS = "base.safetensors"
 BASE_YAML = "base.yaml"
+
+MAX_CONTRACT_BYTES = 1 << 20
+"""Largest ``skill.yaml`` / ``base.yaml`` read, bytes (1 MiB; real contracts are ~3 KB)."""
+MAX_STATS_FILE_BYTES = MAX_STATS_BYTES
+"""Largest ``stats.json`` read, bytes (1 MiB; real ones are ~10 KB)."""
+MAX_WEIGHTS_BYTES = 1 << 30
+"""Largest ``adapter.safetensors`` / ``base.safetensors`` read, bytes (1 GiB), whether or not the
+contract records its size (a rank-8 adapter is ~100 KB, the default base ~4 MB)."""
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 class SkillFormatError(ValueError):
@@ -101,30 +131,132 @@ def _plain(obj: Any) -> Any:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise SkillFormatError(f"missing {path}")
     try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise SkillFormatError(f"{path} is not valid YAML: {e}") from e
+        d = load_yaml_file(path, MAX_CONTRACT_BYTES, "contract")
+    except FileNotFoundError:
+        raise SkillFormatError(f"missing {path}") from None
+    except InputFileError as e:  # not a regular file; over the limit; YAMLInputError (syntax,
+        raise SkillFormatError(str(e)) from None  # tags, anchors/aliases, depth, encoding)
+    except OSError as e:
+        raise SkillFormatError(f"cannot read {path}: {e}") from None
     if not isinstance(d, dict):
         raise SkillFormatError(f"{path} must hold a YAML mapping, got {type(d).__name__}")
     return d
 
 
 def _dump_yaml(d: Mapping[str, Any]) -> str:
-    return yaml.safe_dump(dict(d), sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return dump_yaml(dict(d))
 
 
-def _read_verified(path: Path, expected: str, what: str) -> bytes:
-    if not path.is_file():
-        raise SkillFormatError(f"missing {path} (listed in {what})")
-    data = path.read_bytes()
+def _read_exact(f: Any, n: int) -> bytes:
+    """Read ``n`` bytes from ``f`` (and at most one more, to notice a file that grew)."""
+    chunks, got = [], 0
+    while got <= n:
+        b = f.read(min(1 << 20, n + 1 - got))
+        if not b:
+            break
+        chunks.append(b)
+        got += len(b)
+    return b"".join(chunks)
+
+
+def _read_verified(path: Path, expected: str, what: str, size: int | None = None,
+                   max_bytes: int | None = MAX_WEIGHTS_BYTES) -> bytes:
+    """Read ``path`` if it is a regular file whose sha256 is ``expected``.
+
+    Args:
+        path: the file.
+        expected: hex sha256 recorded in ``what``.
+        what: the contract recording it (for messages).
+        size: the size in bytes the contract records, if it does: a file of another size is
+            refused from its ``fstat`` without reading. None (older contracts): the file is hashed
+            in chunks first (constant memory), and read only if the hash matches.
+        max_bytes: refuse files larger than this (checked before reading).
+
+    Raises:
+        SkillFormatError: missing, not a regular file, over ``max_bytes``.
+        SkillIntegrityError: size or sha256 differs from the contract's.
+    """
+    try:
+        f, st = open_regular(path, f"file listed in {what}")
+    except FileNotFoundError:
+        raise SkillFormatError(f"missing {path} (listed in {what})") from None
+    except NotARegularFileError as e:
+        raise SkillFormatError(str(e)) from None
+    except OSError as e:
+        raise SkillFormatError(f"cannot open {path}: {e}") from None
+    with f:
+        n = st.st_size
+        if size is not None and n != size:
+            raise SkillIntegrityError(f"{path}: {n} bytes, but {what} records {size} bytes; the "
+                                      "file was modified or swapped — refusing to load (nothing "
+                                      "was read)")
+        if max_bytes is not None and n > max_bytes:
+            raise SkillFormatError(f"{path} is {n} bytes, over the limit of {max_bytes} bytes for "
+                                   "this file; refusing to read it")
+        if size is None:  # no recorded size: hash in chunks before holding the file in memory
+            got, _ = sha256_stream(f)
+            if got != expected:
+                raise SkillIntegrityError(f"{path}: sha256 {got} does not match {expected} "
+                                          f"recorded in {what}; the file was modified or swapped "
+                                          "— refusing to load")
+            f.seek(0)
+        data = _read_exact(f, n)
+    if len(data) != n:
+        raise SkillIntegrityError(f"{path} changed size while being read ({n} -> {len(data)} "
+                                  "bytes) — refusing to load")
     got = sha256_bytes(data)
     if got != expected:
         raise SkillIntegrityError(f"{path}: sha256 {got} does not match {expected} recorded in "
                                   f"{what}; the file was modified or swapped — refusing to load")
     return data
+
+
+def _check_finite(state: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Refuse weights holding NaN/inf (they would silently become NaN actions)."""
+    for k, t in state.items():
+        if t.is_floating_point() or t.is_complex():
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                raise SkillFormatError(f"{path}: tensor {k!r} holds {int(bad.sum())} non-finite "
+                                       f"value(s) (NaN/inf) of {t.numel()}; refusing to load "
+                                       "these weights")
+
+
+def _load_weights(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = st_load(data)
+    except Exception as e:  # safetensors raises its own error types
+        raise SkillFormatError(f"{path} is not a valid safetensors file: {e}") from None
+    _check_finite(state, path)
+    return state
+
+
+def arch_num_params(arch: BCConfig) -> int:
+    """Parameters of a :class:`GoalConditionedBC` with architecture ``arch`` (no allocation).
+
+    Used to check recorded weights against a recorded architecture before building a network,
+    so a contract naming an absurd architecture cannot make the loader allocate it.
+    """
+    h, e, out = arch.hidden, arch.skill_emb_dim, arch.chunk_size * arch.action_dim
+    return (arch.num_skills * e + (arch.feature_dim + e) * h + h
+            + (arch.layers - 1) * (2 * h + h * h + h) + 2 * h + h * out + out)
+
+
+def _check_fits(state: Mapping[str, torch.Tensor], arch: BCConfig, what: str) -> None:
+    have = sum(int(t.numel()) for t in state.values())
+    want = arch_num_params(arch)
+    if have != want:
+        raise SkillFormatError(f"{what}: weights hold {have} parameters, the recorded "
+                               f"architecture {arch.to_dict()} has {want}; refusing to build it")
+
+
+def _size_field(v: Any, where: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise SkillFormatError(f"{where} must be a byte count (integer >= 0), got {v!r}")
+    return v
 
 
 # ----------------------------------------------------------------------------- contract <-> spec
@@ -169,8 +301,8 @@ def contract_to_spec(d: Mapping[str, Any], where: str = SKILL_YAML) -> SkillSpec
         tl = float(d.get("time_limit_s", 15.0))
     except (TypeError, ValueError) as e:
         raise SkillFormatError(f"{where}: time_limit_s must be a number") from e
-    if not tl > 0:
-        raise SkillFormatError(f"{where}: time_limit_s must be > 0, got {tl}")
+    if not (tl > 0 and math.isfinite(tl)):
+        raise SkillFormatError(f"{where}: time_limit_s must be finite and > 0, got {tl}")
     return SkillSpec(name=str(d["name"]), description=str(d["description"]),
                      parameters=tuple(Parameter(p["name"], p["type"]) for p in params),
                      preconditions=_str_list(d, "preconditions", where),
@@ -192,6 +324,8 @@ class BasePolicy:
         sha256: hash of ``base.safetensors``.
         provenance: dataset hash, config, code version, metrics.
         path: the ``base`` directory.
+        size: size of ``base.safetensors`` in bytes (None for a ``base.yaml`` written before
+            sizes were recorded).
     """
 
     arch: BCConfig
@@ -199,6 +333,7 @@ class BasePolicy:
     sha256: str
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    size: int | None = None
 
 
 def save_base(library_root: str | os.PathLike, state_dict: Mapping[str, torch.Tensor],
@@ -222,30 +357,42 @@ def save_base(library_root: str | os.PathLike, state_dict: Mapping[str, torch.Te
                    metadata={"format": BASE_FORMAT})
     sha = sha256_bytes(data)
     meta = {"format": BASE_FORMAT, "arch": arch.to_dict(), "skills": list(skills), "sha256": sha,
-            "provenance": _plain(dict(provenance or {}))}
+            "size": len(data), "provenance": _plain(dict(provenance or {}))}
     dest = Path(library_root) / BASE_DIR
     with atomic_dir(dest) as tmp:
         (tmp / BASE_WEIGHTS).write_bytes(data)
         (tmp / BASE_YAML).write_text(_dump_yaml(meta))
-    return BasePolicy(arch, list(skills), sha, meta["provenance"], dest)
+    return BasePolicy(arch, list(skills), sha, meta["provenance"], dest, len(data))
 
 
 def read_base_info(library_root: str | os.PathLike) -> BasePolicy:
     """Parse ``base/base.yaml`` (no weights read).
 
     Raises:
-        SkillFormatError: missing / malformed ``base.yaml``.
+        SkillFormatError: missing / malformed ``base.yaml`` (bad arch, skills not a list of names,
+            sha256 not 64 hex digits, size not a byte count, over :data:`MAX_CONTRACT_BYTES`).
     """
     d = Path(library_root) / BASE_DIR
-    m = _read_yaml(d / BASE_YAML)
+    where = d / BASE_YAML
+    m = _read_yaml(where)
     for k in ("arch", "skills", "sha256"):
         if k not in m:
-            raise SkillFormatError(f"{d / BASE_YAML}: missing key {k!r}")
+            raise SkillFormatError(f"{where}: missing key {k!r}")
     try:
         arch = BCConfig.from_dict(m["arch"])
     except (TypeError, ValueError) as e:
-        raise SkillFormatError(f"{d / BASE_YAML}: bad arch: {e}") from e
-    return BasePolicy(arch, list(m["skills"]), str(m["sha256"]), m.get("provenance") or {}, d)
+        raise SkillFormatError(f"{where}: bad arch: {e}") from e
+    skills = m["skills"]
+    if not isinstance(skills, list) or not all(isinstance(x, str) for x in skills):
+        raise SkillFormatError(f"{where}: skills must be a list of names, got {skills!r}")
+    if len(skills) != arch.num_skills:
+        raise SkillFormatError(f"{where}: {len(skills)} skills for num_skills={arch.num_skills}")
+    sha = m["sha256"]
+    if not isinstance(sha, str) or not _SHA256_RE.match(sha):
+        raise SkillFormatError(f"{where}: sha256 must be 64 hex digits, got {sha!r}")
+    size = _size_field(m.get("size"), f"{where}: size")
+    prov = m.get("provenance") or {}
+    return BasePolicy(arch, list(skills), sha, prov if isinstance(prov, dict) else {}, d, size)
 
 
 def load_base(library_root: str | os.PathLike) -> tuple[BasePolicy, dict[str, torch.Tensor]]:
@@ -255,12 +402,17 @@ def load_base(library_root: str | os.PathLike) -> tuple[BasePolicy, dict[str, to
         The :class:`BasePolicy` record and its state dict (CPU tensors).
 
     Raises:
-        SkillFormatError: missing / malformed files.
-        SkillIntegrityError: ``base.safetensors`` does not match the sha256 in ``base.yaml``.
+        SkillFormatError: missing / malformed files, weights holding NaN/inf, or weights that do
+            not have the recorded architecture's parameter count.
+        SkillIntegrityError: ``base.safetensors`` does not match the size or sha256 in
+            ``base.yaml``.
     """
     info = read_base_info(library_root)
-    data = _read_verified(info.path / BASE_WEIGHTS, info.sha256, str(info.path / BASE_YAML))
-    return info, st_load(data)
+    path = info.path / BASE_WEIGHTS
+    data = _read_verified(path, info.sha256, str(info.path / BASE_YAML), info.size)
+    state = _load_weights(data, path)
+    _check_fits(state, info.arch, str(path))
+    return info, state
 
 
 # ----------------------------------------------------------------------------- skills
@@ -323,6 +475,7 @@ def save_skill(skill_dir: str | os.PathLike, *, spec: SkillSpec,
         "base_policy": base_rec, "adapter": adapter, "provenance": prov,
         "evaluation": _plain(dict(evaluation or {})), "trust_tier": trust_tier,
         "files": {ADAPTER_FILE: sha256_bytes(adapter_bytes), STATS_FILE: sha256_bytes(stats_bytes)},
+        "file_sizes": {ADAPTER_FILE: len(adapter_bytes), STATS_FILE: len(stats_bytes)},
     })
     manifest["contract_sha256"] = _contract_hash(manifest)
     with atomic_dir(skill_dir, overwrite=overwrite) as tmp:
@@ -347,7 +500,10 @@ def read_manifest(skill_dir: str | os.PathLike) -> dict[str, Any]:
         if k not in m:
             raise SkillFormatError(f"{path}: missing required key {k!r}")
     recorded = str(m["contract_sha256"])
-    got = _contract_hash(m)
+    try:
+        got = _contract_hash(m)
+    except (TypeError, ValueError, RecursionError) as e:  # e.g. keys of mixed types
+        raise SkillFormatError(f"{path}: contract cannot be hashed canonically: {e}") from None
     if got != recorded:
         raise SkillIntegrityError(f"{path}: contract sha256 {got} does not match {recorded} "
                                   "recorded in its contract_sha256; skill.yaml was edited — "
@@ -362,6 +518,19 @@ def read_manifest(skill_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(files, dict) or set(files) != {ADAPTER_FILE, STATS_FILE}:
         raise SkillFormatError(f"{path}: files must list exactly {ADAPTER_FILE} and {STATS_FILE}, "
                                f"got {files!r}")
+    for k, v in files.items():
+        if not isinstance(v, str) or not _SHA256_RE.match(v):
+            raise SkillFormatError(f"{path}: files[{k!r}] must be a sha256 (64 hex digits), "
+                                   f"got {v!r}")
+    sizes = m.get("file_sizes")
+    if sizes is not None:
+        if not isinstance(sizes, dict) or set(sizes) != set(files):
+            raise SkillFormatError(f"{path}: file_sizes must list exactly {ADAPTER_FILE} and "
+                                   f"{STATS_FILE}, got {sizes!r}")
+        for k, v in sizes.items():
+            _size_field(v, f"{path}: file_sizes[{k!r}]")
+    if not isinstance(m["name"], str):
+        raise SkillFormatError(f"{path}: name must be a string, got {m['name']!r}")
     if ad["kind"] == "lora" and not isinstance(m.get("base_policy"), dict):
         raise SkillFormatError(f"{path}: a LoRA skill must name its base_policy")
     contract_to_spec(m, str(path))
@@ -425,15 +594,20 @@ def load_skill(skill_dir: str | os.PathLike, base: BasePolicy | None = None) -> 
             the contract's ``base_policy.sha256``).
 
     Raises:
-        SkillFormatError: missing / malformed files, unknown trust tier, missing base.
-        SkillIntegrityError: a file or the contract does not match its recorded sha256, or the base
-            is not the one the skill was trained on (message names the file and both hashes).
+        SkillFormatError: missing / malformed files, unknown trust tier, missing base, a file that
+            is not regular or over its size limit, weights holding NaN/inf, non-finite stats.
+        SkillIntegrityError: a file or the contract does not match its recorded size or sha256,
+            or the base is not the one the skill was trained on (message names the file and both
+            hashes).
     """
     skill_dir = Path(skill_dir)
     m = read_manifest(skill_dir)
     what = str(skill_dir / SKILL_YAML)
-    adapter_bytes = _read_verified(skill_dir / ADAPTER_FILE, str(m["files"][ADAPTER_FILE]), what)
-    stats_bytes = _read_verified(skill_dir / STATS_FILE, str(m["files"][STATS_FILE]), what)
+    sizes = m.get("file_sizes") or {}
+    adapter_bytes = _read_verified(skill_dir / ADAPTER_FILE, m["files"][ADAPTER_FILE], what,
+                                   sizes.get(ADAPTER_FILE), MAX_WEIGHTS_BYTES)
+    stats_bytes = _read_verified(skill_dir / STATS_FILE, m["files"][STATS_FILE], what,
+                                 sizes.get(STATS_FILE), MAX_STATS_FILE_BYTES)
     if m["adapter"]["kind"] == "lora":
         if base is None:
             raise SkillFormatError(f"{skill_dir}: a LoRA skill needs the library's base policy")
@@ -443,15 +617,11 @@ def load_skill(skill_dir: str | os.PathLike, base: BasePolicy | None = None) -> 
                 f"{skill_dir}: adapts base policy {want} but the library's base "
                 f"({base.path / BASE_WEIGHTS if base.path else 'base'}) is {base.sha256}; "
                 "refusing to load an adapter onto a different base")
+    state = _load_weights(adapter_bytes, skill_dir / ADAPTER_FILE)
     try:
-        state = st_load(adapter_bytes)
-    except Exception as e:  # safetensors raises its own error type
-        raise SkillFormatError(f"{skill_dir / ADAPTER_FILE} is not a valid safetensors file: {e}"
-                               ) from e
-    try:
-        stats = NormStats.from_dict(json.loads(stats_bytes))
-    except (ValueError, json.JSONDecodeError) as e:
-        raise SkillFormatError(f"{skill_dir / STATS_FILE}: {e}") from e
+        stats = NormStats.from_json(stats_bytes, str(skill_dir / STATS_FILE))
+    except ValueError as e:
+        raise SkillFormatError(str(e)) from None
     return LoadedSkill(skill_dir, m, contract_to_spec(m, what), state, stats)
 
 
@@ -474,13 +644,16 @@ def build_model(loaded: LoadedSkill, base_state: Mapping[str, torch.Tensor] | No
     m = loaded.manifest
     try:
         if loaded.kind == "full":
-            model = GoalConditionedBC(BCConfig.from_dict(m["adapter"]["arch"]))
+            arch = BCConfig.from_dict(m["adapter"]["arch"])
+            _check_fits(loaded.adapter_state, arch, str(loaded.path / ADAPTER_FILE))
+            model = GoalConditionedBC(arch)
             model.load_state_dict(dict(loaded.adapter_state), strict=True)
             return model.eval(), 0
         if base_state is None:
             raise SkillFormatError(f"{loaded.path}: a LoRA skill needs the base weights")
         bp = m["base_policy"]
         arch = BCConfig.from_dict(bp["arch"])
+        _check_fits(base_state, arch, f"{loaded.path / SKILL_YAML} base_policy")
         model = GoalConditionedBC(arch)
         model.load_state_dict(dict(base_state), strict=True)
         ad = m["adapter"]
@@ -494,7 +667,7 @@ def build_model(loaded: LoadedSkill, base_state: Mapping[str, torch.Tensor] | No
             raise SkillFormatError(f"{loaded.path}: skill_id {sid} outside the base's "
                                    f"{arch.num_skills} skills")
         return model.eval(), sid
-    except (RuntimeError, KeyError, TypeError, ValueError) as e:
+    except (RuntimeError, KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
         if isinstance(e, (SkillFormatError, SkillIntegrityError)):
             raise
         raise SkillFormatError(f"{loaded.path}: weights do not fit the recorded architecture: {e}"
@@ -503,7 +676,16 @@ def build_model(loaded: LoadedSkill, base_state: Mapping[str, torch.Tensor] | No
 
 def make_learned_skill(loaded: LoadedSkill, base_state: Mapping[str, torch.Tensor] | None = None,
                        ensemble_m: float | None = 0.01) -> LearnedSkill:
-    """A ready-to-run :class:`LearnedSkill` (merged weights, CPU) for a verified skill."""
+    """A ready-to-run :class:`LearnedSkill` (merged weights, CPU) for a verified skill.
+
+    Raises:
+        SkillFormatError: as :func:`build_model`; also when the merged network holds NaN/inf
+            (e.g. a LoRA update that overflows float32) or its chunk size differs from the
+            statistics'.
+    """
     model, sid = build_model(loaded, base_state, merge=True)
-    return LearnedSkill(loaded.spec.name, model, loaded.stats, sid, loaded.spec, ensemble_m,
-                        manifest=loaded.manifest)
+    try:
+        return LearnedSkill(loaded.spec.name, model, loaded.stats, sid, loaded.spec, ensemble_m,
+                            manifest=loaded.manifest)
+    except ValueError as e:
+        raise SkillFormatError(f"{loaded.path}: {e}") from None

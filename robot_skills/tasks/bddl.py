@@ -30,12 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robot_skills.domain.predicates import BDDL_PREDICATES, Atom
+from robot_skills.utils.files import InputFileError, read_bounded
 
 PREDICATE_ARITY: dict[str, int] = {
     "on": 2, "in": 2, "open": 1, "close": 1, "turnon": 1, "turnoff": 1,
 }
 """Number of arguments of each BDDL predicate (lower-cased)."""
 assert set(PREDICATE_ARITY) == set(BDDL_PREDICATES)
+
+MAX_TASK_FILE_BYTES = 1 << 20
+"""Largest task file :func:`load_bddl` reads by default: 1 MiB (LIBERO's are at most ~3 KB)."""
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-\.]*$")
 
@@ -437,16 +441,31 @@ def parse_bddl(text: str, source: str = "<string>") -> BddlTask:
                     init=init, goal=goal, domain=domain)
 
 
-def load_bddl(path: str | Path) -> BddlTask:
+def load_bddl(path: str | Path, max_bytes: int | None = None) -> BddlTask:
     """Read and parse a ``.bddl`` file (UTF-8).
+
+    The file is read with :func:`robot_skills.utils.files.read_bounded`: only a regular file (a
+    symlink to one is followed) of at most ``max_bytes`` is read, and a FIFO, device or directory
+    is refused without blocking.
+
+    Args:
+        path: the task file.
+        max_bytes: size limit in bytes; None = :data:`MAX_TASK_FILE_BYTES` (1 MiB; LIBERO's
+            largest task file is ~3 KB).
 
     Raises:
         FileNotFoundError: if ``path`` does not exist.
-        BddlParseError: see :func:`parse_bddl`; also for a file that is not valid UTF-8.
+        BddlParseError: see :func:`parse_bddl`; also for a file that is not valid UTF-8, is not a
+            regular file, or is larger than the limit (the message names the path and the limit).
     """
     p = Path(path)
+    limit = MAX_TASK_FILE_BYTES if max_bytes is None else max_bytes
     try:
-        text = p.read_text(encoding="utf-8")
+        data = read_bounded(p, limit, "task file")
+    except InputFileError as e:
+        raise BddlParseError(str(e)) from None
+    try:
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise BddlParseError(f"{p}: not a UTF-8 text file ({e})") from None
     return parse_bddl(text, source=str(p))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -162,19 +163,32 @@ def resolve_suite(name_or_path: str | os.PathLike,
     return d
 
 
-def scan_suite(directory: str | os.PathLike, supported_categories: Collection[str]
-               ) -> tuple[list[Path], dict[Path, list[str]]]:
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+def scan_suite(directory: str | os.PathLike, supported_categories: Collection[str],
+               max_bytes: int | None = None) -> tuple[list[Path], dict[Path, list[str]]]:
     """Sort a suite's task files into supported ones and ones that cannot be run.
 
     Args:
         directory: a directory of ``.bddl`` files.
         supported_categories: the object/fixture categories the world that will run the tasks can
             build (the simulator's proxy assets; on a real arm, what perception knows).
+        max_bytes: size limit per task file (None = :data:`~robot_skills.tasks.bddl.
+            MAX_TASK_FILE_BYTES`, 1 MiB).
 
     Returns:
         ``(supported, unsupported)``: sorted paths whose categories are all supported, and
-        path -> problems (``"unsupported category: microwave"``, or the parse error) for the rest.
-        Never raises for a bad file.
+        path -> problems (``"unsupported category: microwave"``, ``"not a regular file (a
+        FIFO); not read"``, ``"unreadable: ..."`` for a dangling link, or the parse error, which
+        includes a file over the size limit) for the rest. Never raises for a bad file and never
+        opens anything but a regular file, so a FIFO named ``*.bddl`` cannot block the scan.
 
     Raises:
         SuiteNotFoundError: if ``directory`` is not a directory.
@@ -186,7 +200,15 @@ def scan_suite(directory: str | os.PathLike, supported_categories: Collection[st
     unsupported: dict[Path, list[str]] = {}
     for p in sorted(d.glob("*.bddl")):
         try:
-            task = load_bddl(p)
+            mode = p.stat().st_mode  # follows symlinks: a link to a regular file is fine
+        except OSError as e:
+            unsupported[p] = [f"unreadable: {e}"]
+            continue
+        if not stat.S_ISREG(mode):
+            unsupported[p] = [f"not a regular file ({_file_kind(mode)}); not read"]
+            continue
+        try:
+            task = load_bddl(p, max_bytes)
         except (BddlParseError, OSError) as e:
             unsupported[p] = [f"parse error: {e}"]
             continue
