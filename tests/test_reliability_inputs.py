@@ -674,3 +674,21 @@ def test_documented_error_types_are_value_errors():
         assert issubclass(e, ValueError)
     assert issubclass(PolicyOutputError, RuntimeError)
     assert math.isfinite(FAST_S)
+
+
+def test_foreign_datasets_are_checked_in_normalised_action_units(tmp_path):
+    """A robomimic/LIBERO file (no robot_skills format attribute) holds OSC actions in [-1, 1]:
+    they pass; the same values in one of our files (metres) are refused."""
+    import h5py
+
+    from robot_skills.data.dataset import SkillChunkDataset, write_synthetic_demos
+
+    ours = tmp_path / "ours.hdf5"
+    write_synthetic_demos(ours, num_demos=2)
+    with h5py.File(ours, "r+") as f:
+        f["data/demo_0/actions"][3, 0] = 0.8  # 0.8 m in one step: impossible
+    with pytest.raises(DemoValidationError, match="0.8"):
+        SkillChunkDataset.from_hdf5(ours, chunk_size=4)
+    with h5py.File(ours, "r+") as f:
+        del f["data"].attrs["format"]  # now it reads as a foreign, normalised dataset
+    assert len(SkillChunkDataset.from_hdf5(ours, chunk_size=4)) > 0

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robot_skills.data.hdf5 import Demo, DemoReader
+from robot_skills.data.hdf5 import FORMAT, Demo, DemoReader
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
@@ -208,7 +208,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                     if not segs:
                         continue
                     demo = r.load(name)
-                    validate_demo(demo, p, action_limits, r.num_samples(name))
+                    validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name))
                     for s in segs:
                         f = _segment_features(demo, s.start, s.end, s.args, p)
                         a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)
@@ -249,7 +249,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                     if task is not None and not _task_matches(r.demo_attrs(name).get("task"), task):
                         continue
                     demo = r.load(name)
-                    validate_demo(demo, p, action_limits, r.num_samples(name))
+                    validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name))
                     f = _segment_features(demo, 0, len(demo), tuple(args), p)
                     a, m = action_chunks(demo.actions, 0, len(demo), chunk_size)
                     pieces.append((f, task_id, a, m, ep))
@@ -334,6 +334,19 @@ class SkillChunkDataset(torch.utils.data.Dataset):
 
 def _first_bad(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+NORMALISED_ACTION_LIMITS = ActionLimits(1.0, 1.0)
+"""Bounds of a foreign (robomimic / LIBERO) dataset's actions: robosuite's OSC controller takes
+each delta normalised to ``[-1, 1]`` (scaled to 5 cm / 0.5 rad inside the controller)."""
+
+
+def _file_limits(reader: Any, given: ActionLimits | None) -> ActionLimits | None:
+    """The bounds a file's actions are checked against: ``given``; else metres/radians for this
+    project's own files (``format`` attribute) and :data:`NORMALISED_ACTION_LIMITS` for others."""
+    if given is not None:
+        return given
+    return None if reader.attrs.get("format") == FORMAT else NORMALISED_ACTION_LIMITS
 
 
 def validate_demo(demo: Demo, source: str | os.PathLike = "<demo>",
