@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from robot_skills.utils.atomic import atomic_write_json
+from robot_skills.utils.atomic import atomic_write_json, check_writable
 
 os.environ.setdefault("MUJOCO_GL", "egl")  # headless rendering; set before mujoco is imported
 
@@ -138,11 +138,17 @@ def _train_config(cfg: Any) -> Any:
 def run_collect(cfg: Any) -> dict[str, Any]:
     """Collect expert demonstrations for every task of the suite; returns the collection summary.
 
+    A killed run resumes where it stopped when rerun with the same config (see
+    :func:`robot_skills.data.collect.collect_demos`).
+
     Raises:
-        RuntimeError: if no demonstration at all could be recorded.
+        RuntimeError: if no demonstration at all could be recorded, or another rs-collect is
+            writing the same ``demos.hdf5``.
+        PermissionError / OSError: ``run_dir`` cannot be written (before any episode runs).
     """
     from robot_skills.data.collect import NoiseConfig, collect_demos
 
+    check_writable(cfg.run_dir)  # fail before any episode runs, not after the last one
     world = build_world(cfg)
     tasks = suite_tasks(cfg, world)
     run = _run_dir(cfg)
@@ -160,6 +166,12 @@ def run_collect(cfg: Any) -> dict[str, Any]:
     rates = [v["expert_success_rate"] for v in summary["tasks"].values()]
     print(f"collected {summary['demos']} demos -> {out}; expert success "
           f"{100 * sum(rates) / max(1, len(rates)):.1f}% over {len(rates)} tasks")
+    not_built = [(task, e["seed"]) for task, v in summary["tasks"].items()
+                 for e in v["episodes"] if str(e["reason"]).startswith("world_error")]
+    if not_built:
+        raise SystemExit(f"rs-collect: {len(not_built)} episode(s) could not be built, e.g. "
+                         f"{not_built[0][0]} seed {not_built[0][1]} (see "
+                         f"{run / 'collect_summary.json'}); the demos that ran are in {out}")
     return summary
 
 
@@ -167,12 +179,18 @@ def run_train(cfg: Any) -> Path:
     """Train the skill library (and, with ``baseline=true`` or ``eval.policy=monolithic``, the
     per-task baselines).
 
+    The library is built beside ``<run_dir>/skills`` and swapped in only when complete (see
+    :func:`robot_skills.training.trainer.train_skill_library`).
+
     Raises:
         SystemExit: if the run has no demonstrations.
+        PermissionError / OSError: ``run_dir`` cannot be written (before any training).
+        RuntimeError: another rs-train is writing the same library.
     """
     from robot_skills.skills.library import task_conditioning
     from robot_skills.training.trainer import train_skill_library, train_task_policy
 
+    check_writable(cfg.run_dir)
     run = _run_dir(cfg)
     demos = run / "demos.hdf5"
     if not demos.is_file():
@@ -242,6 +260,7 @@ def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
                              max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
                              video=bool(cfg.eval.video), **kwargs)
     out = _eval_dir(cfg, policy)
+    check_writable(out)  # fail before any episode runs, not after the last one
     results = runner.run_suite(tasks, int(cfg.eval.episodes_per_task),
                                base_seed=int(cfg.eval.seed), perturbations=perturbations,
                                out_dir=out, config=_plain(cfg))

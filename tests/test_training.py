@@ -24,6 +24,7 @@ from robot_skills.training.trainer import (
     _Stop,
     evaluate_loss,
     fit,
+    library_work_dir,
     train_base,
     train_lora_adapter,
     train_skill_library,
@@ -140,7 +141,9 @@ def test_train_skill_library_end_to_end(demos, tmp_path):
     assert len(m["provenance"]["dataset_sha256"]) == 64
     assert m["provenance"]["config"]["steps"] == 40
     assert m["base_policy"]["skill_id"] == 1
-    assert list((out / ".work" / "tb" / "base").glob("events.out.tfevents.*"))
+    # checkpoints and logs live beside the library (they survive the library's swap)
+    assert not (out / ".work").exists()
+    assert list((library_work_dir(out) / "tb" / "base").glob("events.out.tfevents.*"))
     from robot_skills.data.hdf5 import DemoReader
     with DemoReader(demos[1]) as r:
         demo = r.load("demo_0")

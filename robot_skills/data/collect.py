@@ -9,16 +9,27 @@ expert's recoveries from perturbed states. Only successful episodes are kept (as
 robomimic keep only successful demonstrations).
 
 Collection is a rollout plus a recorder: episodes run through the same worker pool as evaluation
-(:mod:`robot_skills.execution.pool`), come back as in-memory arrays, and the parent writes one HDF5
-file atomically (:class:`robot_skills.data.hdf5.DemoWriter`). Nothing here knows the simulator:
+(:mod:`robot_skills.execution.pool`) and come back as in-memory arrays; the parent writes each
+finished episode at once to its own small HDF5 file (atomically) in a work directory beside the
+output, and merges them into one HDF5 file, written atomically, when every episode has run
+(:class:`robot_skills.data.hdf5.DemoWriter`). A killed collection loses only the episodes in flight
+and a rerun resumes (see :func:`collect_demos`). Nothing here knows the simulator:
 the world factory and the expert skill set are passed in (Hydra builds them from the ``world`` and
 ``collect.experts`` configs).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +37,22 @@ from typing import Any
 
 import numpy as np
 
-from robot_skills.data.hdf5 import DemoWriter
+from robot_skills.data.hdf5 import DemoReader, DemoWriter
 from robot_skills.execution.executor import Executor
 from robot_skills.execution.interfaces import SkillSet
-from robot_skills.execution.pool import run_parallel
+from robot_skills.execution.pool import iter_parallel
 from robot_skills.execution.recording import EpisodeRecording, SkillSegment
 from robot_skills.robot import Action, Observation
+from robot_skills.tasks.bddl import MAX_TASK_FILE_BYTES
+from robot_skills.utils.atomic import (
+    PROBE_NAME,
+    atomic_write_json,
+    check_writable,
+    clean_stale_temps,
+    exclusive_lock,
+)
+from robot_skills.utils.files import sha256_file
+from robot_skills.utils.version import code_version
 
 
 @dataclass(frozen=True)
@@ -192,13 +213,150 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
     return job, ep, summary
 
 
+COLLECT_FORMAT = "robot_skills.collect/1"
+"""Version of the episode-record layout in the collection work directory."""
+
+
+def collect_work_dir(out_path: str | Path) -> Path:
+    """Where :func:`collect_demos` keeps one record per finished episode: ``.<name>.collect``
+    beside ``out_path`` (e.g. ``<run_dir>/.demos.hdf5.collect/``)."""
+    out_path = Path(out_path)
+    return out_path.parent / f".{out_path.name}.collect"
+
+
+def _describe(obj: Any) -> str:
+    """A stable description of a factory for the fingerprint: its repr without memory addresses
+    (dataclass factories list their settings; functions their qualified name)."""
+    if callable(obj) and hasattr(obj, "__qualname__") and not hasattr(obj, "__dataclass_fields__"):
+        return f"{getattr(obj, '__module__', '?')}.{obj.__qualname__}"
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(obj))
+
+
+def _episode_config(make_world: Any, make_experts: Any, noise: NoiseConfig, max_steps: int,
+                    max_replans: int, region_scale_max: float, keep_failures: bool
+                    ) -> dict[str, Any]:
+    """Everything, besides the task file and the seed, that decides what an episode records."""
+    return {"format": COLLECT_FORMAT, "make_world": _describe(make_world),
+            "make_experts": _describe(make_experts), "noise_std": float(noise.std),
+            "noise_prob": float(noise.prob), "max_steps": int(max_steps),
+            "max_replans": int(max_replans), "region_scale_max": float(region_scale_max),
+            "keep_failures": bool(keep_failures)}
+
+
+def _fingerprint(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _task_key(task_path: str) -> str:
+    """Identity of a task file: its path and its content (an edited file is another task)."""
+    h = hashlib.sha256(task_path.encode() + b"\0")
+    with contextlib.suppress(OSError, ValueError):  # unreadable: load_bddl reports it per episode
+        h.update(sha256_file(task_path, max_bytes=MAX_TASK_FILE_BYTES).encode())
+    return h.hexdigest()[:12]
+
+
+def _record_path(work: Path, job: CollectJob) -> Path:
+    return work / f"{Path(job.task_path).stem}.{_task_key(job.task_path)}.seed{job.seed}.hdf5"
+
+
+def _write_record(path: Path, job: CollectJob, ep: EpisodeData | None, summary: dict[str, Any],
+                  fingerprint: str) -> None:
+    """One finished episode -> its own HDF5 file, written atomically (temp, fsync, rename)."""
+    record = {"task_path": job.task_path, "seed": job.seed, "region_scale": job.region_scale,
+              "summary": summary}
+    with DemoWriter(path, attrs={"collect_record": json.dumps(record),
+                                 "collect_fingerprint": fingerprint}) as w:
+        if ep is not None:
+            w.add_demo(ep.observations, ep.actions, states=ep.states, skill_segments=ep.segments,
+                       attrs=ep.attrs)
+
+
+def _read_record(path: Path, job: CollectJob, fingerprint: str) -> dict[str, Any] | None:
+    """The summary of a recorded episode, or None when the record is unusable (unreadable, of
+    another job or configuration, or a world that could not be built — retried on resume)."""
+    try:
+        with DemoReader(path) as r:
+            attrs = r.attrs
+            record = json.loads(attrs["collect_record"])
+            ok = (attrs.get("collect_fingerprint") == fingerprint
+                  and record["task_path"] == job.task_path and record["seed"] == job.seed
+                  and record["region_scale"] == job.region_scale)
+            summary = record["summary"]
+            has_demo = len(r) == 1 and r.num_samples(r.demos[0]) > 0
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not ok or str(summary.get("reason", "")).startswith("world_error"):
+        return None
+    summary = dict(summary)
+    summary["_has_demo"] = has_demo
+    return summary
+
+
+def _discard(work: Path) -> None:
+    """Delete a work directory: renamed to a temporary name first (a kill mid-delete leaves a
+    ``.tmp`` that :func:`clean_stale_temps` removes), then removed."""
+    if not work.exists():
+        return
+    trash = work.parent / f".{work.name}.{uuid.uuid4().hex[:8]}.tmp"
+    os.replace(work, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _open_work_dir(work: Path, config: dict[str, Any], fingerprint: str, resume: bool,
+                   say: Callable[[str], None]) -> None:
+    """Make ``work`` hold records of this configuration only (records of another one are
+    discarded, saying why)."""
+    meta_path = work / "collect.json"
+    if work.is_dir():
+        try:
+            meta = json.loads(meta_path.read_text())
+            old_cfg, old_fp = meta["config"], meta["fingerprint"]
+        except (OSError, ValueError, KeyError, TypeError):
+            old_cfg, old_fp = None, None
+        n_old = sum(1 for p in work.glob("*.hdf5"))
+        if not resume or old_fp != fingerprint:
+            if not resume:
+                why = "resume=False"
+            elif old_cfg is None:
+                why = "its collect.json is missing or unreadable"
+            else:
+                diff = sorted(k for k in set(config) | set(old_cfg)
+                              if config.get(k) != old_cfg.get(k))
+                why = "the collection config changed: " + "; ".join(
+                    f"{k}: {old_cfg.get(k)!r} -> {config.get(k)!r}" for k in diff)
+            if n_old:
+                say(f"collect: starting over in {work}: {why}; discarding {n_old} episode(s) "
+                    "recorded under the old config (episodes are never mixed across configs)")
+            _discard(work)
+        elif n_old and meta.get("code_version") != code_version():
+            say(f"collect: note: the {n_old} recorded episode(s) in {work} were collected by code "
+                f"version {meta.get('code_version')}; this run is {code_version()} (the episode "
+                "configuration is unchanged, so they are reused)")
+    work.mkdir(parents=True, exist_ok=True)
+    clean_stale_temps(work)
+    if not meta_path.is_file():
+        atomic_write_json(meta_path, {"fingerprint": fingerprint, "config": config,
+                                      "code_version": code_version()})
+
+
 def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_per_task: int,
                   *, make_world: Callable[..., Any], make_experts: Callable[..., SkillSet],
                   seed: int = 1000, noise: NoiseConfig = NoiseConfig(), max_steps: int = 600,
                   max_replans: int = 2, workers: int = 1, progress: bool = True,
                   region_scale_max: float = 1.0, env_args: dict[str, Any] | None = None,
-                  keep_failures: bool = False) -> dict[str, Any]:
+                  keep_failures: bool = False, resume: bool = True) -> dict[str, Any]:
     """Collect ``demos_per_task`` expert episodes per task and write them to ``out_path`` (HDF5).
+
+    Crash-safe and resumable: each finished episode is written at once to its own small HDF5
+    file in :func:`collect_work_dir` (temporary name, fsync, atomic rename), so a process killed
+    at any instant loses only the episodes in flight. A rerun with the same episode
+    configuration skips the (task, seed) episodes already recorded and runs the rest (an
+    episode whose world could not be built is run again); a rerun
+    with a different one (noise, budgets, world or experts) discards the old records with a
+    message naming what changed, so episodes of two configurations never mix. When every episode
+    has run, the records are merged in job order (task, then seed) into ``out_path``, written
+    atomically, and the work directory is removed: the file equals that of a run that was never
+    interrupted. Temporary files of a killed run are removed first.
 
     Args:
         task_paths: task files.
@@ -210,20 +368,25 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
         noise: DART noise.
         max_steps / max_replans: episode budget and executor retries.
         workers: processes of the worker pool.
+        progress: show a progress bar.
         region_scale_max: each episode widens the objects' initial regions by a factor drawn
             (seeded) from ``U(1, region_scale_max)``, so demonstrations cover initial positions
             beyond the task file's few-centimetre regions; 1 keeps the task file's.
         env_args: extra env metadata stored in the file.
         keep_failures: also write failed episodes (``success`` attribute False).
+        resume: reuse the episodes a previous (killed) run of the same configuration recorded;
+            False starts over.
 
     Returns:
         Summary dict: per task attempts / successes / expert success rate / episodes, demos
-        written, wall time, path.
+        written, wall time, path, and ``resumed_episodes`` (episodes reused from a killed run).
 
     Raises:
         ValueError: if no task paths are given, ``demos_per_task < 1`` or
-            ``region_scale_max < 1``.
-        RuntimeError: if not a single demonstration could be recorded (nothing is written).
+            ``region_scale_max < 1``; or an episode's data is malformed (NaN actions, ...).
+        RuntimeError: if not a single demonstration could be recorded (nothing is written), or
+            another process is collecting into ``out_path``.
+        OSError: the output directory cannot be written (raised before any episode runs).
     """
     if not task_paths:
         raise ValueError("collect_demos needs at least one task file")
@@ -232,35 +395,64 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
     if not region_scale_max >= 1.0:
         raise ValueError(f"region_scale_max must be >= 1, got {region_scale_max}")
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    jobs = [CollectJob(str(p), seed + i,
-                       float(np.random.default_rng([seed + i, 17]).uniform(1.0, region_scale_max)))
-            for p in task_paths for i in range(demos_per_task)]
-    factories = _CollectFactories(make_world, make_experts, noise, int(max_steps),
-                                  int(max_replans), bool(keep_failures))
-    t0 = time.perf_counter()
-    done = run_parallel(functools.partial(collect_episode, factories=factories), jobs, workers,
-                        desc="collect", progress=progress)
-    order = {(j.task_path, j.seed): k for k, j in enumerate(jobs)}
-    done.sort(key=lambda r: order[(r[0].task_path, r[0].seed)])
-    if not any(ep is not None for _, ep, _ in done):
-        reasons = sorted({s["reason"] for _, _, s in done})[:5]
-        raise RuntimeError(f"no demonstration recorded in {len(done)} episodes; reasons: {reasons}")
-    summary: dict[str, Any] = {"tasks": {}, "demos": 0}
-    with DemoWriter(out_path, env_args={"env_name": "robot_skills/LiberoTask-v0",
-                                        **(env_args or {})}) as writer:
-        for p in map(str, task_paths):
-            mine = [(ep, s) for j, ep, s in done if j.task_path == p]
-            for ep, _ in mine:
-                if ep is not None:
-                    writer.add_demo(ep.observations, ep.actions, states=ep.states,
-                                    skill_segments=ep.segments, attrs=ep.attrs)
-                    summary["demos"] += 1
-            summ = [s for _, s in mine]
-            ok = sum(s["success"] for s in summ)
-            summary["tasks"][Path(p).stem] = {"attempts": len(summ), "successes": ok,
-                                              "expert_success_rate": ok / max(1, len(summ)),
-                                              "episodes": summ}
+    check_writable(out_path.parent)
+    work = collect_work_dir(out_path)
+    say = functools.partial(print, file=sys.stderr, flush=True)
+    with exclusive_lock(out_path.parent / f".{out_path.name}.lock",
+                        f"collecting into {out_path}"):
+        clean_stale_temps(out_path.parent, names=(out_path.name, work.name, PROBE_NAME))
+        jobs = [CollectJob(str(p), seed + i,
+                           float(np.random.default_rng([seed + i, 17]).uniform(1.0,
+                                                                              region_scale_max)))
+                for p in task_paths for i in range(demos_per_task)]
+        config = _episode_config(make_world, make_experts, noise, max_steps, max_replans,
+                                 region_scale_max, keep_failures)
+        fp = _fingerprint(config)
+        _open_work_dir(work, config, fp, resume, say)
+        t0 = time.perf_counter()
+        record_of = {j: _record_path(work, j) for j in jobs}
+        done: dict[CollectJob, dict[str, Any]] = {}
+        for j in jobs:
+            rec = record_of[j]
+            if rec.is_file():
+                s = _read_record(rec, j, fp)
+                if s is None:
+                    rec.unlink()
+                else:
+                    done[j] = s
+        resumed = len(done)
+        todo = [j for j in jobs if j not in done]
+        if resumed:
+            say(f"collect: resuming from {work}: {resumed} of {len(jobs)} episode(s) already "
+                f"recorded, {len(todo)} to run")
+        factories = _CollectFactories(make_world, make_experts, noise, int(max_steps),
+                                      int(max_replans), bool(keep_failures))
+        for job, ep, summ in iter_parallel(functools.partial(collect_episode, factories=factories),
+                                           todo, workers, desc="collect", progress=progress):
+            _write_record(record_of[job], job, ep, summ, fp)
+            done[job] = {**summ, "_has_demo": ep is not None}
+        if not any(s["_has_demo"] for s in done.values()):
+            reasons = sorted({s["reason"] for s in done.values()})[:5]
+            _discard(work)
+            raise RuntimeError(f"no demonstration recorded in {len(done)} episodes; "
+                               f"reasons: {reasons}")
+        summary: dict[str, Any] = {"tasks": {}, "demos": 0}
+        with DemoWriter(out_path, env_args={"env_name": "robot_skills/LiberoTask-v0",
+                                            **(env_args or {})}) as writer:
+            for p in map(str, task_paths):
+                mine = [j for j in jobs if j.task_path == p]
+                for j in mine:
+                    if done[j]["_has_demo"]:
+                        with DemoReader(record_of[j]) as r:
+                            writer.copy_demo(r, r.demos[0])
+                        summary["demos"] += 1
+                summ = [{k: v for k, v in done[j].items() if k != "_has_demo"} for j in mine]
+                ok = sum(s["success"] for s in summ)
+                summary["tasks"][Path(p).stem] = {"attempts": len(summ), "successes": ok,
+                                                  "expert_success_rate": ok / max(1, len(summ)),
+                                                  "episodes": summ}
+        _discard(work)  # the records live on in out_path
     summary["wall_s"] = time.perf_counter() - t0
     summary["path"] = str(out_path)
+    summary["resumed_episodes"] = resumed
     return summary

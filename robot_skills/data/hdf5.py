@@ -290,7 +290,10 @@ class DemoWriter:
 
         name = f"demo_{self._n}"
         g = self._file["data"].create_group(name)
-        kw = {"compression": self.compression} if self.compression else {}
+        # no modification times in the datasets' headers: the same demos give the same bytes
+        kw: dict[str, Any] = {"track_times": False}
+        if self.compression:
+            kw["compression"] = self.compression
         g.create_dataset("actions", data=actions, **kw)
         g.create_dataset("rewards", data=rewards, **kw)
         g.create_dataset("dones", data=dones, **kw)
@@ -309,6 +312,26 @@ class DemoWriter:
         self._n += 1
         self._total += T
         return name
+
+    def copy_demo(self, reader: DemoReader, name: str) -> str:
+        """Append demo ``name`` of an open :class:`DemoReader` unchanged: its datasets and
+        attributes are copied as stored (no re-encoding), renamed ``"demo_<N>"``.
+
+        Returns:
+            The new demo's group name.
+
+        Raises:
+            KeyError: ``reader`` has no demo ``name``.
+            RuntimeError: if the writer is not open.
+        """
+        if self._file is None:
+            raise RuntimeError("DemoWriter is not open: use it as a context manager")
+        src = reader._group(name)
+        new = f"demo_{self._n}"
+        src.file.copy(src, self._file["data"], name=new)
+        self._n += 1
+        self._total += reader.num_samples(name)
+        return new
 
     def close(self) -> Path:
         """Finish the file and atomically move it to ``path``. Idempotent.

@@ -464,7 +464,9 @@ def save_skill(skill_dir: str | os.PathLike, *, spec: SkillSpec,
         BCConfig.from_dict(adapter["arch"])
         base_rec = None
     adapter_bytes = st_save({k: v.detach().cpu().contiguous() for k, v in adapter_state.items()},
-                            metadata={"format": SKILL_FORMAT, "kind": kind})
+                            # one key: safetensors writes several in no fixed order, and the
+                            # file's sha256 must not change between identical saves
+                            metadata={"format": f"{SKILL_FORMAT};kind={kind}"})
     stats_bytes = (json.dumps(stats.to_dict(), indent=2, sort_keys=True) + "\n").encode()
     prov = _plain(dict(provenance or {}))
     prov.setdefault("code_version", code_version())

@@ -6,14 +6,19 @@
 2. train the shared :class:`~robot_skills.policies.bc.GoalConditionedBC` base on all of them
    (masked L1 on normalised action chunks, as ACT);
 3. per skill, train a LoRA adapter (Hu et al., 2021) on that skill's samples with the base frozen;
-4. write the library: ``base/`` + one skill directory per skill with its contract.
+4. write the library: ``base/`` + one skill directory per skill with its contract. The library is
+   built in a temporary directory beside ``out_dir`` and swapped in atomically only when complete
+   (:func:`~robot_skills.utils.atomic.atomic_dir`), so a retrain killed at any instant leaves the
+   complete old library (every skill still loads against its base) or the complete new one.
 
 :func:`train_task_policy` trains the monolithic baseline (one policy per whole task, adapter kind
 ``full``). Both are resumable: checkpoints (``model.safetensors``, ``optim.safetensors`` — AdamW
 moments as tensors — and ``state.json`` with the step) are written atomically every
-``ckpt_every`` steps under ``<out>/.work/<stage>/ckpt``; a re-run continues from the last one with
-the same sample order. TensorBoard scalars go to ``<out>/.work/tb/<stage>``. Under ``torchrun``
-training runs with DDP and only rank 0 writes.
+``ckpt_every`` steps under ``<work>/<stage>/ckpt``; a re-run continues from the last one with
+the same sample order. ``<work>`` is ``.<name>.work`` beside a library ``<name>``
+(:func:`library_work_dir`, outside the directory that is swapped) and ``<root>/.work/<task>`` for
+task policies. TensorBoard scalars go to ``<work>/tb/<stage>``. Under ``torchrun`` training runs
+with DDP and only rank 0 writes.
 
 Every stage runs the same loop, :func:`fit`, configured by a :class:`FitConfig`. The loop knows no
 objective: the model owns its loss (``model.compute_loss(batch)``, see
@@ -24,6 +29,7 @@ policy (``GoalConditionedBC(arch, loss=cfg.loss)``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -66,7 +72,15 @@ from robot_skills.training.trainable import (
     loss_weight,
     split_loss,
 )
-from robot_skills.utils.atomic import atomic_dir, atomic_write_json, file_sha256
+from robot_skills.utils.atomic import (
+    PROBE_NAME,
+    atomic_dir,
+    atomic_write_json,
+    check_writable,
+    clean_stale_temps,
+    exclusive_lock,
+    file_sha256,
+)
 from robot_skills.utils.version import code_version
 
 WORK_DIR = ".work"
@@ -381,6 +395,8 @@ def fit(model: nn.Module, data: Mapping[str, torch.Tensor], cfg: FitConfig, *,
     ckpt_dir = Path(work_dir) / "ckpt" if work_dir is not None else None
     step, history = 0, []
     if ckpt_dir is not None:
+        if ctx.is_main:  # checkpoint directories / latest.json half-written by a killed run
+            clean_stale_temps(ckpt_dir)
         last = _read_checkpoint(ckpt_dir)
         st = json.loads((last / "state.json").read_text()) if last is not None else None
         if st is not None and st.get("fingerprint", "") != fingerprint:
@@ -605,6 +621,14 @@ def _metrics(res: FitResult) -> dict[str, Any]:
             "resumed_from": res.resumed_from}
 
 
+def library_work_dir(out_dir: str | os.PathLike) -> Path:
+    """Where :func:`train_skill_library` keeps its resumable checkpoints and TensorBoard logs for
+    the library ``out_dir``: ``.<name>.work`` beside it (e.g. ``<run_dir>/.skills.work``), outside
+    the directory that is rebuilt and swapped in, so they survive a kill at any point."""
+    out = Path(out_dir)
+    return out.parent / f".{out.name}.work"
+
+
 def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                         out_dir: str | os.PathLike, cfg: TrainConfig | None = None,
                         skills: Sequence[str] | None = None,
@@ -612,9 +636,16 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                         _on_base_step: Callable[[int], None] | None = None) -> Path:
     """Train the base and one LoRA adapter per skill; write the skill library to ``out_dir``.
 
+    Crash-safe: the new library is built in a temporary directory beside ``out_dir`` and swapped
+    in atomically only when every skill is written, so ``out_dir`` names either the complete old
+    library or the complete new one at every instant (a retrain killed midway never leaves
+    adapters whose base was replaced). Checkpoints go to :func:`library_work_dir`, so a rerun
+    resumes the stage that was interrupted and reuses the finished ones. Temporary directories
+    of a killed run are removed first.
+
     Args:
         hdf5_paths: demonstration files with skill segments.
-        out_dir: the library root (created); checkpoints go to ``out_dir/.work``.
+        out_dir: the library root (replaced as a whole when the new library is complete).
         cfg: hyper-parameters (defaults if None).
         skills: skills to train (None = every skill found in the data).
         specs: contracts per skill (default :data:`~robot_skills.domain.verbs.SKILL_SPECS`).
@@ -624,6 +655,9 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
 
     Raises:
         ValueError: no samples, or a skill without a contract in ``specs``.
+        PermissionError / OSError: the library's parent directory is not writable (raised before
+            any training).
+        RuntimeError: another process is training into ``out_dir``.
     """
     cfg = cfg or TrainConfig()
     specs = dict(SKILL_SPECS if specs is None else specs)
@@ -631,48 +665,56 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     configure_threads(cfg.num_threads)
     ctx = init_distributed(cfg.device)
     out = Path(out_dir)
-    work = out / WORK_DIR
-    if ctx.is_main:
-        work.mkdir(parents=True, exist_ok=True)
-    barrier(ctx)
-    t0 = time.perf_counter()
-    ds = SkillChunkDataset.from_hdf5(paths, skills, cfg.chunk_size)
-    missing = [s for s in ds.skills if s not in specs]
-    if missing:
-        raise ValueError(f"skills {missing} have no contract; known: {sorted(specs)}")
-    stats = ds.compute_stats()
-    data_sha = dataset_sha256(paths)
-    t_data = time.perf_counter() - t0
-    base, bres = train_base(ds, stats, cfg, work, ctx, _on_base_step)
-    version = code_version()
-    base_prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
-                 "num_samples": len(ds), "config": cfg.to_dict(), "code_version": version,
-                 "metrics": {**_metrics(bres), "data_s": round(t_data, 2)}}
-    base_info = None
-    if ctx.is_main:
-        base_info = save_base(out, base.state_dict(), base.cfg, ds.skills, base_prov)
-    barrier(ctx)
-    if base_info is None:
-        from robot_skills.skills.skill_dir import read_base_info
-        base_info = read_base_info(out)
-    base = base.to(ctx.device)
-    for sid, name in enumerate(ds.skills):
-        sub = ds.for_skill(name)
-        if cfg.lora_steps > 0:
-            state, res, layers = train_lora_adapter(base, sub, stats, cfg, work, ctx, name)
-            metrics = _metrics(res)
-        else:  # zero-step adapter: B = 0, the skill is the base itself
-            m = copy.deepcopy(base).cpu()
-            layers = inject_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
-            state, metrics = lora_state_dict(m), {"steps": 0}
+    work = library_work_dir(out)
+    with contextlib.ExitStack() as stack:
         if ctx.is_main:
-            prov = {"dataset_sha256": data_sha, "num_samples": len(sub), "config": cfg.to_dict(),
-                    "code_version": version, "metrics": {"lora": metrics, "base": _metrics(bres)}}
-            save_skill(out / name, spec=specs[name], adapter_state=state, stats=stats,
-                       adapter={"kind": "lora", "rank": cfg.lora_rank, "alpha": cfg.lora_alpha,
-                                "target_layers": layers},
-                       base=base_info, skill_id=sid, provenance=prov)
+            check_writable(out.parent)
+            stack.enter_context(exclusive_lock(out.parent / f".{out.name}.lock",
+                                               f"training the skill library {out}"))
+            clean_stale_temps(out.parent, names=(out.name, PROBE_NAME))
+            legacy = out / WORK_DIR  # checkpoints of a library trained by an earlier version
+            if legacy.is_dir() and not work.exists():
+                os.replace(legacy, work)
+            work.mkdir(parents=True, exist_ok=True)
         barrier(ctx)
+        t0 = time.perf_counter()
+        ds = SkillChunkDataset.from_hdf5(paths, skills, cfg.chunk_size)
+        missing = [s for s in ds.skills if s not in specs]
+        if missing:
+            raise ValueError(f"skills {missing} have no contract; known: {sorted(specs)}")
+        stats = ds.compute_stats()
+        data_sha = dataset_sha256(paths)
+        t_data = time.perf_counter() - t0
+        base, bres = train_base(ds, stats, cfg, work, ctx, _on_base_step)
+        version = code_version()
+        base_prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
+                     "num_samples": len(ds), "config": cfg.to_dict(), "code_version": version,
+                     "metrics": {**_metrics(bres), "data_s": round(t_data, 2)}}
+        # rank 0 builds the new library beside `out`; it replaces `out` when the block ends cleanly
+        build = stack.enter_context(atomic_dir(out)) if ctx.is_main else None
+        base_info = None
+        if build is not None:
+            base_info = save_base(build, base.state_dict(), base.cfg, ds.skills, base_prov)
+        barrier(ctx)
+        base = base.to(ctx.device)
+        for sid, name in enumerate(ds.skills):
+            sub = ds.for_skill(name)
+            if cfg.lora_steps > 0:
+                state, res, layers = train_lora_adapter(base, sub, stats, cfg, work, ctx, name)
+                metrics = _metrics(res)
+            else:  # zero-step adapter: B = 0, the skill is the base itself
+                m = copy.deepcopy(base).cpu()
+                layers = inject_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+                state, metrics = lora_state_dict(m), {"steps": 0}
+            if build is not None:
+                prov = {"dataset_sha256": data_sha, "num_samples": len(sub),
+                        "config": cfg.to_dict(), "code_version": version,
+                        "metrics": {"lora": metrics, "base": _metrics(bres)}}
+                save_skill(build / name, spec=specs[name], adapter_state=state, stats=stats,
+                           adapter={"kind": "lora", "rank": cfg.lora_rank,
+                                    "alpha": cfg.lora_alpha, "target_layers": layers},
+                           base=base_info, skill_id=sid, provenance=prov)
+            barrier(ctx)
     return out
 
 
