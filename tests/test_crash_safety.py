@@ -569,3 +569,29 @@ def test_rs_collect_then_train_killed_repeatedly_finish_like_an_unkilled_run(tmp
     _assert_same_demos(run / "demos.hdf5", ref / "demos.hdf5")
     assert _library_digest(run / "skills") == _library_digest(ref / "skills")
     assert _leftovers(run) == []
+
+
+def test_rs_eval_killed_anywhere_never_loses_or_corrupts_the_last_results(tmp_path) -> None:
+    """SIGKILL ``rs-eval`` at seeded random points of a re-run: the previous complete
+    ``results.json`` / ``report.md`` stay whole (or are replaced whole), nothing half-written is
+    left beside them, and a final re-run finishes with the same episodes as the first run."""
+    run = tmp_path / "run"
+    argv = _rs("eval", run, *TASK, "eval.policy=expert", "eval.episodes_per_task=2",
+               "eval.video=false", "workers=1")
+    _run(argv, tmp_path)
+    out = run / "eval_expert"
+    first = json.loads((out / "results.json").read_text())
+    rng = random.Random(7)
+    killed = 0
+    for k in range(3):
+        proc = _start(argv, tmp_path, tmp_path / f"eval{k}.log")
+        killed += _kill_when(proc, lambda: True, rng.uniform(0.5, 4.0))
+        res = json.loads((out / "results.json").read_text())  # whole JSON, never a torn file
+        assert res["tasks"]["put_the_bowl_on_the_plate"]["n"] == 2
+        assert (out / "report.md").read_text().startswith("# Benchmark results")
+        assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert killed >= 1, "no kill landed inside the run"
+    _run(argv, tmp_path)
+    last = json.loads((out / "results.json").read_text())
+    key = [(e["task"], e["seed"], e["success"], e["steps"]) for e in first["episodes"]]
+    assert key == [(e["task"], e["seed"], e["success"], e["steps"]) for e in last["episodes"]]
