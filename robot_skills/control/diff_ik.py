@@ -1,8 +1,10 @@
 """The shared differential-IK controller: an end-effector delta action -> joint position targets.
 
 One code path for simulation (``sim.sim_robot.SimRobot``) and hardware (the ROS 2 bridge): it only
-needs an :class:`mujoco.MjModel` of the *arm alone* (``robot_skills.robots.panda.panda_only_spec``) and the
-element names, never the scene.
+needs an :class:`mujoco.MjModel` of the *arm alone* (``robot_skills.robots.panda.panda_only_spec``, or
+any :class:`~robot_skills.robots.description.ArmDescription`'s ``build_model()``) and the element
+names, never the scene. Any number of arm joints ``n`` (7 for the Panda, FR3 and xArm7, 6 for the
+UR5e); the default is the Panda.
 
 Algorithm (per control period ``dt``), following mink's differential IK (Caron et al., "Pink/mink":
 a weighted least-squares QP over joint velocities with inequality limits, solved with DAQP):
@@ -15,17 +17,19 @@ a weighted least-squares QP over joint velocities with inequality limits, solved
    Anti-windup: the target is kept within ``max_lead_pos`` / ``max_lead_rot`` of the *measured*
    pose, so an arm blocked by contact does not build up an unbounded command.
 3. mink solves ``min_v  w_p|J_p v dt - e_p|^2 + w_r|J_r v dt - e_r|^2 + w_q|v dt - (q0 - q)|^2
-   + lambda |v dt|^2`` subject to joint position limits (``ConfigurationLimit``) and Franka's
+   + lambda |v dt|^2`` subject to joint position limits (``ConfigurationLimit``) and the arm's
    velocity limits (``VelocityLimit``), starting from the previously *commanded* configuration
    (re-seeded from the measured one when they differ by more than ``reseed_tol``).
 4. ``q_target = q + v dt`` is returned for the joint position servos, plus the gripper opening
-   target ``width = (1 - g) / 2 * 0.08 m`` (g = -1 open, +1 closed, the robosuite convention).
+   target ``width = (1 - g) / 2 * max_gripper_width`` (g = -1 open, +1 closed, the robosuite
+   convention; 0.08 m for the Panda).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import daqp
 import mink
@@ -34,7 +38,8 @@ import numpy as np
 
 from robot_skills.robot import Action, ActionLimits
 
-_N_ARM = 7
+if TYPE_CHECKING:
+    from robot_skills.robots.description import ArmDescription
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,7 @@ class IKCommand:
     """Output of one controller step.
 
     Attributes:
-        q_target: ``(7,)`` float64 joint position targets, rad, within the joint limits.
+        q_target: ``(n,)`` float64 joint position targets, rad, within the joint limits.
         gripper_width: target jaw opening, m, in ``[0, max_gripper_width]``.
         target_pos: ``(3,)`` end-effector target position (base frame, m) the step aimed at.
         target_quat: ``(4,)`` end-effector target orientation (base frame, ``w, x, y, z``).
@@ -73,16 +78,21 @@ def _rot_error(q_target: np.ndarray, q_actual: np.ndarray) -> np.ndarray:
 
 
 class DiffIKController:
-    """Differential-IK controller for the Panda (mink + DAQP), usable in simulation and on hardware.
+    """Differential-IK controller for an ``n``-joint arm (mink + DAQP), in simulation and on hardware.
+
+    Without ``arm`` and ``model`` it drives the Panda exactly as before the arm registry existed.
 
     Args:
-        model: MjModel of the arm alone (e.g. ``panda_only_spec()[0].compile()``); built if None.
-        arm_joints: names of the 7 arm joints in ``model`` (default: the Panda's).
-        tcp_site: name of the end-effector site (default ``panda/tcp``).
+        model: MjModel of the arm alone (e.g. ``panda_only_spec()[0].compile()``); built from
+            ``arm`` (default: the Panda) if None.
+        arm_joints: names of the ``n`` arm joints in ``model`` (default: ``arm``'s model joint
+            names, i.e. the Panda's ``panda/joint1..7``).
+        tcp_site: name of the end-effector site (default: ``arm.tcp_site``, ``panda/tcp``).
         control_period: seconds per :meth:`step` (the IK integration step ``dt``), > 0.
         action_limits: per-step clip bounds applied to every action (default :class:`ActionLimits`).
-        velocity_limits: ``(7,)`` joint speed limits, rad/s (default: Franka's published values).
-        posture: ``(7,)`` joint configuration the null-space posture task pulls towards, rad.
+        velocity_limits: ``(n,)`` joint speed limits, rad/s (default: ``arm``'s published values).
+        posture: ``(n,)`` joint configuration the null-space posture task pulls towards, rad
+            (default: ``arm.home_qpos``).
         position_cost / orientation_cost: frame-task weights (per m and per rad).
         posture_cost: posture-task weight (per rad); small, it only resolves redundancy.
         damping: Levenberg-Marquardt damping of the QP.
@@ -90,7 +100,10 @@ class DiffIKController:
             (m, rad).
         reseed_tol: if any joint of the last command differs from the measured position by more
             than this (rad), the IK restarts from the measured configuration.
-        max_gripper_width: jaw opening commanded by ``gripper = -1``, m.
+        max_gripper_width: jaw opening commanded by ``gripper = -1``, m (default:
+            ``arm.gripper_max_width``, 0.08 for the Panda).
+        arm: the arm's :class:`~robot_skills.robots.description.ArmDescription` (e.g.
+            ``robot_skills.robots.get_arm("ur5e")``); supplies every default above. None: the Panda.
         solver: qpsolvers backend name passed to :func:`mink.solve_ik` (``backend="mink"``).
         backend: ``"fast"`` (default) builds the *same* QP as :func:`mink.solve_ik` -- mink's
             ``FrameTask`` residual, the ``PostureTask`` term, ``ConfigurationLimit`` (gain 0.95)
@@ -106,7 +119,7 @@ class DiffIKController:
         model: mujoco.MjModel | None = None,
         *,
         arm_joints: tuple[str, ...] | None = None,
-        tcp_site: str = "panda/tcp",
+        tcp_site: str | None = None,
         control_period: float = 0.05,
         action_limits: ActionLimits | None = None,
         velocity_limits: np.ndarray | None = None,
@@ -118,20 +131,26 @@ class DiffIKController:
         max_lead_pos: float = 0.10,
         max_lead_rot: float = 0.8,
         reseed_tol: float = 0.25,
-        max_gripper_width: float = 0.08,
+        max_gripper_width: float | None = None,
         solver: str = "daqp",
         backend: str = "fast",
+        arm: ArmDescription | None = None,
     ) -> None:
-        from robot_skills.robots import panda
+        if arm is None:
+            from robot_skills.robots import get_arm
 
+            arm = get_arm("panda")
         if model is None:
-            spec, names = panda.panda_only_spec()
-            model = spec.compile()
-            arm_joints = names.arm_joints
+            model = arm.build_model()
         if arm_joints is None:
-            arm_joints = tuple(f"{panda.PREFIX}joint{i}" for i in range(1, 8))
-        if len(arm_joints) != _N_ARM:
-            raise ValueError(f"expected {_N_ARM} arm joints, got {arm_joints}")
+            arm_joints = arm.model_joint_names
+        if tcp_site is None:
+            tcp_site = arm.tcp_site
+        if max_gripper_width is None:
+            max_gripper_width = arm.gripper_max_width
+        n_arm = len(arm_joints)
+        if n_arm != arm.n_joints:
+            raise ValueError(f"expected {arm.n_joints} arm joints for {arm.name!r}, got {arm_joints}")
         if not (np.isfinite(control_period) and control_period > 0):
             raise ValueError(f"control_period must be > 0 s, got {control_period}")
         for n in arm_joints:
@@ -140,6 +159,8 @@ class DiffIKController:
         if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, tcp_site) < 0:
             raise ValueError(f"site {tcp_site!r} is not in the model")
         self.model = model
+        self.arm = arm
+        self.n_joints = n_arm
         self.arm_joints = tuple(arm_joints)
         self.tcp_site = tcp_site
         self.dt = float(control_period)
@@ -157,13 +178,13 @@ class DiffIKController:
         self._qadr = np.array([model.jnt_qposadr[model.joint(n).id] for n in arm_joints])
         self._dofadr = np.array([model.jnt_dofadr[model.joint(n).id] for n in arm_joints])
         self.joint_limits = np.array([model.jnt_range[model.joint(n).id] for n in arm_joints])
-        vlim = panda.VELOCITY_LIMITS if velocity_limits is None else np.asarray(velocity_limits)
-        if vlim.shape != (_N_ARM,) or np.any(vlim <= 0):
-            raise ValueError(f"velocity_limits must be 7 positive numbers, got {vlim}")
+        vlim = arm.velocity_limits if velocity_limits is None else np.asarray(velocity_limits)
+        if vlim.shape != (n_arm,) or np.any(vlim <= 0):
+            raise ValueError(f"velocity_limits must be {n_arm} positive numbers, got {vlim}")
         self.velocity_limits = vlim.astype(float)
-        post = panda.HOME_QPOS if posture is None else np.asarray(posture, dtype=float)
-        if post.shape != (_N_ARM,):
-            raise ValueError(f"posture must have shape (7,), got {post.shape}")
+        post = arm.home_qpos if posture is None else np.asarray(posture, dtype=float)
+        if post.shape != (n_arm,):
+            raise ValueError(f"posture must have shape ({n_arm},), got {post.shape}")
 
         self.configuration = mink.Configuration(model)
         self._q_full = self.configuration.q.copy()
@@ -213,7 +234,7 @@ class DiffIKController:
         """End-effector pose for arm joint positions ``q``.
 
         Args:
-            q: ``(7,)`` joint positions, rad.
+            q: ``(n,)`` joint positions, rad.
 
         Returns:
             ``(pos (3,), quat (4,))`` of the tcp site in the base frame (m; ``w, x, y, z``).
@@ -223,8 +244,8 @@ class DiffIKController:
 
     def _check_q(self, q) -> np.ndarray:
         q = np.asarray(q, dtype=np.float64).ravel()
-        if q.shape != (_N_ARM,):
-            raise ValueError(f"joint positions must have shape (7,), got {q.shape}")
+        if q.shape != (self.n_joints,):
+            raise ValueError(f"joint positions must have shape ({self.n_joints},), got {q.shape}")
         if not np.isfinite(q).all():
             raise ValueError(f"joint positions contain NaN/inf: {q}")
         return q
@@ -237,14 +258,14 @@ class DiffIKController:
 
     @property
     def commanded_q(self) -> np.ndarray | None:
-        """``(7,)`` last joint target sent (rad), or None before :meth:`reset`."""
+        """``(n,)`` last joint target sent (rad), or None before :meth:`reset`."""
         return None if self._q_cmd is None else self._q_cmd.copy()
 
     def reset(self, q: np.ndarray) -> None:
-        """Restart from measured joint positions ``q`` ``(7,)`` rad: target = FK(q), command = q.
+        """Restart from measured joint positions ``q`` ``(n,)`` rad: target = FK(q), command = q.
 
         Raises:
-            ValueError: if ``q`` is not 7 finite numbers.
+            ValueError: if ``q`` is not ``n`` finite numbers.
         """
         q = self._check_q(q)
         self._target_pos, self._target_quat = self.forward_kinematics(q)
@@ -293,11 +314,11 @@ class DiffIKController:
 
         Args:
             action: EE delta in the base frame (m, rad axis-angle) + gripper command.
-            q_measured: ``(7,)`` measured arm joint positions, rad.
+            q_measured: ``(n,)`` measured arm joint positions, rad.
 
         Returns:
             The :class:`IKCommand` (joint targets within the position limits, reachable within one
-            period at Franka's velocity limits).
+            period at the velocity limits).
 
         Raises:
             ValueError: on NaN/inf in the action or ``q_measured``.

@@ -17,7 +17,8 @@ link   offset from parent  frame rotation             joint limits (rad)
 hand   (0, 0, 0.107)       Rz(-45 deg)  (flange)      fingers: 2 x [0, 0.04] m
 =====  ==================  =========================  ============================
 
-Velocity limits (rad/s): 2.175 for joints 1-4, 2.61 for joints 5-7; torque limits (N m): 87 / 12.
+Velocity limits (rad/s): 2.175 for joints 1-4, 2.61 for joints 5-7; acceleration limits (rad/s^2):
+15, 7.5, 10, 12.5, 15, 20, 20; torque limits (N m): 87 / 12 (same page, "Limits for Panda").
 Link masses are the published identification values (rounded); inertias are rough diagonal
 approximations. Geometry is capsules and boxes (no meshes). The links are gravity-compensated
 (``body.gravcomp = 1``), as Franka's controller compensates gravity internally, so position targets
@@ -59,6 +60,10 @@ VELOCITY_LIMITS = np.array([2.175, 2.175, 2.175, 2.175, 2.61, 2.61, 2.61])
 """``(7,)`` Franka's published joint velocity limits, rad/s."""
 TORQUE_LIMITS = np.array([87.0, 87.0, 87.0, 87.0, 12.0, 12.0, 12.0])
 """``(7,)`` Franka's published joint torque limits, N m."""
+ACCELERATION_LIMITS = np.array([15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0])
+"""``(7,)`` Franka's published joint acceleration limits (``ddq_max``), rad/s^2."""
+ROS_JOINT_NAMES = tuple(f"panda_joint{i}" for i in range(1, 8))
+"""The arm joints' names in ``franka_description`` / franka_ros2 (``JointState``, trajectories)."""
 HOME_QPOS = np.array([0.0, -0.35, 0.0, -2.35, 0.0, 2.0, 0.785])
 """``(7,)`` home joint configuration, rad: gripper pointing straight down, ~0.3 m above the table,
 fingers opening along the base y axis (a lowered variant of Franka's ``[0, -pi/4, 0, -3pi/4, 0,
@@ -170,7 +175,8 @@ def substeps_per_control() -> int:
 
 
 def add_panda(spec: mujoco.MjSpec, base_pos=(0.0, 0.0, 0.0), *, set_options: bool = True,
-              add_keyframe: bool | None = None) -> PandaNames:
+              add_keyframe: bool | None = None, prefix: str = PREFIX,
+              joint_limits: np.ndarray | None = None) -> PandaNames:
     """Add a Franka Panda with its hand to ``spec``'s world body.
 
     Args:
@@ -179,6 +185,9 @@ def add_panda(spec: mujoco.MjSpec, base_pos=(0.0, 0.0, 0.0), *, set_options: boo
         set_options: also apply :func:`configure_options` (timestep, integrator, contact cone).
         add_keyframe: add a ``panda/home`` keyframe (arm at :data:`HOME_QPOS`, gripper open).
             Default: only when the spec has no other joints yet (a keyframe must cover every qpos).
+        prefix: element name prefix (default ``panda/``; the FR3 description uses ``fr3/``).
+        joint_limits: ``(7, 2)`` joint (and servo) position ranges, rad (default
+            :data:`JOINT_LIMITS`; the FR3, same kinematics, has its own).
 
     Returns:
         The :class:`PandaNames` of the added elements.
@@ -189,8 +198,11 @@ def add_panda(spec: mujoco.MjSpec, base_pos=(0.0, 0.0, 0.0), *, set_options: boo
     base = np.asarray(base_pos, dtype=float).reshape(-1)
     if base.shape != (3,) or not np.all(np.isfinite(base)):
         raise ValueError(f"base_pos must be 3 finite numbers, got {base_pos!r}")
-    if spec.body(PREFIX + "link0") is not None:
-        raise ValueError("this spec already holds a Panda (body 'panda/link0' exists)")
+    lims = JOINT_LIMITS if joint_limits is None else np.asarray(joint_limits, dtype=float)
+    if lims.shape != (N_ARM_JOINTS, 2) or not np.all(np.isfinite(lims)):
+        raise ValueError(f"joint_limits must be (7, 2) finite numbers, got {joint_limits!r}")
+    if spec.body(prefix + "link0") is not None:
+        raise ValueError(f"this spec already holds a Panda (body '{prefix}link0' exists)")
     if add_keyframe is None:
         add_keyframe = len(spec.joints) == 0
     if set_options:
@@ -198,7 +210,7 @@ def add_panda(spec: mujoco.MjSpec, base_pos=(0.0, 0.0, 0.0), *, set_options: boo
 
     # Joint ranges are read in the spec's angle unit (MjSpec defaults to degrees).
     ang = 180.0 / np.pi if spec.compiler.degree else 1.0
-    P = PREFIX
+    P = prefix
     link0 = spec.worldbody.add_body(name=P + "link0", pos=base.tolist())
     _inertial(link0, _MASSES[0], (-0.04, 0, 0.05), 0.08)
     link0.gravcomp = 0.0
@@ -224,7 +236,7 @@ def add_panda(spec: mujoco.MjSpec, base_pos=(0.0, 0.0, 0.0), *, set_options: boo
         body = parent.add_body(name=f"{P}link{i}", pos=list(pos), quat=quat)
         _inertial(body, _MASSES[i], ip, r)
         j = body.add_joint(name=f"{P}joint{i}", type=mujoco.mjtJoint.mjJNT_HINGE, axis=[0, 0, 1],
-                           range=(JOINT_LIMITS[i - 1] * ang).tolist(), limited=mujoco.mjtLimited.mjLIMITED_TRUE,
+                           range=(lims[i - 1] * ang).tolist(), limited=mujoco.mjtLimited.mjLIMITED_TRUE,
                            damping=1.0, armature=0.1, frictionloss=0.0)
         joints.append(j.name)
         links.append(body)
@@ -290,7 +302,7 @@ def add_panda(spec: mujoco.MjSpec, base_pos=(0.0, 0.0, 0.0), *, set_options: boo
                               trntype=mujoco.mjtTrn.mjTRN_JOINT)
         a.set_to_position(kp=float(_KP[i]), kv=float(_KV[i]))
         a.ctrllimited = mujoco.mjtLimited.mjLIMITED_TRUE
-        a.ctrlrange = JOINT_LIMITS[i].tolist()
+        a.ctrlrange = lims[i].tolist()
         a.forcelimited = mujoco.mjtLimited.mjLIMITED_TRUE
         a.forcerange = [-float(TORQUE_LIMITS[i]), float(TORQUE_LIMITS[i])]
         actuators.append(a.name)
@@ -334,3 +346,27 @@ def panda_only_spec(base_pos=(0.0, 0.0, 0.0)) -> tuple[mujoco.MjSpec, PandaNames
     spec.modelname = "panda"
     names = add_panda(spec, base_pos)
     return spec, names
+
+
+def arm_description():
+    """The Panda's :class:`~robot_skills.robots.description.ArmDescription` (registry name ``panda``).
+
+    Its model is :func:`panda_only_spec`'s (arm + hand, joints ``panda/joint1..7``); on the wire
+    the joints are ``panda_joint1..7`` (franka_description).
+    """
+    from robot_skills.robots.description import ArmDescription
+
+    return ArmDescription(
+        name="panda",
+        joint_names=ROS_JOINT_NAMES,
+        model_joint_names=tuple(f"{PREFIX}joint{i}" for i in range(1, 8)),
+        joint_limits=JOINT_LIMITS,
+        velocity_limits=VELOCITY_LIMITS,
+        acceleration_limits=ACCELERATION_LIMITS,
+        home_qpos=HOME_QPOS,
+        tcp_site=PREFIX + "tcp",
+        gripper_max_width=GRIPPER_MAX_WIDTH,
+        base_frame="panda_link0",
+        source="https://frankaemika.github.io/docs/control_parameters.html (Limits for Panda)",
+        builder=lambda: panda_only_spec()[0].compile(),
+    )
