@@ -43,7 +43,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -664,31 +663,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on a clean shutdown, 2 when it could not start (the reason on stderr).
     """
-    try:
-        import rclpy
-        from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    except ImportError as exc:
-        print(f"executor node: needs rclpy (pip install -e '.[ros]'): {exc}", file=sys.stderr)
-        return 2
+    from hardware.processes import run_node
+
     logging.basicConfig(level=logging.INFO, format="[%(levelname)s] [%(name)s]: %(message)s")
-    rclpy.init(args=list(sys.argv if argv is None else argv))
-    node = None
-    try:
-        node = make_node()
-        ex = SingleThreadedExecutor()
-        ex.add_node(node)
-        ex.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as e:  # noqa: BLE001 - a node that cannot start says why and exits 2
-        print(f"executor node: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return run_node(make_node, "executor node", argv)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 MAX_DOMAIN_ID = 101
 """Largest ``ROS_DOMAIN_ID`` used (Fast DDS's port mapping is safe for 0..101 on Linux)."""
@@ -200,3 +200,43 @@ class NodeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def run_node(make_node: Callable[[], Any], label: str,
+             argv: Sequence[str] | None = None) -> int:
+    """Run one rclpy node until SIGINT/SIGTERM, the ``main`` of every node the bridge starts.
+
+    Args:
+        make_node: builds the node after ``rclpy.init`` (reads its parameters from ``argv``'s
+            ``--ros-args``).
+        label: the node's name in error messages (``"sim twin"``, ``"executor node"``).
+        argv: command-line arguments for ``rclpy.init`` (default ``sys.argv``).
+
+    Returns:
+        0 on a clean shutdown, 2 when rclpy is missing or the node could not start (the reason on
+        stderr).
+    """
+    try:
+        import rclpy
+        from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+    except ImportError as exc:
+        print(f"{label}: needs rclpy (pip install -e '.[ros]'): {exc}", file=sys.stderr)
+        return 2
+    rclpy.init(args=list(sys.argv if argv is None else argv))  # SIGINT/SIGTERM shut it down
+    node = None
+    try:
+        node = make_node()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except Exception as e:  # noqa: BLE001 - a node that cannot start says why and exits 2
+        print(f"{label}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0

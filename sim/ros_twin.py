@@ -56,7 +56,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -589,30 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         0 on a clean shutdown, 2 when the node could not start (the reason on stderr).
     """
-    try:
-        import rclpy
-        from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    except ImportError as exc:
-        print(f"sim twin: needs rclpy (pip install -e '.[ros]'): {exc}", file=sys.stderr)
-        return 2
-    rclpy.init(args=list(sys.argv if argv is None else argv))  # SIGINT/SIGTERM shut it down
-    node = None
-    try:
-        node = make_node()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except Exception as e:  # noqa: BLE001 - a node that cannot start says why and exits 2
-        print(f"sim twin: {type(e).__name__}: {e}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    from hardware.processes import run_node  # the same node main as the bridge's nodes
+
+    return run_node(make_node, "sim twin", argv)
 
 
 if __name__ == "__main__":

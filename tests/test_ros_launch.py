@@ -100,13 +100,14 @@ def test_every_launched_node_exists_and_its_parameters_are_declared(path: Path) 
 
 
 @pytest.mark.parametrize("setup", sorted(bridge.SETUPS))
-def test_rs_bridge_starts_what_the_launch_file_starts(setup: str) -> None:
+def test_rs_bridge_starts_what_the_launch_file_starts(setup: str, tmp_path: Path) -> None:
     path = LAUNCH / f"{setup.replace('-', '_')}.launch.py"
     consts, nodes = _launched_nodes(path)
     assert tuple(n["executable"] for n in nodes) == bridge.SETUPS[setup]
     assert bridge.PARAMS_FILES[setup] == consts["PARAMS"]
-    args = [setup, "--skill-library", "/tmp/lib", "--dry-run"]
-    args += ["--task", "/tmp/t.bddl"] if setup == "sim-twin" else ["--preset", "fr3"]
+    lib = tmp_path / "lib"
+    args = [setup, "--skill-library", str(lib), "--dry-run"]
+    args += ["--task", str(tmp_path / "t.bddl")] if setup == "sim-twin" else ["--preset", "fr3"]
     out = subprocess.run([sys.executable, "-m", "hardware.bridge", *args], capture_output=True,
                          text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stderr
@@ -115,7 +116,7 @@ def test_rs_bridge_starts_what_the_launch_file_starts(setup: str) -> None:
                                              bridge.SETUPS[setup]]
     for ln in lines:
         assert f"--params-file {LAUNCH / 'params' / consts['PARAMS']}" in ln
-        assert "skill_library:=/tmp/lib" in ln or "sim.ros_twin" in ln
+        assert f"skill_library:={lib}" in ln or "sim.ros_twin" in ln
 
 
 def test_the_twin_speaks_the_topics_of_the_panda_preset() -> None:

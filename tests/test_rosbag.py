@@ -499,11 +499,12 @@ def test_cut_off_recording_keeps_the_episode_as_truncated(tmp_path):
 
 
 # ------------------------------------------------------------------ packaging
-def test_core_imports_without_rosbags():
+def test_core_imports_without_rosbags(tmp_path):
     """``rosbags`` is imported only when a bag is read or written."""
     code = ("import sys; sys.modules['rosbags'] = None\n"
             "import robot_skills.data.rosbag as m\n"
-            "try:\n    m.BagWriter('/tmp/x')\nexcept ImportError as e:\n    print('ok', e)\n")
+            f"try:\n    m.BagWriter({str(tmp_path / 'x')!r})\nexcept ImportError as e:\n"
+            "    print('ok', e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, env={**os.environ, "MUJOCO_GL": "egl"})
     assert out.stdout.startswith("ok")
