@@ -7,12 +7,15 @@ overrides on top of ``configs/config.yaml``.
 * ``rs-quickstart`` the main job: collect -> train -> eval, printing the table, time per stage and
   peak memory
 * ``rs-fetch-libero`` download LIBERO's task files from the ``libero`` sdist on PyPI into the cache
+* ``rs-report``     (re)write a run's self-contained ``report.html`` from its ``results.json``
 
 Examples::
 
     rs-quickstart suite=libero_spatial eval.episodes_per_task=20
     rs-eval eval.policy=expert suite.path=/path/to/my/bddl_dir
     rs-eval eval.perturbations=configs/perturbations/libero_plus_lite.yaml
+    rs-eval eval.policy=expert eval.workers=ray eval.ray_address=HEAD_IP:6379   # on a Ray cluster
+    rs-report outputs/libero_goal/eval_expert
 
 Each command is a ``@hydra.main`` application, so ``--multirun`` sweeps and Hydra's launcher
 plugins (submitit for SLURM, Ray) work: ``rs-eval --multirun eval.seed=0,1``. The CLI imports
@@ -129,7 +132,11 @@ def _train_config(cfg: Any) -> Any:
                        hidden=int(p.hidden), layers=int(p.layers), lora_rank=int(p.lora_rank),
                        lora_alpha=float(p.lora_alpha), seed=int(cfg.seed), device=str(t.device),
                        compile=bool(t.compile), bf16=bool(t.bf16),
-                       ckpt_every=int(t.checkpoint_every))
+                       ckpt_every=int(t.checkpoint_every), warmup_steps=int(t.warmup_steps),
+                       grad_clip=float(t.grad_clip), ema_decay=float(t.ema_decay),
+                       log_every=int(t.log_every), tensorboard=bool(t.tensorboard),
+                       keep_checkpoints=int(t.keep_checkpoints), resume=bool(t.resume),
+                       num_workers=int(t.num_workers))
 
 
 # ------------------------------------------------------------------------------------------ jobs
@@ -161,7 +168,8 @@ def run_collect(cfg: Any) -> dict[str, Any]:
                             max_steps=int(cfg.suite.max_episode_steps),
                             max_replans=int(cfg.collect.max_replans), workers=int(cfg.workers),
                             region_scale_max=float(cfg.collect.region_scale_max),
-                            env_args={"suite": str(cfg.suite.name)})
+                            env_args={"suite": str(cfg.suite.name)},
+                            image_codec=str(cfg.collect.get("image_codec", "gzip")))
     atomic_write_json(run / "collect_summary.json", summary, sort_keys=False)
     rates = [v["expert_success_rate"] for v in summary["tasks"].values()]
     print(f"collected {summary['demos']} demos -> {out}; expert success "
@@ -197,6 +205,14 @@ def run_train(cfg: Any) -> Path:
         raise SystemExit(f"no demonstrations at {demos}: run rs-collect first")
     tcfg = _train_config(cfg)
     lib = run / "skills"
+    if cfg.policy.get("kind", "state") == "visuomotor":
+        # image-based skills (policy=visuomotor): one network over the cameras + proprioception
+        from robot_skills.training.visuomotor import VisuomotorTrainConfig, train_visuomotor
+
+        vlib = train_visuomotor([demos], run / "skills_visuomotor", tcfg,
+                                VisuomotorTrainConfig.from_mapping(_plain(cfg.policy.visuomotor)))
+        print(f"visuomotor skills -> {vlib}")
+        return vlib
     if cfg.training.skill_library:
         lib = train_skill_library([demos], lib, tcfg)
         print(f"skill library -> {lib}")
@@ -235,9 +251,11 @@ def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
         SystemExit: on an unknown policy. FileNotFoundError / ValueError: a library that does
             not load.
     """
+    from robot_skills.evaluation.html_report import REPORT_NAME, write_html
     from robot_skills.evaluation.perturbations import load_perturbation_suite
     from robot_skills.evaluation.report import print_table
     from robot_skills.evaluation.runner import BenchmarkRunner
+    from robot_skills.execution.pool import use_backend
 
     policy = policy or str(cfg.eval.policy)
     if policy not in cfg.eval.skills:
@@ -261,11 +279,16 @@ def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
                              video=bool(cfg.eval.video), **kwargs)
     out = _eval_dir(cfg, policy)
     check_writable(out)  # fail before any episode runs, not after the last one
-    results = runner.run_suite(tasks, int(cfg.eval.episodes_per_task),
-                               base_seed=int(cfg.eval.seed), perturbations=perturbations,
-                               out_dir=out, config=_plain(cfg))
+    # eval.workers=ray: the runner's worker pool sends every episode to Ray as a remote task
+    # (robot_skills.execution.pool); results are merged by task, condition and seed either way.
+    backend = str(cfg.eval.get("workers", "local"))
+    with use_backend(backend, cfg.eval.get("ray_address") if backend == "ray" else None):
+        results = runner.run_suite(tasks, int(cfg.eval.episodes_per_task),
+                                   base_seed=int(cfg.eval.seed), perturbations=perturbations,
+                                   out_dir=out, config=_plain(cfg))
     print_table(results)
     print(f"results -> {out / 'results.json'}")
+    print(f"report  -> {write_html(results, out / REPORT_NAME, run_dir=out)}")
     problem = incomplete_run(results)
     if problem:
         raise SystemExit(f"rs-eval: {problem} (see {out / 'report.md'})")
@@ -276,15 +299,20 @@ def incomplete_run(results: dict[str, Any]) -> str:
     """A one-line description of what the benchmark could not run, or ``""`` when it ran it all.
 
     Skipped tasks, and episodes that did not run (world not built, simulation invalid, harness
-    error) in any condition, make a run incomplete: the command then exits non-zero after writing
-    its results for what did run.
+    error) in the unperturbed condition, make a run incomplete: the command then exits non-zero
+    after writing its results for what did run. Under a perturbation, an episode whose world
+    cannot be built (``status="not_built"``, e.g. no free spot for five distractors) is a measured
+    outcome of that perturbation, counted apart from success and failure in the results; only
+    perturbed episodes that went invalid or hit a harness error make the run incomplete.
     """
     parts = []
     if results.get("skipped_tasks"):
         parts.append(f"{len(results['skipped_tasks'])} task(s) skipped "
                      f"({', '.join(sorted(results['skipped_tasks']))})")
-    not_run = results["suite"].get("n_not_run", 0) + sum(
-        p["suite"].get("n_not_run", 0) for p in results["perturbations"].values())
+    not_run = results["suite"].get("n_not_run", 0)
+    for p in results["perturbations"].values():
+        s = p["suite"]
+        not_run += s.get("n_not_run", 0) - s.get("n_not_built", 0)
     if not_run:
         parts.append(f"{not_run} episode(s) did not run")
     return "; ".join(parts)
@@ -354,8 +382,12 @@ def collect_main(argv: Sequence[str] | None = None) -> None:
 
 
 def train_main(argv: Sequence[str] | None = None) -> None:
-    """``rs-train [key=value ...]``."""
-    _main("train", argv)
+    """``rs-train [key=value ...]``; ``resume=true|false`` is short for ``training.resume=...``
+    (true, the default: each stage continues from its newest valid checkpoint; false: start
+    afresh). Under ``torchrun --nproc_per_node=N -m robot_skills.cli train training.resume=...``
+    it trains with DDP (that entry point takes the full key)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    _main("train", [f"training.{a}" if a.startswith("resume=") else a for a in argv])
 
 
 def eval_main(argv: Sequence[str] | None = None) -> None:
@@ -373,6 +405,37 @@ def fetch_libero_main(argv: Sequence[str] | None = None) -> None:
     from robot_skills.tasks.suites import fetch_libero_bddl
 
     print(fetch_libero_bddl())
+
+
+def report_main(argv: Sequence[str] | None = None) -> None:
+    """``rs-report <run_dir> [--max-video-mb N]``: (re)write ``<run_dir>/report.html`` from
+    ``<run_dir>/results.json`` (a run's ``eval_<policy>`` directory) and print its path.
+
+    Raises:
+        SystemExit: (status 2) when ``run_dir`` holds no readable results file, naming it.
+    """
+    import argparse
+
+    from robot_skills.evaluation.html_report import DEFAULT_MAX_VIDEO_BYTES, write_run_report
+
+    parser = argparse.ArgumentParser(
+        prog="rs-report", description="Write a run's self-contained HTML report (report.html) "
+        "from its results.json: success table with 95% CIs, subgoal progress, success per "
+        "perturbation, episodes not built, and the rollout videos embedded.")
+    parser.add_argument("run_dir", type=Path, help="directory holding results.json "
+                        "(e.g. outputs/libero_goal/eval_expert)")
+    parser.add_argument("--max-video-mb", type=float, default=DEFAULT_MAX_VIDEO_BYTES / 2**20,
+                        help="cap on the total size of embedded videos, MiB (default "
+                        "%(default)g); videos past it are listed, not embedded")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not args.max_video_mb >= 0:
+        parser.error(f"--max-video-mb must be >= 0, got {args.max_video_mb}")
+    try:
+        path = write_run_report(args.run_dir, max_video_bytes=int(args.max_video_mb * 2**20))
+    except (FileNotFoundError, ValueError) as e:
+        print(f"rs-report: {e}", file=sys.stderr)
+        raise SystemExit(2) from e
+    print(path)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -54,12 +54,37 @@ class CollectConfig:
     seed: int = 1000
     max_replans: int = 2
     experts: Any = None               # a SkillSet factory (`_target_`)
+    image_codec: str = "gzip"         # camera images (world.cameras): gzip | lzf | png | jpeg
+
+
+@dataclass
+class VisuomotorPolicyConfig:
+    """The image encoder and augmentation of ``policy.kind=visuomotor``
+    (:mod:`robot_skills.policies.vision`, :mod:`robot_skills.data.images`)."""
+
+    cameras: list[str] = field(default_factory=lambda: ["agentview", "panda/wrist_cam"])
+    crop: list[int] = field(default_factory=lambda: [116, 116])   # network input (h, w), px
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    strides: list[int] = field(default_factory=lambda: [1, 2, 2, 2])
+    groups: int = 8                   # GroupNorm groups
+    stem_pool: bool = True
+    pool: str = "spatial_softmax"     # spatial_softmax | avg
+    num_keypoints: int = 32
+    embed_dim: int = 64
+    entity_emb_dim: int = 16
+    brightness: float = 0.1           # colour jitter strengths (training augmentation)
+    contrast: float = 0.1
+    saturation: float = 0.1
+    hue: float = 0.02
 
 
 @dataclass
 class PolicyConfig:
     """Goal-conditioned BC with action chunks and LoRA adapters (``configs/policy/``)."""
 
+    kind: str = "state"               # state (object-pose features) | visuomotor (cameras)
+    visuomotor: VisuomotorPolicyConfig = field(default_factory=VisuomotorPolicyConfig)
     chunk_size: int = 10
     hidden: int = 256
     layers: int = 4
@@ -83,6 +108,14 @@ class TrainingConfig:
     compile: bool = False
     bf16: bool = True
     checkpoint_every: int = 1000
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.0
+    log_every: int = 50
+    tensorboard: bool = True
+    keep_checkpoints: int = 2
+    resume: bool = True
+    num_workers: int = 0
 
 
 @dataclass
@@ -95,6 +128,8 @@ class EvalConfig:
     video: bool = True
     perturbations: str | None = None
     max_replans: int = 2
+    workers: str = "local"            # local (root `workers` processes) | ray
+    ray_address: str | None = None    # eval.workers=ray: None = a new local Ray instance
     skills: dict[str, Any] = field(default_factory=dict)
 
 
@@ -152,6 +187,10 @@ def check_config(cfg: Any) -> None:
          math.isfinite(cfg.collect.region_scale_max) and cfg.collect.region_scale_max >= 1,
          "finite, >= 1"),
         ("collect.max_replans", cfg.collect.max_replans, cfg.collect.max_replans >= 0, ">= 0"),
+        ("collect.image_codec", cfg.collect.image_codec,
+         cfg.collect.image_codec in ("gzip", "lzf", "png", "jpeg"), "gzip, lzf, png or jpeg"),
+        ("policy.kind", cfg.policy.kind, cfg.policy.kind in ("state", "visuomotor"),
+         "state or visuomotor"),
         ("policy.chunk_size", cfg.policy.chunk_size, cfg.policy.chunk_size >= 1, ">= 1"),
         ("policy.hidden", cfg.policy.hidden, cfg.policy.hidden >= 1, ">= 1"),
         ("policy.layers", cfg.policy.layers, cfg.policy.layers >= 1, ">= 1"),
@@ -173,9 +212,25 @@ def check_config(cfg: Any) -> None:
          "auto, cpu or cuda[:N]"),
         ("training.checkpoint_every", cfg.training.checkpoint_every,
          cfg.training.checkpoint_every >= 1, ">= 1"),
+        ("training.warmup_steps", cfg.training.warmup_steps, cfg.training.warmup_steps >= 0,
+         ">= 0"),
+        ("training.grad_clip", cfg.training.grad_clip,
+         math.isfinite(cfg.training.grad_clip) and cfg.training.grad_clip >= 0, "finite, >= 0"),
+        ("training.ema_decay", cfg.training.ema_decay, 0 <= cfg.training.ema_decay < 1,
+         "in [0, 1)"),
+        ("training.log_every", cfg.training.log_every, cfg.training.log_every >= 1, ">= 1"),
+        ("training.keep_checkpoints", cfg.training.keep_checkpoints,
+         cfg.training.keep_checkpoints >= 1, ">= 1"),
+        ("training.num_workers", cfg.training.num_workers, cfg.training.num_workers >= 0, ">= 0"),
         ("eval.episodes_per_task", cfg.eval.episodes_per_task, cfg.eval.episodes_per_task >= 1,
          ">= 1"),
         ("eval.max_replans", cfg.eval.max_replans, cfg.eval.max_replans >= 0, ">= 0"),
+        ("eval.workers", cfg.eval.workers, cfg.eval.workers in ("local", "ray"),
+         "local or ray"),
+        ("eval.ray_address", cfg.eval.ray_address,
+         cfg.eval.ray_address is None or (cfg.eval.workers == "ray"
+                                          and bool(str(cfg.eval.ray_address).strip())),
+         "null, or a non-empty address with eval.workers=ray"),
         ("eval.policy", cfg.eval.policy, cfg.eval.policy in cfg.eval.skills,
          f"one of {sorted(cfg.eval.skills)}"),
         ("robot.max_delta_pos", cfg.robot.max_delta_pos, _positive(cfg.robot.max_delta_pos),

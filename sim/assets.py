@@ -9,7 +9,9 @@ Conventions (all lengths in m, masses in kg):
 * Every entity is one MuJoCo body named exactly as the entity (``"akita_black_bowl_1"``).
   Objects are free-jointed (joint ``"<name>_free"``); fixtures are welded (children of the world).
 * An object's body origin is the centre of its axis-aligned bounding box, so it rests upright on
-  a surface when its origin is ``half_extents[2]`` above it.
+  a surface when its origin is ``half_extents[2]`` above it. Objects with a handle (mugs, frypan,
+  moka pot, :mod:`sim.assets_libero`) keep the origin at mid-height on the axis of their main body;
+  their ``half_extents`` are symmetric about it and cover the handle.
 * A fixture's body origin is the centre of its footprint on the surface it stands on; its local
   **+x is its front** (drawer fronts and handles, the stove's knob side). LIBERO task files rotate
   fixtures with ``:yaw_rotation``; the cabinet's ``yaw = pi`` thus turns its drawers toward the
@@ -35,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mujoco
+import numpy as np
 
 _BOX = mujoco.mjtGeom.mjGEOM_BOX
 _CYL = mujoco.mjtGeom.mjGEOM_CYLINDER
@@ -60,6 +63,15 @@ KNOB_ON_THRESHOLD = 0.6
 """The stove is ``Turnon`` when its knob angle is at least this, rad; ``Turnoff`` otherwise."""
 KNOB_INIT_ON = 1.2
 """Knob angle a stove starts at when the task's init says ``(Turnon …)``, rad."""
+DOOR_RANGE = (0.0, 2.094)
+"""Hinged door range, rad: 0 = shut, positive = swung open (LIBERO's microwave: 0 .. 2.094)."""
+DOOR_OPEN_THRESHOLD = 1.3
+"""A hinged door is ``Open`` when swung at least this far, rad (LIBERO's microwave: 1.3)."""
+DOOR_CLOSED_THRESHOLD = 0.02
+"""A hinged door is ``Close`` when swung at most this far, rad (LIBERO: 0.005; 0.02 rad is
+5 mm at the proxy's handle, what a pushed door reliably reaches against its stop)."""
+DOOR_INIT_OPEN = 1.7
+"""Door angle when the task's init says ``(Open <fixture>)``, rad (inside LIBERO's open range)."""
 
 # contact bits: ordinary geoms (1); robot geoms use contype 2 / conaffinity 1 (sim/robots/panda.py)
 _VISUAL = {"contype": 0, "conaffinity": 0, "group": 1}
@@ -94,6 +106,8 @@ class GraspInfo:
         facet_period: for ``"any"`` objects with flat facets (the 12-sided bowl), the angle in rad
             between facet normals: closing along a facet normal puts the pads on two opposite
             flats instead of two corners. 0 for truly round objects.
+        offset: ``(x, y)`` centre of the grasped feature in the object's frame, m, relative to the
+            body origin; ``(0, 0)`` unless the grasp is off the origin (the frypan's handle).
     """
 
     half_extents: tuple[float, float, float]
@@ -101,6 +115,7 @@ class GraspInfo:
     grasp_width: float
     axis: str = "any"
     facet_period: float = 0.0
+    offset: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -152,6 +167,10 @@ class AssetInfo:
     rgba: tuple[float, float, float, float]
     builder: Callable[..., BuiltAsset] = field(repr=False, compare=False)
     note: str = ""
+    frame_yaw: float = 0.0
+    """Extra rotation about +z, rad, between the task's pose of the entity and the frame the
+    builder draws in: the body's yaw is the task's yaw plus ``frame_yaw`` (``-pi/2`` for the white
+    cabinet, drawn front = +x like the wooden one, so that its front is LIBERO's local -y)."""
 
     def build(self, spec: mujoco.MjSpec, parent: mujoco.MjsBody, name: str,
               pos=(0.0, 0.0, 0.0), quat=(1.0, 0.0, 0.0, 0.0)) -> BuiltAsset:
@@ -169,8 +188,12 @@ class AssetInfo:
         """
         if spec.body(name) is not None:
             raise ValueError(f"an entity named {name!r} already exists in the scene")
-        body = parent.add_body(name=name, pos=[float(v) for v in pos],
-                               quat=[float(v) for v in quat])
+        q = [float(v) for v in quat]
+        if self.frame_yaw:
+            out = np.zeros(4)
+            mujoco.mju_mulQuat(out, np.asarray(q), np.asarray(yaw_quat(self.frame_yaw)))
+            q = out.tolist()
+        body = parent.add_body(name=name, pos=[float(v) for v in pos], quat=q)
         return self.builder(self, spec, body, name)
 
 
@@ -391,48 +414,80 @@ def _build_table(info: AssetInfo, spec, body, name) -> BuiltAsset:
     return BuiltAsset(name, {}, {}, (name,))
 
 
-# wooden cabinet, local frame: origin at the centre of its footprint, +x = front
-_CAB_D, _CAB_W = 0.20, 0.22           # outer depth (x) and width (y)
-_CAB_T = 0.01                          # wall thickness
-_CAB_BASE, _CAB_SLOT, _CAB_SEP, _CAB_TOP = 0.01, 0.08, 0.005, 0.015
-CABINET_HEIGHT = _CAB_BASE + 3 * _CAB_SLOT + 2 * _CAB_SEP + _CAB_TOP
+# cabinets, local frame: origin at the centre of the footprint, +x = front
+
+
+@dataclass(frozen=True)
+class CabinetDims:
+    """Dimensions of a drawer cabinet proxy (all m).
+
+    Attributes:
+        depth / width: outer size along the cabinet's x (front-back) and y.
+        wall: carcass wall thickness.
+        base / slot / sep / top: base plate thickness, height of each drawer slot, separator
+            thickness, top plate thickness; height = base + 3 slot + 2 sep + top.
+        handle_y: drawer region name -> y offset of its handle (staggered sideways so a top-down
+            hand reaching a low handle clears the ones above).
+        handle_out: handle bar centre in front of the drawer's front panel.
+        front: drawer front panel thickness.
+    """
+
+    depth: float = 0.20
+    width: float = 0.22
+    wall: float = 0.01
+    base: float = 0.01
+    slot: float = 0.08
+    sep: float = 0.005
+    top: float = 0.015
+    handle_y: tuple[tuple[str, float], ...] = (("bottom_region", -0.07), ("middle_region", 0.0),
+                                               ("top_region", 0.07))
+    handle_out: float = 0.045
+    front: float = 0.015
+
+    @property
+    def height(self) -> float:
+        """Outer height, m."""
+        return self.base + 3 * self.slot + 2 * self.sep + self.top
+
+    def slot_z(self, k: int) -> float:
+        """Height of the bottom of drawer slot ``k`` (0 = bottom), m."""
+        return self.base + k * (self.slot + self.sep)
+
+
+WOODEN_CABINET = CabinetDims()
+CABINET_HEIGHT = WOODEN_CABINET.height
 _DRAWERS = ("bottom_region", "middle_region", "top_region")   # slot 0, 1, 2
-_HANDLE_Y = {"bottom_region": -0.07, "middle_region": 0.0, "top_region": 0.07}
-"""Handles are staggered sideways so a top-down hand reaching a low handle clears the ones above."""
-_HANDLE_OUT = 0.045   # handle bar centre in front of the drawer's front panel
-_FRONT_T = 0.015
 
 
-def _slot_z(k: int) -> float:
-    return _CAB_BASE + k * (_CAB_SLOT + _CAB_SEP)
-
-
-def _build_cabinet(info: AssetInfo, spec, body, name) -> BuiltAsset:
+def _build_cabinet(info: AssetInfo, spec, body, name, dims: CabinetDims = WOODEN_CABINET
+                   ) -> BuiltAsset:
     wood, dark = info.rgba, (0.3, 0.2, 0.1, 1.0)
-    hx, hy = _CAB_D / 2, _CAB_W / 2
-    H = CABINET_HEIGHT
+    hx, hy = dims.depth / 2, dims.width / 2
+    H = dims.height
+    T = dims.wall
     fg = _fixture_geom
-    fg(body, _BOX, (hx, hy, _CAB_BASE / 2), (0, 0, _CAB_BASE / 2), wood)            # base
-    fg(body, _BOX, (hx, hy, _CAB_TOP / 2), (0, 0, H - _CAB_TOP / 2), wood)          # top
-    fg(body, _BOX, (_CAB_T / 2, hy, H / 2), (-hx + _CAB_T / 2, 0, H / 2), wood)     # back
+    fg(body, _BOX, (hx, hy, dims.base / 2), (0, 0, dims.base / 2), wood)            # base
+    fg(body, _BOX, (hx, hy, dims.top / 2), (0, 0, H - dims.top / 2), wood)          # top
+    fg(body, _BOX, (T / 2, hy, H / 2), (-hx + T / 2, 0, H / 2), wood)               # back
     for s in (-1, 1):
-        fg(body, _BOX, (hx, _CAB_T / 2, H / 2), (0, s * (hy - _CAB_T / 2), H / 2), wood)
+        fg(body, _BOX, (hx, T / 2, H / 2), (0, s * (hy - T / 2), H / 2), wood)
     for k in (1, 2):
-        z = _slot_z(k) - _CAB_SEP / 2
-        fg(body, _BOX, (hx - _CAB_T, hy - _CAB_T, _CAB_SEP / 2), (-_CAB_T, 0, z), wood)
+        z = dims.slot_z(k) - dims.sep / 2
+        fg(body, _BOX, (hx - T, hy - T, dims.sep / 2), (-T, 0, z), wood)
     regions = {"top_side": (f"{name}_top_side", name)}
     _region_site(body, f"{name}_top_side", (0, 0, H), (hx - 0.01, hy - 0.01, 0.05))
     joints, bodies, sites = {}, [name], {}
+    handle_y = dict(dims.handle_y)
     # drawer geometry, written in the cabinet frame (shut) then shifted into the drawer frame,
     # whose origin is the middle of the drawer floor's top face
-    x_back, x_front = -hx + _CAB_T + 0.002, hx - _FRONT_T      # drawer box x span
-    iy = hy - _CAB_T - 0.004                                    # drawer outer half width
+    x_back, x_front = -hx + T + 0.002, hx - dims.front           # drawer box x span
+    iy = hy - T - 0.004                                          # drawer outer half width
     wall_t, floor_t = 0.006, 0.006
-    wall_h = _CAB_SLOT - 0.008 - 0.012
+    wall_h = dims.slot - 0.008 - 0.012
     cx = (x_back + x_front) / 2
     hxd = (x_front - x_back) / 2
     for k, reg in enumerate(_DRAWERS):
-        zs = _slot_z(k)
+        zs = dims.slot_z(k)
         z0 = zs + 0.002 + floor_t
         level = reg.split("_")[0]
         dname = f"{name}_{level}_drawer"
@@ -449,15 +504,15 @@ def _build_cabinet(info: AssetInfo, spec, body, name) -> BuiltAsset:
             fg(d, _BOX, (hxd, wall_t / 2, wall_h / 2), (0, s * (iy - wall_t / 2), wall_h / 2),
                wood)
         # front panel, flush with the carcass front when shut
-        pz0, pz1 = zs + 0.002 - z0, zs + _CAB_SLOT - 0.002 - z0
-        fg(d, _BOX, (_FRONT_T / 2, hy - _CAB_T - 0.002, (pz1 - pz0) / 2),
-           (x_front + _FRONT_T / 2 - cx, 0, (pz0 + pz1) / 2), wood)
+        pz0, pz1 = zs + 0.002 - z0, zs + dims.slot - 0.002 - z0
+        fg(d, _BOX, (dims.front / 2, hy - T - 0.002, (pz1 - pz0) / 2),
+           (x_front + dims.front / 2 - cx, 0, (pz0 + pz1) / 2), wood)
         # handle: a bar along y on two standoffs, graspable by a top-down hand closing along x
-        hy_off = _HANDLE_Y[reg]
-        hz = zs + _CAB_SLOT / 2 - z0
-        bar_x = hx + _HANDLE_OUT - cx
+        hy_off = handle_y[reg]
+        hz = zs + dims.slot / 2 - z0
+        bar_x = hx + dims.handle_out - cx
         fg(d, _BOX, (0.007, 0.028, 0.007), (bar_x, hy_off, hz), dark)
-        so = (_HANDLE_OUT - 0.007) / 2
+        so = (dims.handle_out - 0.007) / 2
         for s in (-1, 1):
             fg(d, _BOX, (so, 0.004, 0.005), (hx - cx + so, hy_off + s * 0.022, hz), dark)
         hsite = f"{name}_{reg}_handle"
@@ -594,11 +649,14 @@ ASSETS: dict[str, AssetInfo] = {a.category: a for a in [
     AssetInfo("floor", "fixture", frozenset({"surface"}), (1.0, 1.2, 0.0), (0.6, 0.6, 0.45), 0.0,
               None, {}, (0.7, 0.7, 0.72, 1), _build_table,
               note="LIBERO's floor scenes: built as a table top at z = 0 so regions land on it"),
-    *[AssetInfo(c, "fixture", frozenset({"surface"}), (1.0, 1.2, 0.9), (0.6, 0.6, 0.45), 0.0,
-                None, {}, (0.75, 0.65, 0.5, 1), _build_table, note="LIBERO-90 table variant")
-      for c in ("kitchen_table", "living_room_table", "study_table")],
+    *[AssetInfo(c, "fixture", frozenset({"surface"}), size, (0.6, 0.6, 0.45), 0.0,
+                None, {}, (0.75, 0.65, 0.5, 1), _build_table,
+                note=f"LIBERO-90 table variant (LIBERO's top is {size[0]} x {size[1]} m at "
+                     f"{size[2]} m); built as the 1.2 x 1.2 m top every region of the files fits")
+      for c, size in (("kitchen_table", (1.0, 1.2, 0.9)), ("living_room_table", (0.7, 1.6, 0.41)),
+                      ("study_table", (1.0, 1.2, 0.867)))],
     AssetInfo("wooden_cabinet", "fixture", frozenset(), (0.3, 0.3, 0.4),
-              (_CAB_D / 2, _CAB_W / 2, CABINET_HEIGHT / 2), 0.0, None,
+              (WOODEN_CABINET.depth / 2, WOODEN_CABINET.width / 2, CABINET_HEIGHT / 2), 0.0, None,
               {"top_region": "drawer", "middle_region": "drawer", "bottom_region": "drawer",
                "top_side": "surface"}, (0.6, 0.42, 0.25, 1), _build_cabinet,
               note="three drawers on slide joints, front (+x local) with staggered handles"),
@@ -611,7 +669,9 @@ ASSETS: dict[str, AssetInfo] = {a.category: a for a in [
               {"top_region": "surface"}, (0.45, 0.3, 0.2, 1), _build_rack,
               note="a base with an octagonal collar where one bottle stands upright"),
 ]}
-"""Category -> proxy asset. Fixtures: table, floor, wooden_cabinet, flat_stove, wine_rack."""
+"""Category -> proxy asset. Fixtures: table, floor, wooden_cabinet, flat_stove, wine_rack (and the
+LIBERO-90 ones added by :mod:`sim.assets_libero`: white_cabinet, microwave,
+wooden_two_layer_shelf, desk_caddy). Sizes and departures: ``docs/assets.md``."""
 
 REGION_KIND_TAGS: dict[str, frozenset[str]] = {
     "drawer": frozenset({"container", "openable"}),
@@ -640,3 +700,8 @@ def check_categories(categories, source: str | None = None) -> None:
     bad = sorted(set(categories) - set(ASSETS))
     if bad:
         raise UnsupportedCategoryError(bad, source=source)
+
+
+# LIBERO-90 / LIBERO-10 categories (books, mugs, frypan, moka pot, tray, white cabinet, microwave,
+# shelf, desk caddy) live in their own module, which adds them to ASSETS on import.
+import sim.assets_libero  # noqa: E402,F401  (registers its categories; see that module)

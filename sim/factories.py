@@ -7,6 +7,7 @@ pool can ship them to ``spawn`` processes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.evaluation.perturbations import (
     PerturbationSpec,
+    PlacementGeometry,
     apply_perturbation,
     perturbation_rng,
 )
@@ -31,6 +33,63 @@ def supported_categories() -> dict[str, frozenset[str]]:
     return {c: frozenset(a.tags) for c, a in ASSETS.items() if a.kind == "object"}
 
 
+@functools.lru_cache(maxsize=None)
+def fixture_footprint(category: str, drawers_open: bool = False
+                      ) -> tuple[float, float, float, float]:
+    """Axis-aligned footprint ``(x0, y0, x1, y1)`` of a fixture asset in its task frame, m: the
+    bounding boxes of all its geoms (handles and drawer fronts included), drawers shut or at
+    :data:`sim.assets.DRAWER_INIT_OPEN`. Built once per category and process (~10 ms).
+
+    Raises:
+        KeyError: an unknown category.
+    """
+    import mujoco
+    import numpy as np
+
+    from sim.assets import ASSETS, DRAWER_INIT_OPEN
+
+    spec = mujoco.MjSpec()
+    built = ASSETS[category].build(spec, spec.worldbody, "fx")
+    m = spec.compile()
+    d = mujoco.MjData(m)
+    if drawers_open:
+        for role, joint in built.joints.items():
+            j = m.joint(joint)
+            if role != "knob" and int(j.type[0]) == int(mujoco.mjtJoint.mjJNT_SLIDE):
+                d.qpos[int(j.qposadr[0])] = DRAWER_INIT_OPEN
+    mujoco.mj_forward(m, d)
+    pts = []
+    signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+    for g in range(m.ngeom):
+        c, h = m.geom_aabb[g, :3], m.geom_aabb[g, 3:]
+        local = c + signs * h
+        pts.append(d.geom_xpos[g] + local @ d.geom_xmat[g].reshape(3, 3).T)
+    if not pts:
+        return (0.0, 0.0, 0.0, 0.0)
+    xy = np.concatenate(pts)[:, :2]
+    return (float(xy[:, 0].min()), float(xy[:, 1].min()), float(xy[:, 0].max()),
+            float(xy[:, 1].max()))
+
+
+def placement_geometry(gap_m: float = 0.01) -> PlacementGeometry:
+    """Footprints of the proxy assets for :func:`apply_perturbation`: each object's radius (the
+    half-diagonal of its bounding box), each fixture's footprint (:func:`fixture_footprint`,
+    drawers shut and open), the table top (:data:`sim.layout.TABLE_TOP_RANGE`) and the
+    distractor area (:data:`sim.layout.DISTRACTOR_AREA`).
+    """
+    import math
+
+    from sim.assets import ASSETS
+    from sim.layout import DISTRACTOR_AREA, TABLE_TOP_RANGE
+
+    radius = {c: math.hypot(a.half_extents[0], a.half_extents[1])
+              for c, a in ASSETS.items() if a.kind == "object"}
+    shut = {c: fixture_footprint(c) for c, a in ASSETS.items() if a.kind == "fixture"}
+    opened = {c: fixture_footprint(c, True) for c, a in ASSETS.items() if a.kind == "fixture"}
+    return PlacementGeometry(radius, shut, TABLE_TOP_RANGE, DISTRACTOR_AREA, gap_m=gap_m,
+                             open_fixture_footprints=opened)
+
+
 @dataclass(frozen=True)
 class SimWorldFactory:
     """Builds a :class:`~sim.world.SimTaskWorld` per episode (the ``world`` config group).
@@ -42,9 +101,11 @@ class SimWorldFactory:
             and ``max_delta_rot`` (rad per step), the action limits.
         cameras: scene cameras rendered into every observation (``()`` = state only).
         image_size: ``(height, width)`` of camera images, pixels.
-        object_clearance_m / fixture_clearance_m: free space a perturbation keeps around objects
-            and fixtures when it moves or adds them (sized for the proxies: a distractor up to
-            0.12 m long beside a 0.15 m plate; cabinet/stove footprints ~0.2 m).
+        object_clearance_m / fixture_clearance_m: kept for configs that set them; placement
+            under a perturbation now uses the assets' footprints (:func:`placement_geometry`)
+            and these are only the footprint-free fallback's clearances.
+        placement_gap_m: free space a perturbation keeps between the footprints of objects and
+            fixtures it moves or adds, m.
 
     Raises:
         ValueError: on a robot the simulator cannot build or rates it does not run at.
@@ -55,6 +116,7 @@ class SimWorldFactory:
     image_size: tuple[int, int] = (128, 128)
     object_clearance_m: float = 0.10
     fixture_clearance_m: float = 0.20
+    placement_gap_m: float = 0.01
 
     def __post_init__(self) -> None:
         r = dict(self.robot)
@@ -99,20 +161,33 @@ class SimWorldFactory:
             task_path: a ``.bddl`` task file.
             seed: the episode seed (seeds the perturbation's choices; the caller resets the
                 robot with it).
-            perturbation: applied to the parsed task first (regions, distractors, swaps).
+            perturbation: its layout axes are applied to the parsed task first (shifts resolved
+                against the assets' footprints, distractors, swaps); its simulator axes go to the
+                robot (:class:`sim.sim_robot.SimRobot`'s ``perturbation``). The world's
+                ``perturbation_notes`` (list of str) say what the layout resolution moved.
             region_scale: widens the objects' initial placement regions (collection).
+
+        Raises:
+            robot_skills.evaluation.perturbations.NotBuildableError: no free table spot for a
+                shifted region or a distractor (the runner reports the episode as not built).
         """
         from sim.world import SimTaskWorld
 
         task = load_bddl(task_path)
+        notes: list[str] = []
         if perturbation is not None:
             rng = perturbation_rng(perturbation, Path(task_path).stem, seed)
             task = apply_perturbation(task, perturbation, rng, supported_categories(),
                                       object_clearance_m=self.object_clearance_m,
-                                      fixture_clearance_m=self.fixture_clearance_m)
-        return SimTaskWorld.from_task(task, cameras=self.cameras, image_size=self.image_size,
-                                      region_scale=float(region_scale),
-                                      action_limits=self.action_limits())
+                                      fixture_clearance_m=self.fixture_clearance_m,
+                                      geometry=placement_geometry(self.placement_gap_m),
+                                      notes=notes)
+        world = SimTaskWorld.from_task(task, cameras=self.cameras, image_size=self.image_size,
+                                       region_scale=float(region_scale),
+                                       action_limits=self.action_limits(),
+                                       perturbation=perturbation)
+        world.perturbation_notes = notes
+        return world
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,19 @@
 """The simulator's side of pose-based perception: a :class:`PoseWorldModel` from a built scene,
-knob poses a knob tracker would publish, and rollouts that compare the pose-based predicates with
-the contact-based reference (:mod:`sim.predicates`).
+knob and door poses a tracker would publish, and rollouts that compare the pose-based predicates
+with the contact-based reference (:mod:`sim.predicates`).
 
 * :func:`pose_world_model` fills :class:`robot_skills.perception.pose_predicates.PoseWorldModel`
   from a :class:`~sim.scene.SceneInfo` and the compiled model: object bounding boxes, grasp
   widths, shapes (round when a collision geom is a cylinder) and inner floors, fixture poses and
   footprints, region site sizes and fixed frames, drawer closed positions and slide axes, knob
-  axes — the same geometry the contact-based predicates see, and the same affordance tags as
-  ``SceneInfo.entity_tags``.
+  axes, door hinge axes — the same geometry the contact-based predicates see, and the same
+  affordance tags as ``SceneInfo.entity_tags``.
 * :func:`knob_poses`: the pose of each stove's knob site (``"<stove>_knob"``), which
   ``SimRobot.observe()`` does not carry; add it to ``object_poses`` to decide ``Turnon``/``Turnoff``
   from poses (what a perception stack tracking the knob would provide).
+* :func:`door_poses`: the pose of each hinged door's body (``"<fixture>_door"``, the microwave's),
+  likewise absent from ``SimRobot.observe()``, for ``Open``/``Close`` of the fixture;
+  :func:`articulation_poses` is both.
 * :func:`compare_expert_episode`: run the scripted experts on a task, planned from the contact
   state, and evaluate both predicate sets after every control step.
 """
@@ -25,6 +28,7 @@ import numpy as np
 
 from robot_skills.domain.predicates import Atom
 from robot_skills.perception.pose_predicates import (
+    DoorGeometry,
     DrawerGeometry,
     FixtureGeometry,
     KnobGeometry,
@@ -34,11 +38,19 @@ from robot_skills.perception.pose_predicates import (
     RegionGeometry,
     evaluate_pose_predicates,
 )
-from sim.assets import DRAWER_CLOSED_THRESHOLD, DRAWER_OPEN_THRESHOLD, KNOB_ON_THRESHOLD
+from robot_skills.robots.panda import GRIPPER_MAX_WIDTH
+from sim.assets import (
+    DOOR_CLOSED_THRESHOLD,
+    DOOR_OPEN_THRESHOLD,
+    DRAWER_CLOSED_THRESHOLD,
+    DRAWER_OPEN_THRESHOLD,
+    KNOB_ON_THRESHOLD,
+)
 from sim.predicates import CONTACT_TOL, REGION_XY_TOL, REGION_Z_BELOW, SUPPORT_TOL, predicate_state
 from sim.scene import SceneInfo
 
-__all__ = ["pose_world_model", "knob_poses", "perceived_poses", "contact_state",
+__all__ = ["pose_world_model", "knob_poses", "door_poses", "articulation_poses",
+           "perceived_poses", "contact_state",
            "StepRecord", "EpisodeComparison", "compare_expert_episode", "task_atoms"]
 
 
@@ -69,14 +81,28 @@ def _floor_height(model, d, bid: int, geoms: np.ndarray, half) -> float | None:
     return None if floor >= 2 * float(half[2]) - 1e-3 else floor
 
 
+def _other_grasp_widths(o, tol: PoseTolerances) -> tuple[float, ...]:
+    """For a box grasped across one horizontal axis (``GraspInfo.axis`` ``"x"``/``"y"``): its
+    width across the other one, when the open jaws take it with room to spare (the experts turn
+    the hand to that axis when a neighbour blocks the usual one); else ``()``."""
+    g = o.grasp
+    if g is None or g.axis not in ("x", "y"):
+        return ()
+    other = 2.0 * float(o.half_extents[1] if g.axis == "x" else o.half_extents[0])
+    if other <= g.grasp_width or other + tol.grip_width_margin >= GRIPPER_MAX_WIDTH:
+        return ()
+    return (other,)
+
+
 def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
                      tolerances: PoseTolerances | None = None) -> PoseWorldModel:
     """The :class:`PoseWorldModel` of a built scene.
 
     Static frames (fixture poses — fixtures are welded —, region sites in their owner's frame,
-    the drawers' closed positions, the knobs' zero orientations) are read at the model's reference
-    configuration ``qpos0``, where drawers are shut and knobs off. So only objects, drawer regions
-    and knobs need observed poses (``PoseWorldModel.tracked_entities``); observed poses of the
+    the drawers' closed positions, the knobs' and doors' zero orientations) are read at the
+    model's reference configuration ``qpos0``, where drawers and doors are shut and knobs off. So
+    only objects, drawer regions, knobs and doors need observed poses
+    (``PoseWorldModel.tracked_entities``); observed poses of the
     others, when given, take precedence. Tolerances default to the contact-based evaluator's
     (``CONTACT_TOL``, ``SUPPORT_TOL``, ``REGION_XY_TOL``, ``REGION_Z_BELOW``).
 
@@ -85,6 +111,9 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
         model: the compiled model (``SimRobot.model``).
         tolerances: override the tolerances.
     """
+    tol = tolerances if tolerances is not None else PoseTolerances(
+        contact=CONTACT_TOL, support=SUPPORT_TOL, region_xy=REGION_XY_TOL,
+        region_z_below=REGION_Z_BELOW)
     d = mujoco.MjData(model)
     mujoco.mj_kinematics(model, d)
 
@@ -106,7 +135,8 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
             half_extents=tuple(o.half_extents), tags=o.tags,
             grasp_width=o.grasp.grasp_width if o.grasp is not None else None,
             shape="cylinder" if round_ else "box",
-            floor_height=_floor_height(model, d, bid, np.flatnonzero(collide), o.half_extents))
+            floor_height=_floor_height(model, d, bid, np.flatnonzero(collide), o.half_extents),
+            grasp_widths=_other_grasp_widths(o, tol))
 
     fixtures = {}
     for name, fx in scene.fixtures.items():
@@ -119,9 +149,18 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
             axis = Rf.T @ d.xaxis[j]
             knob = KnobGeometry(entity=ksite, axis=tuple(axis), zero_quat=tuple(_quat(Rf.T @ Rk)),
                                 on_threshold=KNOB_ON_THRESHOLD)
+        door = None
+        if "door" in fx.joints:
+            j = model.joint(fx.joints["door"]).id
+            pf, Rf = body(fx.body)
+            pd, Rd = body(model.body(int(model.jnt_bodyid[j])).name)
+            door = DoorGeometry(entity=_door_entity(model, fx), axis=tuple(Rf.T @ d.xaxis[j]),
+                                zero_quat=tuple(_quat(Rf.T @ Rd)),
+                                open_threshold=DOOR_OPEN_THRESHOLD,
+                                closed_threshold=DOOR_CLOSED_THRESHOLD)
         pf, Rf = body(fx.body)
         fixtures[name] = FixtureGeometry(tags=fx.tags, half_extents=tuple(fx.half_extents),
-                                         pose=(*pf, *_quat(Rf)), knob=knob)
+                                         pose=(*pf, *_quat(Rf)), knob=knob, door=door)
 
     regions = {}
     for name, r in scene.regions.items():
@@ -145,9 +184,6 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
         else:
             regions[name] = RegionGeometry(r.kind, r.owner, r.tags, half_extents=half,
                                            frame_in_owner=_rel(po, Ro, ps, Rs))
-    tol = tolerances if tolerances is not None else PoseTolerances(
-        contact=CONTACT_TOL, support=SUPPORT_TOL, region_xy=REGION_XY_TOL,
-        region_z_below=REGION_Z_BELOW)
     return PoseWorldModel(objects, fixtures, regions, table=scene.table, tolerances=tol)
 
 
@@ -167,13 +203,42 @@ def knob_poses(model: mujoco.MjModel, data: mujoco.MjData, scene: SceneInfo
     return out
 
 
+def _door_entity(model: mujoco.MjModel, fx) -> str:
+    """Name of the body the door hinge of fixture ``fx`` turns (``"<fixture>_door"``)."""
+    return model.body(int(model.jnt_bodyid[model.joint(fx.joints["door"]).id])).name
+
+
+def door_poses(model: mujoco.MjModel, data: mujoco.MjData, scene: SceneInfo
+               ) -> dict[str, np.ndarray]:
+    """``"<fixture>_door"`` -> ``(7,)`` base-frame pose ``[x, y, z, qw, qx, qy, qz]`` (m) of the
+    door body of each fixture with a hinged door (the microwave); it swings with the door.
+
+    ``data`` must be forward-computed (as after ``SimRobot.act``/``reset``).
+    """
+    out = {}
+    for fx in scene.fixtures.values():
+        if "door" not in fx.joints:
+            continue
+        b = _door_entity(model, fx)
+        i = model.body(b).id
+        out[b] = np.concatenate([data.xpos[i], _quat(data.xmat[i].reshape(3, 3))])
+    return out
+
+
+def articulation_poses(model: mujoco.MjModel, data: mujoco.MjData, scene: SceneInfo
+                       ) -> dict[str, np.ndarray]:
+    """:func:`knob_poses` and :func:`door_poses` together: the tracked entities besides
+    ``SimRobot.observe().object_poses`` that :func:`pose_world_model`'s model needs."""
+    return {**knob_poses(model, data, scene), **door_poses(model, data, scene)}
+
+
 def perceived_poses(robot) -> Callable[[object], dict[str, np.ndarray]]:
     """A ``pose_source`` for :class:`~robot_skills.perception.PoseTaskWorld` on a ``SimRobot``:
-    the observation's ``object_poses`` plus :func:`knob_poses`."""
+    the observation's ``object_poses`` plus :func:`articulation_poses` (knobs and doors)."""
 
     def source(obs) -> dict[str, np.ndarray]:
         poses = dict(obs.object_poses)
-        poses.update(knob_poses(robot.model, robot.data, robot.scene))
+        poses.update(articulation_poses(robot.model, robot.data, robot.scene))
         return poses
 
     return source
@@ -204,7 +269,8 @@ class StepRecord:
         step: control steps taken.
         skill, args: the expert call running (None at step 0).
         contact, pose: full predicate states (contact-based reference, pose-based).
-        gripper_width: m. ee_pos: ``(3,)`` m. poses: entity -> ``(7,)`` (knobs included).
+        gripper_width: m. ee_pos: ``(3,)`` m. poses: entity -> ``(7,)`` (knobs and doors
+            included).
         gripper_cmd: the gripper command of the step's action (+1 close, -1 open).
     """
 
@@ -229,6 +295,7 @@ class EpisodeComparison:
         steps: list of :class:`StepRecord`.
         calls: ``(skill, args, outcome)`` per expert call.
         atoms: :func:`task_atoms` of the task.
+        goal: the task's goal atoms (lower-case predicate first).
     """
 
     task: str
@@ -237,6 +304,7 @@ class EpisodeComparison:
     steps: list[StepRecord] = field(default_factory=list)
     calls: list[tuple[str, tuple[str, ...], str]] = field(default_factory=list)
     atoms: frozenset[Atom] = frozenset()
+    goal: frozenset[Atom] = frozenset()
 
     def agreement(self, atoms: Iterable[Atom] | None = None) -> tuple[float, float]:
         """``(fraction of steps on which every atom agrees, fraction of atom-steps that agree)``
@@ -294,11 +362,12 @@ def compare_expert_episode(robot, seed: int, *, max_steps: int = 600, max_replan
     model = pose_world_model(robot.scene, robot.model)
     graspable = [o for o, i in robot.scene.objects.items() if "graspable" in i.tags]
     ep = EpisodeComparison(getattr(task, "source", "?").rsplit("/", 1)[-1], seed, False,
-                           atoms=task_atoms(task, graspable))
+                           atoms=task_atoms(task, graspable),
+                           goal=frozenset((str(a[0]).lower(), *a[1:]) for a in task.goal))
 
     def record(step, skill, args, cmd, obs) -> StepRecord:
         poses = dict(obs.object_poses)
-        poses.update(knob_poses(robot.model, robot.data, robot.scene))
+        poses.update(articulation_poses(robot.model, robot.data, robot.scene))
         rec = StepRecord(step, skill, tuple(args), contact_state(robot),
                          evaluate_pose_predicates(model, poses, obs.gripper_width, obs.ee_pos),
                          float(obs.gripper_width), np.array(obs.ee_pos), poses, cmd)

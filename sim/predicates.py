@@ -14,14 +14,23 @@ the world (= robot base) frame, m; "contact" means a MuJoCo contact with distanc
 * ``On(a, r)`` for a fixture surface region (cook region, cabinet top, wine-rack top): ``a``'s
   centre, in the region site's frame, is within the site's x/y half-size (+ tolerance), above the
   site, and ``a`` touches the body carrying the site.
-* ``In(a, r)`` for a drawer or basket region: ``a``'s centre, in the site's frame, is within the
-  site's x/y half-size and between the site's floor (-1 cm) and ``2 * size[2]`` above it.
+* ``In(a, r)`` for a drawer, basket/tray, caddy compartment, shelf level or the microwave's
+  heating region: ``a``'s centre, in the site's frame, is within the site's x/y half-size; its
+  centre is between the site's floor (-1 cm) and ``2 * size[2]`` above it, or (for objects taller
+  than the region, e.g. a bottle standing in an open drawer) its lowest point is between the floor
+  (-1 cm) and ``size[2]`` above it.
 * ``Open(d)`` / ``Close(d)`` for a drawer region: the drawer's slide joint is at least
   :data:`sim.assets.DRAWER_OPEN_THRESHOLD` out / at most :data:`sim.assets.DRAWER_CLOSED_THRESHOLD`.
+  For a fixture with a hinged door (the microwave, ``(Open microwave_1)``): the door hinge angle
+  is at least :data:`sim.assets.DOOR_OPEN_THRESHOLD` / at most
+  :data:`sim.assets.DOOR_CLOSED_THRESHOLD` rad (LIBERO: open beyond 1.3 rad).
 * ``Turnon(s)`` / ``Turnoff(s)`` for a stove: its knob angle is >= / <
   :data:`sim.assets.KNOB_ON_THRESHOLD`.
-* ``holding(o)``: geoms of both fingers touch ``o`` and ``o`` touches nothing (besides the
-  fingers) whose lowest point is below ``o``'s, i.e. it is lifted off its support.
+* ``holding(o)``: geoms of both fingers touch ``o`` and nothing (besides the fingers) whose
+  lowest point is below ``o``'s supports it, i.e. it is lifted off its support. A body supports
+  ``o`` when one of their contacts pushes ``o`` upward (contact normal into ``o`` with a z
+  component of at least :data:`SUPPORT_NORMAL_Z`); a held bowl grazing the side of a bottle
+  standing on the table (horizontal normals) is still held.
   ``handempty``: no object is held. Both are only reported when finger geoms are given.
 """
 
@@ -34,8 +43,13 @@ import mujoco
 import numpy as np
 
 from robot_skills.domain.predicates import Atom
-from sim.assets import DRAWER_CLOSED_THRESHOLD, DRAWER_OPEN_THRESHOLD, KNOB_ON_THRESHOLD
-from sim.layout import TABLE_ORIGIN
+from sim.assets import (
+    DOOR_CLOSED_THRESHOLD,
+    DOOR_OPEN_THRESHOLD,
+    DRAWER_CLOSED_THRESHOLD,
+    DRAWER_OPEN_THRESHOLD,
+    KNOB_ON_THRESHOLD,
+)
 from sim.scene import SceneInfo
 
 CONTACT_TOL = 0.005
@@ -46,6 +60,10 @@ REGION_Z_BELOW = 0.01
 """How far below a region site's floor an object centre may be and still count as in it, m."""
 SUPPORT_TOL = 0.002
 """An object counts as supported by a body whose lowest point is this much (m) below its own."""
+SUPPORT_NORMAL_Z = 0.5
+"""A contact supports an object when its normal, pointing from the other body into the object,
+has at least this z component (the touching surfaces are inclined at most 60 deg): side contacts
+(a held object grazing a standing bottle, horizontal normals) do not."""
 
 
 @dataclass
@@ -107,19 +125,30 @@ around) was the largest per-step cost of the env's ``info``.
     def __init__(self, model, data, info: SceneInfo, st: _Static):
         self.model, self.data, self.info, self.st = model, data, info, st
         if data.ncon:
-            g = data.contact.geom[data.contact.dist <= CONTACT_TOL]
+            keep = data.contact.dist <= CONTACT_TOL
+            g = data.contact.geom[keep]
+            nz = data.contact.frame[keep, 2]        # normal (geom1 -> geom2), z component
         else:
             g = np.empty((0, 2), dtype=np.int32)
+            nz = np.empty(0)
         b = model.geom_bodyid[g]
         # Both directions, so "what does body X touch" is one mask.
         self._src = np.concatenate([b[:, 0], b[:, 1]])
         self._dst_body = np.concatenate([b[:, 1], b[:, 0]])
         self._dst_geom = np.concatenate([g[:, 1], g[:, 0]])
+        # z of the contact normal pointing from the other body into the source body
+        self._up_into_src = np.concatenate([-nz, nz])
         self._boxes: np.ndarray | None = None
 
     def touched_bodies(self, body: int) -> np.ndarray:
         """Ids of the bodies in contact with ``body`` (may repeat)."""
         return self._dst_body[self._src == body]
+
+    def supporting_bodies(self, body: int) -> set[int]:
+        """Ids of the bodies with a contact pushing ``body`` upward (normal z into ``body`` at
+        least :data:`SUPPORT_NORMAL_Z`)."""
+        m = (self._src == body) & (self._up_into_src >= SUPPORT_NORMAL_Z)
+        return set(self._dst_body[m].tolist())
 
     def touched_geoms(self, body: int) -> set[int]:
         """Ids of the geoms (of other bodies) in contact with ``body``."""
@@ -182,7 +211,7 @@ def _on(snap: _Snapshot, a: str, b: str) -> bool:
         r = info.regions.get(b)
         if r is None or r.kind != "table":
             return False
-        return _in_table_ranges(info.fixtures[a].pos, r.ranges)
+        return _in_table_ranges(info.fixtures[a].pos, r.ranges, info.table_origin)
     ab = st.obj_body.get(a)
     if ab is None:
         return False
@@ -199,7 +228,8 @@ def _on(snap: _Snapshot, a: str, b: str) -> bool:
     if r is None or r.owner == a:
         return False
     if r.kind == "table":
-        return snap.touches(ab, st.table_body) and _in_table_ranges(pa, r.ranges)
+        return (snap.touches(ab, st.table_body)
+                and _in_table_ranges(pa, r.ranges, info.table_origin))
     if r.kind == "surface":
         sid = st.region_site[b]
         loc = snap.site_local(sid, pa)
@@ -209,8 +239,8 @@ def _on(snap: _Snapshot, a: str, b: str) -> bool:
     return False
 
 
-def _in_table_ranges(p: np.ndarray, ranges) -> bool:
-    x, y = float(p[0] - TABLE_ORIGIN[0]), float(p[1] - TABLE_ORIGIN[1])
+def _in_table_ranges(p: np.ndarray, ranges, origin: np.ndarray) -> bool:
+    x, y = float(p[0] - origin[0]), float(p[1] - origin[1])
     t = REGION_XY_TOL
     return any(x0 - t <= x <= x1 + t and y0 - t <= y <= y1 + t for x0, y0, x1, y1 in ranges)
 
@@ -222,12 +252,16 @@ def _in(snap: _Snapshot, a: str, r: str) -> bool:
     if ri is None or ab is None or ri.owner == a:
         return False
     if ri.kind == "table":
-        return _in_table_ranges(snap.center(ab), ri.ranges)
+        return _in_table_ranges(snap.center(ab), ri.ranges, info.table_origin)
     sid = st.region_site[r]
     loc = snap.site_local(sid, snap.center(ab))
     size = snap.model.site_size[sid]
-    return bool(abs(loc[0]) <= size[0] and abs(loc[1]) <= size[1]
-                and -REGION_Z_BELOW <= loc[2] <= 2 * size[2])
+    if not (abs(loc[0]) <= size[0] and abs(loc[1]) <= size[1]):
+        return False
+    if -REGION_Z_BELOW <= loc[2] <= 2 * size[2]:
+        return True
+    bottom = snap.low(ab) - float(snap.data.site_xpos[sid][2])
+    return bool(loc[2] >= -REGION_Z_BELOW and -REGION_Z_BELOW <= bottom <= size[2])
 
 
 def _drawer_q(snap: _Snapshot, r: str) -> float | None:
@@ -235,6 +269,13 @@ def _drawer_q(snap: _Snapshot, r: str) -> float | None:
     if ri is None or ri.kind != "drawer" or ri.joint is None:
         return None
     return float(snap.data.qpos[snap.st.joint_qadr[ri.joint]])
+
+
+def _door_q(snap: _Snapshot, f: str) -> float | None:
+    fx = snap.info.fixtures.get(f)
+    if fx is None or "door" not in fx.joints:
+        return None
+    return float(snap.data.qpos[snap.st.joint_qadr[fx.joints["door"]]])
 
 
 def _knob(snap: _Snapshot, s: str) -> float | None:
@@ -254,7 +295,7 @@ def _holding(snap: _Snapshot, o: str, fingers: tuple[set[int], set[int]]) -> boo
         return False
     finger_bodies = {int(snap.model.geom_bodyid[g]) for g in (*left, *right)}
     my_low = snap.low(ob)
-    for b in set(snap.touched_bodies(ob).tolist()):
+    for b in snap.supporting_bodies(ob):
         if b in finger_bodies or b == ob:
             continue
         if snap.low(b) < my_low - SUPPORT_TOL:
@@ -281,6 +322,9 @@ def _eval(snap: _Snapshot, a: Atom, fingers) -> bool:
     if p == "in" and len(args) == 2:
         return _in(snap, *args)
     if p in ("open", "close") and len(args) == 1:
+        q = _door_q(snap, args[0])
+        if q is not None:
+            return q >= DOOR_OPEN_THRESHOLD if p == "open" else q <= DOOR_CLOSED_THRESHOLD
         q = _drawer_q(snap, args[0])
         if q is None:
             return False
@@ -336,7 +380,8 @@ def predicate_state(model: mujoco.MjModel, data: mujoco.MjData, info: SceneInfo,
     """Every true atom over the task's entities.
 
     Covers ``on`` (object on object, object on table/fixture-surface region, fixture on table
-    region), ``in`` (object in drawer/container region), ``open``/``close`` (drawer regions),
+    region), ``in`` (object in drawer/container/compartment/shelf/enclosure region),
+    ``open``/``close`` (drawer regions, fixtures with a hinged door),
     ``turnon``/``turnoff`` (stoves) and, when ``gripper_geom_ids = (left, right)`` finger geom id
     sets are given, ``holding`` and ``handempty``.
 
@@ -372,6 +417,12 @@ def predicate_state(model: mujoco.MjModel, data: mujoco.MjData, info: SceneInfo,
             elif q <= DRAWER_CLOSED_THRESHOLD:
                 out.add(("close", r))
     for f, fx in info.fixtures.items():
+        if "door" in fx.joints:
+            q = _door_q(snap, f)
+            if q >= DOOR_OPEN_THRESHOLD:
+                out.add(("open", f))
+            elif q <= DOOR_CLOSED_THRESHOLD:
+                out.add(("close", f))
         if "knob" in fx.joints:
             out.add(("turnon" if _knob(snap, f) >= KNOB_ON_THRESHOLD else "turnoff", f))
     if fingers is not None:

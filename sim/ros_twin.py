@@ -385,7 +385,7 @@ def make_node(node_name: str = "sim_twin", **overrides: Any) -> Any:
 
     from robot_skills.utils.atomic import atomic_write_text
     from robot_skills.utils.files import dump_yaml
-    from sim.perception_model import knob_poses, pose_world_model
+    from sim.perception_model import articulation_poses, pose_world_model
     from sim.predicates import evaluate_atoms, predicate_state
 
     class SimTwinNode(rclpy.node.Node):
@@ -412,7 +412,8 @@ def make_node(node_name: str = "sim_twin", **overrides: Any) -> Any:
             r = self.physics.robot
             self.model = pose_world_model(r.scene, r.model)
             tracked = set(self.model.tracked_entities())
-            self.entities = [e for e in (*r.entity_names, *knob_poses(r.model, r.data, r.scene))
+            articulated = articulation_poses(r.model, r.data, r.scene)
+            self.entities = [e for e in (*r.entity_names, *articulated)
                              if p["publish_all_entities"] or e in tracked]
             self._Time = Time
             self._log = open(p["command_log"], "a", buffering=1) if p["command_log"] else None
@@ -551,7 +552,7 @@ def make_node(node_name: str = "sim_twin", **overrides: Any) -> Any:
             if not self._paused:
                 self.js_pub.publish(js)
             poses = dict(obs.object_poses)
-            poses.update(knob_poses(r.model, r.data, r.scene))
+            poses.update(articulation_poses(r.model, r.data, r.scene))
             for e, pub in self.pose_pubs.items():
                 x = poses[e]
                 m = self._PoseStamped()

@@ -1,9 +1,10 @@
 """Turn a parsed BDDL task into a MuJoCo scene (``MjSpec``) and sample seeded initial states.
 
 World frame = robot base frame (see :mod:`sim.layout`): the Panda's ``link0`` is at the origin,
-+x forward, +z up, the table top at z = 0 with its centre at :data:`sim.layout.TABLE_ORIGIN`.
-Region ranges of table (and LIBERO "floor") regions are in the table frame, which is the world frame
-shifted by ``TABLE_ORIGIN`` (no rotation).
++x forward, +z up, the table top at z = 0 with its centre at :func:`sim.layout.table_origin` of the
+task's table category (:data:`sim.layout.TABLE_ORIGIN` but for the study table). Region ranges of
+table (and LIBERO "floor") regions are in the table frame, which is the world frame shifted by that
+origin (no rotation; :attr:`SceneInfo.table_origin`).
 
 Fixture placement convention: a fixture named in ``(On <fixture> <table region>)`` stands at the
 centre of that region's first range box, rotated about +z by the middle of the region's
@@ -29,6 +30,7 @@ from robot_skills.tasks.bddl import BddlTask
 from robot_skills.tasks.regions import check_shift_scale, shift_scale_centre_half
 from sim.assets import (
     ASSETS,
+    DOOR_INIT_OPEN,
     DRAWER_INIT_OPEN,
     KNOB_INIT_ON,
     REGION_KIND_TAGS,
@@ -42,6 +44,7 @@ from sim.layout import (
     MAX_REGION_YAW_RAD,
     PHYSICS_TIMESTEP,
     TABLE_ORIGIN,
+    table_origin,
     TABLE_TOP_RANGE,
 )
 
@@ -100,7 +103,8 @@ class FixtureInfo:
         body: its root body name (= name).
         pos: ``(3,)`` float64 world position of its footprint centre, m.
         yaw: rotation about +z, rad.
-        joints: role -> joint name (cabinet: drawer region name -> slide joint; stove: "knob").
+        joints: role -> joint name (cabinet: drawer region name -> slide joint; stove: "knob";
+            microwave: "door", a hinge, 0 = shut, > 0 = open, rad).
         bodies: every body of the fixture (root first).
         sites: interaction sites (drawer handles, stove knob).
         half_extents: ``(3,)`` float64, footprint half sizes and half height, fixture frame, m.
@@ -127,7 +131,10 @@ class RegionInfo:
         site: site name; a box site whose ``size`` is the region's half extents and whose origin
             lies on the region's floor.
         kind: ``"table"`` (a box on the table top), ``"surface"`` (a fixture's top: cook region,
-            cabinet top, rack), ``"drawer"`` (inside a drawer), ``"container"`` (basket).
+            cabinet or shelf or microwave top, rack), ``"drawer"`` (inside a drawer),
+            ``"container"`` (basket, tray, a desk caddy's open-top bay), ``"shelf"`` (a covered
+            shelf level, reached from its front), ``"enclosure"`` (the microwave's heating region,
+            behind its door).
         owner: entity the region belongs to (``"main_table"``, ``"wooden_cabinet_1"``, ``"basket_1"``).
         tags: affordance tags (:data:`sim.assets.REGION_KIND_TAGS`).
         body: body the site is attached to (a drawer body for drawer regions).
@@ -168,6 +175,12 @@ class SceneInfo:
     skipped_regions: list[str] = field(default_factory=list)
     cameras: tuple[str, ...] = ()
 
+    @property
+    def table_origin(self) -> np.ndarray:
+        """World position of the table frame (the table fixture's position), m, (3,): every table
+        region's range is relative to it (:func:`sim.layout.table_origin`)."""
+        return self.fixtures[self.table].pos
+
     def entity_tags(self) -> dict[str, frozenset[str]]:
         """Entity (object, fixture, region) name -> affordance tags, for the planner."""
         out: dict[str, frozenset[str]] = {}
@@ -200,8 +213,8 @@ def _lookat_quat(pos, target) -> list[float]:
     return q.tolist()
 
 
-def _add_cameras_and_lights(spec: mujoco.MjSpec) -> tuple[str, ...]:
-    o = np.asarray(TABLE_ORIGIN, float)
+def _add_cameras_and_lights(spec: mujoco.MjSpec, origin: np.ndarray) -> tuple[str, ...]:
+    o = np.asarray(origin, float)
     cams = {
         # LIBERO's agentview: across the table, looking back at the robot and the workspace
         "agentview": (o + [0.65, 0.0, 0.55], o + [-0.1, 0.0, 0.0], 50.0),
@@ -352,7 +365,7 @@ def fallen_objects(model: mujoco.MjModel, data: mujoco.MjData,
     out = []
     for o in info.objects:
         p = data.xpos[model.body(o).id]
-        x, y, z = p - TABLE_ORIGIN
+        x, y, z = p - info.table_origin
         if not (np.all(np.isfinite(p)) and z >= 0.0 and x0 <= x <= x1 and y0 <= y <= y1):
             out.append((o, p.copy()))
     return out
@@ -431,14 +444,15 @@ def build_scene(task: BddlTask) -> tuple[mujoco.MjSpec, SceneInfo]:
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
     spec.worldbody.add_geom(name="ground_plane", type=mujoco.mjtGeom.mjGEOM_PLANE,
                             size=[3, 3, 0.1], pos=[0, 0, -TABLE_HEIGHT], rgba=[0.5, 0.5, 0.55, 1])
-    cameras = _add_cameras_and_lights(spec)
 
     fixtures: dict[str, FixtureInfo] = {}
     regions: dict[str, RegionInfo] = {}
     t_asset = ASSETS[task.fixtures[table]]
-    built = t_asset.build(spec, spec.worldbody, table, pos=np.asarray(TABLE_ORIGIN, float))
+    t_origin = table_origin(t_asset.category)
+    cameras = _add_cameras_and_lights(spec, t_origin)
+    built = t_asset.build(spec, spec.worldbody, table, pos=t_origin)
     fixtures[table] = FixtureInfo(table, t_asset.category, frozenset(), table,
-                                  np.asarray(TABLE_ORIGIN, float).copy(), 0.0, {}, built.bodies,
+                                  t_origin.copy(), 0.0, {}, built.bodies,
                                   {}, np.asarray(t_asset.half_extents, float))
     tbody = spec.body(table)
     for full, reg in task.regions.items():
@@ -467,7 +481,7 @@ def build_scene(task: BddlTask) -> tuple[mujoco.MjSpec, SceneInfo]:
         if reg.yaw_rotation:
             lo, hi = reg.yaw_rotation[0]
             yaw = (lo + hi) / 2
-        pos = np.asarray(TABLE_ORIGIN, float) + [cx, cy, 0.0]
+        pos = t_origin + [cx, cy, 0.0]
         b = asset.build(spec, spec.worldbody, name, pos=pos, quat=yaw_quat(yaw))
         fixtures[name] = FixtureInfo(name, cat, asset.tags, name, pos, yaw, dict(b.joints),
                                      b.bodies, dict(b.sites), np.asarray(asset.half_extents, float))
@@ -482,7 +496,7 @@ def build_scene(task: BddlTask) -> tuple[mujoco.MjSpec, SceneInfo]:
         if asset.kind != "object":
             raise SceneError(f"{task.source}: {name!r} is declared as an object but category "
                              f"{cat!r} is a fixture")
-        park = [float(TABLE_ORIGIN[0]) + 2.0 + 0.3 * k, 2.0, 0.5]
+        park = [float(t_origin[0]) + 2.0 + 0.3 * k, 2.0, 0.5]
         b = asset.build(spec, spec.worldbody, name, pos=park)
         objects[name] = ObjectInfo(name, cat, asset.tags, np.asarray(asset.half_extents, float),
                                    asset.grasp, name, b.joints["free"], asset.mass)
@@ -533,6 +547,9 @@ def _set_articulations(model, data, info: SceneInfo) -> None:
             if role == "knob":
                 on = ("turnon", fx.name) in init
                 data.qpos[_qadr(model, joint)] = KNOB_INIT_ON if on else 0.0
+            elif role == "door":
+                is_open = ("open", fx.name) in init
+                data.qpos[_qadr(model, joint)] = DOOR_INIT_OPEN if is_open else 0.0
             else:
                 region = f"{fx.name}_{role}"
                 data.qpos[_qadr(model, joint)] = DRAWER_INIT_OPEN if ("open", region) in init else 0.0
@@ -604,7 +621,7 @@ def _sample_pose(model, data, info: SceneInfo, obj: str, pred: str, sup: str,
         cx, cy, hx, hy = boxes[int(rng.integers(len(boxes)))]
         x = cx + rng.uniform(-hx, hx)
         y = cy + rng.uniform(-hy, hy)
-        pos = np.asarray(TABLE_ORIGIN, float) + [x, y, half[2] + DROP_CLEARANCE]
+        pos = info.table_origin + [x, y, half[2] + DROP_CLEARANCE]
         return pos, base_yaw + noise, info.table
     sid = model.site(reg.site).id
     spos = data.site_xpos[sid]
@@ -703,7 +720,7 @@ def sample_initial_state(model: mujoco.MjModel, data: mujoco.MjData, info: Scene
     _set_articulations(model, data, info)
     # park every object far away first
     for k, (o, (qa, va)) in enumerate(free.items()):
-        data.qpos[qa:qa + 7] = [TABLE_ORIGIN[0] + 3.0 + 0.4 * k, 3.0, 0.5, 1, 0, 0, 0]
+        data.qpos[qa:qa + 7] = [info.table_origin[0] + 3.0 + 0.4 * k, 3.0, 0.5, 1, 0, 0, 0]
         data.qvel[va:va + 6] = 0.0
     last_bad: list = []
     for _ in range(max_tries):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import mujoco
 import numpy as np
@@ -96,6 +97,14 @@ class SimRobot(Robot):
         region_shift: ``(dx, dy)`` m added to every table placement region (perturbation).
         region_scale: scale factor of the placement regions about their centres (perturbation).
         action_limits: per-step action bounds.
+        perturbation: a :class:`robot_skills.evaluation.perturbations.PerturbationSpec` (read by
+            duck typing) whose simulator axes this robot applies: the camera and lighting once
+            here; at every :meth:`reset`, with a generator seeded by the reset seed (so the same
+            seed gives the same draw, and the placement sampler's draws are unchanged), the
+            per-object mass and friction factors and the home-pose joint noise; and at every
+            observation, Gaussian noise on the observed object poses (:meth:`observation_array`;
+            the simulator state is never changed). Its layout axes are applied to the task
+            before it gets here (:func:`~robot_skills.evaluation.perturbations.apply_perturbation`).
 
     Attributes:
         model, data: the compiled scene + robot.
@@ -110,7 +119,9 @@ class SimRobot(Robot):
         sim.assets.UnsupportedCategoryError / sim.scene.SceneError / robot_skills.tasks.bddl.BddlParseError: on a
             task the scene builder rejects (:func:`sim.scene.build_scene`: region values that are
             not finite or absurd, regions off the table top), or a ``region_shift`` /
-            ``region_scale`` that moves an object's region off the table top.
+            ``region_scale`` that moves an object's region off the table top; a ``perturbation``
+            naming a camera the model lacks (``camera``) or, with ``light_direction``, a scene
+            without a ``key_light``.
     """
 
     def __init__(
@@ -124,6 +135,7 @@ class SimRobot(Robot):
         region_shift: tuple[float, float] = (0.0, 0.0),
         region_scale: float = 1.0,
         action_limits: ActionLimits | None = None,
+        perturbation: Any = None,
     ) -> None:
         if not isinstance(task, BddlTask):
             task = load_bddl(task)
@@ -180,6 +192,7 @@ class SimRobot(Robot):
         self._t0 = 0.0
         self._needs_reset = True
         self._invalid: str | None = None
+        self._init_perturbation(perturbation)
         # Live view of MuJoCo's warning counters (zeroed by mj_resetData in reset()).
         self._warnings = self.data.warning.number
         assert self._warnings.base is not None, "data.warning.number must be a view"
@@ -203,7 +216,8 @@ class SimRobot(Robot):
     def reset(self, seed: int | None = None) -> Observation:
         """Restore a fresh initial state and observe it.
 
-        ``mj_resetData``, arm at :data:`~robot_skills.robots.panda.HOME_QPOS` with the gripper open, then
+        ``mj_resetData``, arm at :data:`~robot_skills.robots.panda.HOME_QPOS` (plus the
+        perturbation's joint noise, if any) with the gripper open, then
         :func:`sim.scene.sample_initial_state` with ``np.random.default_rng(seed)`` (objects placed
         collision-free in their init regions and settled while the arm holds its pose).
 
@@ -221,10 +235,11 @@ class SimRobot(Robot):
         rng = np.random.default_rng(seed)
         self._needs_reset = True
         self._invalid = None
+        home = self._reset_perturbation(seed)
         mujoco.mj_resetData(m, d)
-        d.qpos[self._arm_qadr] = panda.HOME_QPOS
+        d.qpos[self._arm_qadr] = home
         d.qpos[self._finger_qadr] = panda.FINGER_MAX
-        d.ctrl[self._arm_act] = panda.HOME_QPOS
+        d.ctrl[self._arm_act] = home
         d.ctrl[self._grip_act] = panda.GRIPPER_MAX_WIDTH
         home_ctrl = d.ctrl.copy()
 
@@ -245,6 +260,7 @@ class SimRobot(Robot):
                                                 float(d.time))
             raise EpisodeInvalidError(self._invalid)
         self.controller.reset(d.qpos[self._arm_qadr])
+        self._draw_observation_noise()
         self._needs_reset = False
         self._render_all()
         return self.observe()
@@ -275,9 +291,12 @@ class SimRobot(Robot):
         ``[7:14]`` arm joint positions (rad), ``[14:21]`` arm joint velocities (rad/s), ``[21:23]``
         the two finger joint positions (m; their sum is the gripper width), then ``(x, y, z, qw,
         qx, qy, qz)`` per entity in :attr:`entity_names` order; all in the base frame.
-        Shape ``(OBS_PROPRIO_DIM + 7 * len(entity_names),)``.
+        Shape ``(OBS_PROPRIO_DIM + 7 * len(entity_names),)``. Under a perturbation with
+        observation noise, object poses (and those of regions on objects) carry that noise,
+        drawn once per control step; proprioception, fixtures and table regions are exact
+        (:meth:`true_observation_array` gives the noise-free array).
         """
-        return self.data.sensordata[self._obs_slice].copy()
+        return self._apply_observation_noise(self.data.sensordata[self._obs_slice].copy())
 
     @property
     def images(self) -> dict[str, np.ndarray]:
@@ -341,7 +360,129 @@ class SimRobot(Robot):
             self._invalid = instability_message(
                 m, d, self.task.source, "in the control step starting", t - self._t0)
             raise EpisodeInvalidError(self._invalid)
+        self._draw_observation_noise()
         return cmd.applied
+
+    # ------------------------------------------------------------------ perturbation axes
+    def _init_perturbation(self, p: Any) -> None:
+        """Record the nominal masses/frictions, apply the camera and lighting axes of ``p``."""
+        m = self.model
+        on = p is not None and bool(getattr(p, "changes_simulation", False))
+        self.perturbation = p if on else None
+        self._mass0 = m.body_mass.copy()
+        self._inertia0 = m.body_inertia.copy()
+        self._friction0 = m.geom_friction.copy()
+        roots = {o: m.body(o).id for o in self.scene.objects}
+        self._obj_bodies = {o: np.flatnonzero(m.body_rootid == r) for o, r in roots.items()}
+        self._obj_geoms = {o: np.flatnonzero(np.isin(m.geom_bodyid, b))
+                           for o, b in self._obj_bodies.items()}
+        # observed entities that move with each object: its body and the regions it owns
+        rows: dict[str, list[int]] = {o: [] for o in self.scene.objects}
+        for k, e in enumerate(self.entity_names):
+            if e in rows:
+                rows[e].append(k)
+            elif e in self.scene.regions and self.scene.regions[e].owner in rows:
+                rows[self.scene.regions[e].owner].append(k)
+        self._noise_rows = rows
+        self._noise_rng: np.random.Generator | None = None
+        self._noise_dp = np.zeros((len(self.entity_names), 3))
+        self._noise_dq = np.tile([1.0, 0.0, 0.0, 0.0], (len(self.entity_names), 1))
+        self._noisy = False
+        if not on:
+            return
+        if p.camera_shift != (0.0, 0.0, 0.0) or p.camera_rotate != (0.0, 0.0, 0.0):
+            cid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_CAMERA, p.camera)
+            if cid < 0:
+                raise ValueError(f"{p.name}: camera {p.camera!r} (perturbation field 'camera') is "
+                                 f"not in the scene; cameras: "
+                                 f"{sorted(m.camera(i).name for i in range(m.ncam))}")
+            m.cam_pos[cid] += np.asarray(p.camera_shift, float)
+            q = m.cam_quat[cid].copy()
+            for axis, angle in zip(np.eye(3), p.camera_rotate, strict=True):
+                dq = np.zeros(4)
+                mujoco.mju_axisAngle2Quat(dq, axis, float(angle))
+                out = np.zeros(4)
+                mujoco.mju_mulQuat(out, q, dq)  # intrinsic: about the camera's own axes
+                q = out
+            m.cam_quat[cid] = q / np.linalg.norm(q)
+        if p.light_scale != 1.0:
+            m.light_diffuse[:] *= p.light_scale
+            m.light_specular[:] *= p.light_scale
+            hl = m.vis.headlight
+            hl.diffuse = np.asarray(hl.diffuse) * p.light_scale
+            hl.ambient = np.asarray(hl.ambient) * p.light_scale
+            hl.specular = np.asarray(hl.specular) * p.light_scale
+        if p.light_direction is not None:
+            lid = mujoco.mj_name2id(m, mujoco.mjtObj.mjOBJ_LIGHT, "key_light")
+            if lid < 0:
+                raise ValueError(f"{p.name}: light_direction needs the scene's 'key_light', which "
+                                 f"this model lacks")
+            m.light_dir[lid] = np.asarray(p.light_direction, float)
+
+    def _reset_perturbation(self, seed: int | None) -> np.ndarray:
+        """Per-episode axes, drawn from generators seeded by ``seed`` (independent of the
+        placement sampler's): object masses and frictions are set on the model; returns the arm's
+        (noisy) home pose ``(7,)`` rad."""
+        p = self.perturbation
+        home = np.asarray(panda.HOME_QPOS, float).copy()
+        if p is None:
+            return home
+        m = self.model
+        key = [] if seed is None else [int(seed)]
+        rng = np.random.default_rng(key + [0x9E3779B9]) if key else np.random.default_rng()
+        m.body_mass[:] = self._mass0
+        m.body_inertia[:] = self._inertia0
+        m.geom_friction[:] = self._friction0
+        for o in sorted(self._obj_bodies):  # fixed order: same seed, same factors
+            sm = float(rng.uniform(*p.mass_scale))
+            sf = float(rng.uniform(*p.friction_scale))
+            b, g = self._obj_bodies[o], self._obj_geoms[o]
+            m.body_mass[b] = self._mass0[b] * sm
+            m.body_inertia[b] = self._inertia0[b] * sm
+            m.geom_friction[g, 0] = self._friction0[g, 0] * sf
+        if p.mass_scale != (1.0, 1.0):
+            mujoco.mj_setConst(m, self.data)  # derived inertial constants follow the new masses
+        if p.joint_noise_rad > 0:
+            lim = panda.JOINT_LIMITS
+            home = np.clip(home + rng.uniform(-p.joint_noise_rad, p.joint_noise_rad, 7),
+                           lim[:, 0] + 1e-3, lim[:, 1] - 1e-3)
+        self._noisy = p.obs_noise_pos_m > 0 or p.obs_noise_rot_rad > 0
+        self._noise_rng = (np.random.default_rng(key + [0x0B5E]) if key
+                           else np.random.default_rng())
+        return home
+
+    def _draw_observation_noise(self) -> None:
+        """New pose noise for every object (and the regions it owns), once per control step."""
+        if not self._noisy:
+            return
+        p, rng = self.perturbation, self._noise_rng
+        for o in sorted(self._noise_rows):
+            dp = rng.normal(0.0, p.obs_noise_pos_m, 3)
+            rv = rng.normal(0.0, p.obs_noise_rot_rad, 3)
+            angle = float(np.linalg.norm(rv))
+            dq = np.array([1.0, 0.0, 0.0, 0.0])
+            if angle > 0:
+                dq = np.concatenate([[np.cos(angle / 2)], np.sin(angle / 2) * rv / angle])
+            rows = self._noise_rows[o]
+            self._noise_dp[rows] = dp
+            self._noise_dq[rows] = dq
+
+    def _apply_observation_noise(self, s: np.ndarray) -> np.ndarray:
+        if not self._noisy:
+            return s
+        poses = s[OBS_PROPRIO_DIM:].reshape(-1, 7)
+        poses[:, :3] += self._noise_dp
+        q = poses[:, 3:7].copy()
+        for k in range(len(q)):  # world-frame rotation of each observed orientation
+            out = np.zeros(4)
+            mujoco.mju_mulQuat(out, self._noise_dq[k], q[k])
+            poses[k, 3:7] = out
+        return s
+
+    def true_observation_array(self) -> np.ndarray:
+        """:meth:`observation_array` without the perturbation's observation noise (the
+        simulator's own state; for tests and diagnostics, never for a policy)."""
+        return self.data.sensordata[self._obs_slice].copy()
 
     # ------------------------------------------------------------------ contacts
     @property

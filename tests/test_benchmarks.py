@@ -28,3 +28,18 @@ def test_env_speed_prints_every_configuration(capsys):
     bound = next(v for k, v in rows.items() if k.startswith("raw mj_step"))
     assert bound[1] == pytest.approx(1.0)
     assert all(rate > 0 for rate, _ in rows.values())
+
+
+@pytest.mark.slow
+def test_libero_expert_eval_benchmark_prints_episodes_per_second(capsys, tmp_path):
+    script = SCRIPT.parent / "libero_expert_eval.py"
+    spec = importlib.util.spec_from_file_location("libero_expert_eval", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--episodes", "1", "--suites", "libero_10", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("libero_10"))
+    tasks, episodes, success, wall, rate = row.split()[1:]
+    assert (int(tasks), int(episodes)) == (10, 10)
+    assert float(rate) == pytest.approx(10 / float(wall), rel=0.02)
+    assert (tmp_path / "libero_10" / "eval_expert" / "results.json").is_file()

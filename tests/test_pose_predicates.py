@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from robot_skills.perception import (
+    REGION_KINDS,
     DrawerGeometry,
     FixtureGeometry,
     KnobGeometry,
@@ -23,6 +24,7 @@ from robot_skills.perception import (
     evaluate_pose_predicates,
     knob_angle,
 )
+from robot_skills.perception.pose_predicates import DoorGeometry, door_angle
 from robot_skills.robot import Observation
 
 TABLE = np.array([0.63, 0.0, 0.0])
@@ -375,20 +377,29 @@ def test_sim_model_matches_joint_state():
 
 
 STEP_AGREEMENT = 0.99
-"""Fraction of control steps on which every task atom agrees. Measured: 99.63 % on these six
-rollouts (2 of 540 steps disagree); 99.79 % on libero_goal with 5 seeds
-(``benchmarks/pose_vs_contact_predicates.py``). A 2 cm contact tolerance drops it to 98.2 %."""
+"""Fraction of control steps on which every task atom agrees. Measured: 99.61 % on the six
+libero_goal rollouts below (2 of 508 steps disagree, each for one step while a released object
+falls: the cream cheese touching the bowl's inner wall on its way down is ``On`` it by contact,
+not yet by pose; the bowl dropping out of the opening jaws still touches both fingers); 99.53 %
+on :data:`NEW_ASSET_TASKS` (3 of 638 steps); 99.79 % on libero_goal with 5 seeds
+(``benchmarks/pose_vs_contact_predicates.py``, before the new assets). A 2 cm contact tolerance
+drops it to 98.2 %."""
 ATOM_AGREEMENT = 0.999
-"""Fraction of (step, task atom) pairs that agree; measured 99.95 %."""
+"""Fraction of (step, task atom) pairs that agree on the libero_goal rollouts; measured 99.95 %
+(3 of 6096)."""
 
 
 def _rollouts(tasks, model_fn=None, settle=10):
+    """One seed-0 expert episode per task: a libero_goal file name, or a ``(suite, file name)``
+    pair."""
+    from robot_skills.tasks.suites import resolve_suite
     from sim.perception_model import compare_expert_episode
     from sim.sim_robot import SimRobot
 
     eps = []
     for name in tasks:
-        r = SimRobot(_goal_dir() / name)
+        path = resolve_suite(name[0]) / name[1] if isinstance(name, tuple) else _goal_dir() / name
+        r = SimRobot(path)
         eps.append(compare_expert_episode(r, 0, settle_steps=settle))
         if model_fn is not None:   # re-evaluate the recorded poses with another model
             m = model_fn(r)
@@ -454,4 +465,284 @@ def test_pose_task_world_on_a_sim_robot():
     w = PoseTaskWorld(r, pose_world_model(r.scene, r.model), r.task, perceived_poses(r))
     assert ep.success and w.success()
     assert w.predicate_state() == ep.steps[-1].pose
+    r.close()
+
+
+# ------------------------------------------------------------------------------------------
+# hinged doors, shelf / enclosure / caddy regions (LIBERO-90's microwave, shelf, desk caddy)
+
+MW, MW_DOOR, HEAT = "microwave_1", "microwave_1_door", "microwave_1_heating_region"
+SHELF, SHELF_TOP, SHELF_SIDE = "shelf_1", "shelf_1_top_region", "shelf_1_top_side"
+CADDY, BAY = "desk_caddy_1", "desk_caddy_1_front_contain_region"
+MUG, BOOK, BOTTLE = "mug_1", "book_1", "bottle_1"
+BOOK_H = (0.013, 0.055, 0.05)
+MW_POSE = pose(*table_xy(0.0, 0.3), 0.0, yaw=math.pi)      # front (local -y) toward the table's -y
+SHELF_POSE = pose(*table_xy(0.1, -0.3), 0.0)
+CADDY_POSE = pose(*table_xy(-0.1, 0.0), 0.0)
+BOARD, HEAT_FLOOR, CADDY_WALL = 0.075, 0.024, 0.08
+
+
+def door_model(door: bool = True) -> PoseWorldModel:
+    """Table, a microwave (hinged door about its frame's -z, heating region), a two-layer shelf
+    (a shelf level on its board at 7.5 cm, a top surface), a desk caddy (0.08 m walls, one bay),
+    a mug, a book and a tall bottle."""
+    return PoseWorldModel(
+        objects={
+            MUG: ObjectGeometry((0.04, 0.04, 0.05), {"graspable"}, grasp_width=0.072,
+                                floor_height=0.006),
+            BOOK: ObjectGeometry(BOOK_H, {"graspable"}, grasp_width=0.026),
+            BOTTLE: ObjectGeometry((0.035, 0.035, 0.15), {"graspable"}, grasp_width=0.07,
+                                   shape="cylinder"),
+        },
+        fixtures={
+            "main_table": FixtureGeometry(half_extents=(0.6, 0.6, 0.45), pose=(*TABLE, 1, 0, 0, 0)),
+            MW: FixtureGeometry({"openable"}, half_extents=(0.17, 0.1, 0.095),
+                                door=DoorGeometry(MW_DOOR, (0, 0, -1), open_threshold=1.3,
+                                                  closed_threshold=0.02) if door else None),
+            SHELF: FixtureGeometry(half_extents=(0.17, 0.095, 0.107)),
+            CADDY: FixtureGeometry(half_extents=(0.075, 0.222, CADDY_WALL / 2)),
+        },
+        regions={
+            HEAT: RegionGeometry("enclosure", MW, {"container"}, half_extents=(0.1, 0.08, 0.072),
+                                 frame_in_owner=(-0.04, 0.0, HEAT_FLOOR, 1, 0, 0, 0)),
+            SHELF_TOP: RegionGeometry("shelf", SHELF, {"container"},
+                                      half_extents=(0.15, 0.09, 0.064),
+                                      frame_in_owner=(0, 0, BOARD, 1, 0, 0, 0)),
+            SHELF_SIDE: RegionGeometry("surface", SHELF, {"surface"},
+                                       half_extents=(0.16, 0.085, 0.05),
+                                       frame_in_owner=(0, 0, 0.213, 1, 0, 0, 0)),
+            BAY: RegionGeometry("container", CADDY, {"container"},
+                                half_extents=(0.03, 0.07, 0.035),
+                                frame_in_owner=(-0.035, 0.0, 0.01, 1, 0, 0, 0)),
+        },
+        table="main_table",
+    )
+
+
+def door_pose(angle: float) -> np.ndarray:
+    """The door swung open by ``angle`` about the microwave's -z (its hinge axis)."""
+    return pose(*(MW_POSE[:3] + [0.17, 0.1, 0.0]), yaw=math.pi - angle)
+
+
+def door_scene(**overrides) -> dict[str, np.ndarray]:
+    """Door shut; mug, book and bottle standing on the table away from the fixtures."""
+    poses = {MW: MW_POSE, MW_DOOR: door_pose(0.0), SHELF: SHELF_POSE, CADDY: CADDY_POSE,
+             MUG: pose(*table_xy(0.2, 0.0), 0.05), BOOK: pose(*table_xy(0.2, 0.15), BOOK_H[2]),
+             BOTTLE: pose(*table_xy(0.2, -0.15), 0.15)}
+    poses.update(overrides)
+    return poses
+
+
+def dstate(poses, width=OPEN, ee=FAR, model=None):
+    return evaluate_pose_predicates(model or door_model(), poses, width, ee)
+
+
+@pytest.mark.parametrize("angle, atom", [(0.0, "close"), (0.015, "close"), (0.7, None),
+                                         (1.35, "open"), (2.0, "open")])
+def test_door_open_close(angle, atom):
+    s = dstate(door_scene(**{MW_DOOR: door_pose(angle)}))
+    assert {a for a in s if a[0] in ("open", "close")} == ({(atom, MW)} if atom else set())
+    m = door_model()
+    assert door_angle(m.fixtures[MW].door, MW_POSE, door_pose(angle)) == pytest.approx(angle)
+    asked = evaluate_pose_predicates(m, door_scene(**{MW_DOOR: door_pose(angle)}), None, None,
+                                     atoms=[("Open", MW), ("Close", MW)])
+    assert asked == ({(atom, MW)} if atom else set())
+
+
+def test_door_untracked_is_unsupported():
+    m = door_model(door=False)
+    assert MW_DOOR in door_model().tracked_entities() and MW_DOOR not in m.tracked_entities()
+    s = evaluate_pose_predicates(m, door_scene(), OPEN, FAR)
+    assert not any(a[0] in ("open", "close") for a in s)
+    with pytest.raises(UnsupportedPredicateError, match="door"):
+        evaluate_pose_predicates(m, door_scene(), None, None, atoms=[("open", MW)])
+    p = door_scene()
+    del p[MW_DOOR]
+    with pytest.raises(MissingPoseError, match=MW_DOOR):
+        dstate(p)
+    with pytest.raises(ValueError, match="closed_threshold"):
+        DoorGeometry(MW_DOOR, open_threshold=0.1, closed_threshold=0.2)
+
+
+def test_in_enclosure_shelf_and_bay():
+    heat = MW_POSE[:3] + np.array([0.04, 0.0, HEAT_FLOOR])      # owner turned by pi: -x -> +x
+    s = dstate(door_scene(**{MUG: pose(*(heat + [0.0, 0.0, 0.05]))}))
+    assert ("in", MUG, HEAT) in s
+    board = SHELF_POSE[:3] + np.array([0.0, 0.0, BOARD])
+    s = dstate(door_scene(**{BOOK: pose(*(board + [0.05, 0.0, BOOK_H[2]]))}))
+    assert ("in", BOOK, SHELF_TOP) in s
+    bay = CADDY_POSE[:3] + np.array([-0.035, 0.0, 0.01])
+    s = dstate(door_scene(**{BOOK: pose(*(bay + [0.0, 0.0, BOOK_H[2]]))}))
+    assert ("in", BOOK, BAY) in s and ("in", BOOK, SHELF_TOP) not in s
+    # beside the shelf, at board height: not in it
+    s = dstate(door_scene(**{BOOK: pose(*(board + [0.0, 0.2, BOOK_H[2]]))}))
+    assert ("in", BOOK, SHELF_TOP) not in s
+
+
+@pytest.mark.parametrize("bottom, inside", [(0.0, True), (-0.008, True), (0.06, True),
+                                            (0.07, False), (-0.015, False)])
+def test_in_tall_object_by_its_bottom(bottom, inside):
+    # a 0.30 m bottle standing on the shelf board: its centre is above the 0.128 m high level,
+    # but its bottom lies in the level's lower half (-1 cm .. half-height 0.064 m) or not
+    board = SHELF_POSE[:3] + np.array([0.0, 0.0, BOARD])
+    s = dstate(door_scene(**{BOTTLE: pose(*(board + [0.0, 0.0, bottom + 0.15]))}))
+    assert (("in", BOTTLE, SHELF_TOP) in s) is inside
+
+
+@pytest.mark.parametrize("over_bay, held", [(True, True), (False, False)])
+def test_caddy_rims_support_only_between_bays(over_bay, held):
+    # a book between closed jaws with its bottom at the caddy walls' height: over a bay it is
+    # being lowered in (held); over the walls between bays it rests on their rims
+    dy = 0.0 if over_bay else 0.074
+    c = CADDY_POSE[:3] + np.array([-0.035, dy, CADDY_WALL + BOOK_H[2] - 0.002])
+    ee = c + [0.0, 0.0, 0.03]
+    s = dstate(door_scene(**{BOOK: pose(*c)}), width=0.026, ee=ee)
+    assert (("holding", BOOK) in s) is held
+
+
+@pytest.mark.parametrize("dz, held", [(0.0, False), (0.02, True)])
+def test_book_slid_onto_the_shelf_board(dz, held):
+    # the book's front half over the board (its centre still outside the shelf level): level
+    # with the board it rests on it, 2 cm above it is carried
+    edge = SHELF_POSE[:3] + np.array([0.0, -0.09, BOARD])
+    c = edge + [0.0, -0.04, BOOK_H[2] + dz]
+    s = dstate(door_scene(**{BOOK: pose(*c, yaw=0.0)}), width=0.026, ee=c + [0, 0, 0.03])
+    assert ("in", BOOK, SHELF_TOP) not in s
+    assert (("holding", BOOK) in s) is held
+
+
+def test_door_model_round_trip_and_kinds():
+    yaml = pytest.importorskip("yaml")
+    m = door_model()
+    d = yaml.safe_load(yaml.safe_dump(m.to_dict()))
+    assert d["fixtures"][MW]["door"]["entity"] == MW_DOOR
+    assert d["regions"][SHELF_TOP]["kind"] == "shelf" and d["regions"][HEAT]["kind"] == "enclosure"
+    m2 = PoseWorldModel.from_dict(d)
+    assert m2 == m
+    p = door_scene(**{MW_DOOR: door_pose(1.5)})
+    assert dstate(p, model=m2) == dstate(p, model=m) and ("open", MW) in dstate(p)
+    assert {"shelf", "enclosure"} <= set(REGION_KINDS)
+    with pytest.raises(ValueError, match="region kind"):
+        RegionGeometry("cupboard", MW, half_extents=(0.1, 0.1, 0.1))
+    with pytest.raises(ValueError, match="door"):
+        FixtureGeometry(door={"entity": MW_DOOR, "axis": [0, 0, 0]})
+
+
+def test_sim_door_angle_matches_hinge_and_round_trips():
+    """The microwave's door angle read from poses equals the hinge's joint position; the sim's
+    model, door included, survives a YAML round trip."""
+    import mujoco
+    import yaml
+
+    from robot_skills.tasks.suites import resolve_suite
+    from sim.perception_model import articulation_poses, pose_world_model
+    from sim.sim_robot import SimRobot
+
+    r = SimRobot(resolve_suite("libero_90") / "KITCHEN_SCENE7_open_the_microwave.bddl")
+    r.reset(0)
+    m = pose_world_model(r.scene, r.model)
+    assert m.entity_tags() == r.scene.entity_tags()
+    fx = r.scene.fixtures["microwave_1"]
+    door = m.fixtures["microwave_1"].door
+    assert door is not None and door.entity in m.tracked_entities()
+    assert m.regions["microwave_1_heating_region"].kind == "enclosure"
+    qa = r.model.jnt_qposadr[r.model.joint(fx.joints["door"]).id]
+    for q in (0.0, 0.01, 0.8, 1.4, 2.0):
+        r.data.qpos[qa] = q
+        mujoco.mj_forward(r.model, r.data)
+        poses = {**r.observe().object_poses, **articulation_poses(r.model, r.data, r.scene)}
+        assert door_angle(door, poses["microwave_1"], poses[door.entity]) == pytest.approx(
+            q, abs=1e-6)
+        s = evaluate_pose_predicates(m, poses, None, None)
+        assert (("open", "microwave_1") in s) is (q >= 1.3)
+        assert (("close", "microwave_1") in s) is (q <= 0.02)
+    assert PoseWorldModel.from_dict(yaml.safe_load(yaml.safe_dump(m.to_dict()))) == m
+    r.close()
+
+
+NEW_ASSET_TASKS = [
+    ("libero_90", "KITCHEN_SCENE6_close_the_microwave.bddl"),
+    ("libero_90",
+     "STUDY_SCENE2_pick_up_the_book_and_place_it_in_the_front_compartment_of_the_caddy.bddl"),
+    ("libero_90", "STUDY_SCENE4_pick_up_the_book_on_the_right_and_place_it_on_the_cabinet_shelf"
+                  ".bddl"),
+    ("libero_10", "KITCHEN_SCENE6_put_the_yellow_and_white_mug_in_the_microwave_and_close_it.bddl"),
+]
+"""The microwave's door (Open/Close by its angle), a desk caddy's bay, a shelf level and the
+microwave's heating region (``In``)."""
+
+
+def test_pose_predicates_agree_with_contacts_on_new_assets():
+    """Expert rollouts on LIBERO-90/-10 files with the microwave, the desk caddy and the shelf:
+    the pose-based evaluator agrees with the contact-based one and sees every goal reached."""
+    eps = _rollouts(NEW_ASSET_TASKS)
+    assert all(e.success for e in eps), [(e.task, e.calls) for e in eps]
+    goals = {a for e in eps for a in e.goal}
+    assert {("close", "microwave_1"),
+            ("in", "black_book_1", "desk_caddy_1_front_contain_region"),
+            ("in", "yellow_book_1", "wooden_two_layer_shelf_1_top_region"),
+            ("in", "white_yellow_mug_1", "microwave_1_heating_region")} <= goals
+    for e in eps:
+        assert e.goal <= e.steps[-1].pose, (e.task, e.goal - e.steps[-1].pose)
+    # the door was seen open (init) and then shut, by both evaluators
+    first, last = eps[0].steps[0], eps[0].steps[-1]
+    assert ("open", "microwave_1") in first.pose and ("open", "microwave_1") in first.contact
+    assert ("close", "microwave_1") in last.pose and ("close", "microwave_1") in last.contact
+    # Open/Close of the door: both read the hinge angle against the same thresholds
+    for e in eps:
+        for s in e.steps:
+            for a in (("open", "microwave_1"), ("close", "microwave_1")):
+                assert (a in s.contact) == (a in s.pose), (e.task, s.step, a)
+    steps, atoms = _agreement(eps)
+    worst = min(eps, key=lambda e: e.agreement()[0])
+    assert steps >= STEP_AGREEMENT, (steps, worst.task, worst.agreement())
+    assert atoms >= NEW_ASSET_ATOM_AGREEMENT, atoms
+
+
+NEW_ASSET_ATOM_AGREEMENT = 0.998
+"""Fraction of (step, task atom) pairs that agree on :data:`NEW_ASSET_TASKS`; measured 99.89 %
+(6 of 5463: three steps, each a ``holding``/``handempty`` pair; these tasks have 7-9 atoms, the
+libero_goal ones 12, so one step weighs more than under :data:`ATOM_AGREEMENT`). The three:
+the book's lower edge bumping the shelf board's front face 2 mm above the board (by contact a
+side push, so still held; by pose level with the board and over it, so resting), and the mug's
+bottom 3.6 mm above the microwave cavity's front edge for two steps (by contact within the 5 mm
+contact distance with an upward normal, so supported; by pose its centre is not over the cavity
+yet, so carried)."""
+
+
+@pytest.mark.parametrize("widths, width, held", [((), 0.034, True), ((), 0.047, False),
+                                                 ((0.048,), 0.047, True),
+                                                 ((0.048,), 0.06, False)])
+def test_held_across_another_face(widths, width, held):
+    # a cream-cheese box (0.048 x 0.034 m) taken across its length when a neighbour blocks its
+    # usual grasp: held at 47 mm only when the model lists that width
+    m = make_model()
+    cheese = m.objects[CHEESE]
+    m = PoseWorldModel({**m.objects, CHEESE: ObjectGeometry(
+        cheese.half_extents, cheese.tags, grasp_width=cheese.grasp_width, grasp_widths=widths)},
+        m.fixtures, m.regions, m.table, m.tolerances)
+    c = np.array([*table_xy(0.0, -0.15), 0.1])
+    s = state(scene(**{CHEESE: pose(*c)}), width=width, ee=c + [0, 0, 0.005], model=m)
+    assert (("holding", CHEESE) in s) is held
+    with pytest.raises(ValueError, match="grasp_widths"):
+        ObjectGeometry((0.1, 0.1, 0.1), grasp_widths=(0.0,))
+
+
+def test_sim_model_lists_the_other_grasp_width_of_a_box():
+    """The butter (grasped across its 36 mm width) may also be taken across its 70 mm length;
+    a book's 0.12 m length does not fit the 80 mm jaws."""
+    from robot_skills.tasks.suites import resolve_suite
+    from sim.perception_model import pose_world_model
+    from sim.sim_robot import SimRobot
+
+    r = SimRobot(resolve_suite("libero_10")
+                 / "LIVING_ROOM_SCENE2_put_both_the_cream_cheese_box_and_the_butter_in_the_basket"
+                   ".bddl")
+    m = pose_world_model(r.scene, r.model)
+    butter = m.objects["butter_1"]
+    assert butter.grasp_widths == (pytest.approx(2 * butter.half_extents[0]),)
+    assert butter.grasp_widths[0] > butter.grasp_width
+    r.close()
+    r = SimRobot(resolve_suite("libero_90") / NEW_ASSET_TASKS[1][1])
+    assert pose_world_model(r.scene, r.model).objects["black_book_1"].grasp_widths == ()
     r.close()

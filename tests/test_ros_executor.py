@@ -79,10 +79,11 @@ class _Perceived:
         return getattr(self._r, k)
 
     def observe(self):
-        from sim.perception_model import knob_poses
+        from sim.perception_model import articulation_poses
 
         obs = self._r.observe()
-        obs.object_poses.update(knob_poses(self._r.model, self._r.data, self._r.scene))
+        r = self._r
+        obs.object_poses.update(articulation_poses(r.model, r.data, r.scene))
         return obs
 
 

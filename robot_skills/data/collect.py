@@ -38,6 +38,13 @@ from typing import Any
 import numpy as np
 
 from robot_skills.data.hdf5 import DemoReader, DemoWriter
+from robot_skills.data.images import (
+    CODECS,
+    DEFAULT_CODEC,
+    camera_key,
+    observation_images,
+    write_frames,
+)
 from robot_skills.execution.executor import Executor
 from robot_skills.execution.interfaces import SkillSet
 from robot_skills.execution.pool import iter_parallel
@@ -233,10 +240,13 @@ def _describe(obj: Any) -> str:
 
 
 def _episode_config(make_world: Any, make_experts: Any, noise: NoiseConfig, max_steps: int,
-                    max_replans: int, region_scale_max: float, keep_failures: bool
-                    ) -> dict[str, Any]:
-    """Everything, besides the task file and the seed, that decides what an episode records."""
-    return {"format": COLLECT_FORMAT, "make_world": _describe(make_world),
+                    max_replans: int, region_scale_max: float, keep_failures: bool,
+                    image_codec: str = DEFAULT_CODEC) -> dict[str, Any]:
+    """Everything, besides the task file and the seed, that decides what an episode records.
+    (The cameras are part of the world factory's description; the image codec is listed only
+    when it is not the default, so state-only collections keep their fingerprint.)"""
+    extra = {} if image_codec == DEFAULT_CODEC else {"image_codec": image_codec}
+    return {**extra, "format": COLLECT_FORMAT, "make_world": _describe(make_world),
             "make_experts": _describe(make_experts), "noise_std": float(noise.std),
             "noise_prob": float(noise.prob), "max_steps": int(max_steps),
             "max_replans": int(max_replans), "region_scale_max": float(region_scale_max),
@@ -260,15 +270,22 @@ def _record_path(work: Path, job: CollectJob) -> Path:
 
 
 def _write_record(path: Path, job: CollectJob, ep: EpisodeData | None, summary: dict[str, Any],
-                  fingerprint: str) -> None:
-    """One finished episode -> its own HDF5 file, written atomically (temp, fsync, rename)."""
+                  fingerprint: str, image_codec: str = DEFAULT_CODEC) -> None:
+    """One finished episode -> its own HDF5 file, written atomically (temp, fsync, rename).
+    Camera images in the observations are stored compressed with ``image_codec``
+    (:func:`robot_skills.data.images.write_frames`)."""
     record = {"task_path": job.task_path, "seed": job.seed, "region_scale": job.region_scale,
               "summary": summary}
     with DemoWriter(path, attrs={"collect_record": json.dumps(record),
                                  "collect_fingerprint": fingerprint}) as w:
         if ep is not None:
-            w.add_demo(ep.observations, ep.actions, states=ep.states, skill_segments=ep.segments,
-                       attrs=ep.attrs)
+            name = w.add_demo(ep.observations, ep.actions, states=ep.states,
+                              skill_segments=ep.segments, attrs=ep.attrs)
+            images = observation_images(ep.observations)
+            if images:
+                obs_group = w._file["data"][name]["obs"]  # noqa: SLF001 - see DemoWriter
+                for cam, frames in images.items():
+                    write_frames(obs_group, camera_key(cam), frames, image_codec, camera=cam)
 
 
 def _read_record(path: Path, job: CollectJob, fingerprint: str) -> dict[str, Any] | None:
@@ -344,7 +361,8 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
                   seed: int = 1000, noise: NoiseConfig = NoiseConfig(), max_steps: int = 600,
                   max_replans: int = 2, workers: int = 1, progress: bool = True,
                   region_scale_max: float = 1.0, env_args: dict[str, Any] | None = None,
-                  keep_failures: bool = False, resume: bool = True) -> dict[str, Any]:
+                  keep_failures: bool = False, resume: bool = True,
+                  image_codec: str = DEFAULT_CODEC) -> dict[str, Any]:
     """Collect ``demos_per_task`` expert episodes per task and write them to ``out_path`` (HDF5).
 
     Crash-safe and resumable: each finished episode is written at once to its own small HDF5
@@ -376,6 +394,9 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
         keep_failures: also write failed episodes (``success`` attribute False).
         resume: reuse the episodes a previous (killed) run of the same configuration recorded;
             False starts over.
+        image_codec: how camera images are stored when the world renders cameras
+            (``make_world``'s ``cameras``): ``gzip`` / ``lzf`` (lossless HDF5 filters) or
+            ``png`` / ``jpeg`` (OpenCV-encoded per frame); see :mod:`robot_skills.data.images`.
 
     Returns:
         Summary dict: per task attempts / successes / expert success rate / episodes, demos
@@ -394,6 +415,8 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
         raise ValueError(f"demos_per_task must be >= 1, got {demos_per_task}")
     if not region_scale_max >= 1.0:
         raise ValueError(f"region_scale_max must be >= 1, got {region_scale_max}")
+    if image_codec not in CODECS:
+        raise ValueError(f"image_codec must be one of {CODECS}, got {image_codec!r}")
     out_path = Path(out_path)
     check_writable(out_path.parent)
     work = collect_work_dir(out_path)
@@ -406,7 +429,7 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
                                                                               region_scale_max)))
                 for p in task_paths for i in range(demos_per_task)]
         config = _episode_config(make_world, make_experts, noise, max_steps, max_replans,
-                                 region_scale_max, keep_failures)
+                                 region_scale_max, keep_failures, image_codec)
         fp = _fingerprint(config)
         _open_work_dir(work, config, fp, resume, say)
         t0 = time.perf_counter()
@@ -429,7 +452,7 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
                                       int(max_replans), bool(keep_failures))
         for job, ep, summ in iter_parallel(functools.partial(collect_episode, factories=factories),
                                            todo, workers, desc="collect", progress=progress):
-            _write_record(record_of[job], job, ep, summ, fp)
+            _write_record(record_of[job], job, ep, summ, fp, image_codec)
             done[job] = {**summ, "_has_demo": ep is not None}
         if not any(s["_has_demo"] for s in done.values()):
             reasons = sorted({s["reason"] for s in done.values()})[:5]

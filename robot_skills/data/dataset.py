@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from robot_skills.data.hdf5 import FORMAT, Demo, DemoReader
+from robot_skills.data.hdf5 import FORMAT, Demo, DemoReader, SkillSegment
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
@@ -51,8 +52,44 @@ bounds of 0.05 m / 0.5 rad."""
 
 MAX_GRIPPER_LEVELS = 4
 """More distinct gripper commands than this in a skill's labels count as a continuous gripper."""
-_FEATURE_STD_FLOOR = 1e-3
-_ACTION_STD_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class ValueBounds:
+    """Magnitudes no sane demonstration reaches: a value beyond one is a unit or export bug (a
+    position in mm, an uninitialised buffer, ``1e30``), refused by :func:`validate_demo` before it
+    can wreck the normalisation statistics (one ``1e30`` action makes ``action_std`` ``~2e28``).
+
+    These are *absurdity* bounds, far outside any physical value; the physical per-step action
+    bounds are :class:`~robot_skills.robot.ActionLimits`. ``None`` disables a check.
+
+    Attributes:
+        max_abs_action: any action component, in the file's units (m, rad or normalised).
+        max_abs_position: end-effector and object positions, m (base frame; a tabletop arm
+            reaches about 1 m).
+        max_abs_joint_pos: joint positions, rad.
+        max_abs_joint_vel: joint velocities, rad/s.
+        max_gripper_width: finger opening, m (``|width|`` bound).
+        quat_norm_tolerance: ``| |q| - 1 |`` allowed for the end-effector and object
+            quaternions (a zero or unnormalised quaternion gives a meaningless yaw feature).
+        max_abs_other: any other float array (rewards, MuJoCo states, extra observations).
+    """
+
+    max_abs_action: float | None = 1e3
+    max_abs_position: float | None = 10.0
+    max_abs_joint_pos: float | None = 100.0
+    max_abs_joint_vel: float | None = 1e3
+    max_gripper_width: float | None = 1.0
+    quat_norm_tolerance: float | None = 0.05
+    max_abs_other: float | None = 1e6
+
+
+DEFAULT_VALUE_BOUNDS = ValueBounds()
+"""The bounds every builder uses unless given others."""
+FEATURE_STD_FLOOR = 1e-3
+"""Smallest feature standard deviation used for normalisation (a near-constant feature)."""
+ACTION_STD_FLOOR = 1e-4
+"""Smallest action standard deviation used for normalisation."""
 
 
 def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width: np.ndarray,
@@ -118,9 +155,15 @@ def action_chunks(actions: np.ndarray, start: int, end: int, chunk_size: int
     return seg[np.minimum(idx, n - 1)], mask
 
 
-def _std(x: np.ndarray, floor: float) -> np.ndarray:
-    s = x.std(axis=0).astype(np.float64)
+def floor_std(s: np.ndarray, floor: float) -> np.ndarray:
+    """Standard deviations as used for normalisation: a (near-)constant dimension
+    (``s < 1e-6``) gets 1, the others at least ``floor``. ``(D,)`` float64 in, float32 out."""
+    s = np.asarray(s, np.float64)
     return np.where(s < 1e-6, 1.0, np.maximum(s, floor)).astype(np.float32)
+
+
+def _std(x: np.ndarray, floor: float) -> np.ndarray:
+    return floor_std(x.std(axis=0), floor)
 
 
 class SkillChunkDataset(torch.utils.data.Dataset):
@@ -174,7 +217,8 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                   skills: Sequence[str] | None = None, chunk_size: int = 10,
                   skill_vocab: Sequence[str] | None = None,
                   successful_only: bool = True,
-                  action_limits: ActionLimits | None = None) -> SkillChunkDataset:
+                  action_limits: ActionLimits | None = None,
+                  value_bounds: ValueBounds | None = None) -> SkillChunkDataset:
         """Collect samples of ``skills`` (all skills if None) from the skill segments of HDF5 files.
 
         Args:
@@ -186,10 +230,12 @@ class SkillChunkDataset(torch.utils.data.Dataset):
             successful_only: skip segments whose ``success`` is False.
             action_limits: the action space's per-step bounds every demo used is checked
                 against (:func:`validate_demo`; default :class:`ActionLimits`).
+            value_bounds: absurd-magnitude bounds (default :data:`DEFAULT_VALUE_BOUNDS`).
 
         Raises:
-            DemoValidationError: a demo used holds non-finite values, actions outside the action
-                space or arrays of inconsistent lengths (the message names file and demo).
+            DemoValidationError: a demo used lacks a required key, holds non-finite or absurd
+                values, actions outside the action space, arrays of inconsistent lengths or
+                malformed skill segments (the message names file and demo).
             ValueError: if no samples are found, chunk_size < 1, or a skill is not in skill_vocab.
             KeyError: if a segment argument is not among the demo's object poses.
         """
@@ -202,13 +248,14 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         for p in paths:
             with DemoReader(p) as r:
                 for name in r.demos:
-                    segs = [s for s in r.segments(name)
+                    segs = [s for s in read_segments(r, name, p)
                             if (want is None or s.skill in want)
                             and (s.success or not successful_only)]
                     if not segs:
                         continue
-                    demo = r.load(name)
-                    validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name))
+                    demo = load_checked(r, name, p)
+                    validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name),
+                                  bounds=value_bounds)
                     for s in segs:
                         f = _segment_features(demo, s.start, s.end, s.args, p)
                         a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)
@@ -219,7 +266,8 @@ class SkillChunkDataset(torch.utils.data.Dataset):
     @classmethod
     def whole_task(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], task_id: str,
                    args: Sequence[str], chunk_size: int = 10, task: str | None = None,
-                   action_limits: ActionLimits | None = None) -> SkillChunkDataset:
+                   action_limits: ActionLimits | None = None,
+                   value_bounds: ValueBounds | None = None) -> SkillChunkDataset:
         """Monolithic-baseline samples: each whole demo is one segment of "skill" ``task_id``.
 
         Args:
@@ -231,6 +279,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
             task: keep only demos whose ``task`` attribute equals this or whose file stem/basename
                 does; None keeps all demos.
             action_limits: bounds every demo used is checked against (see :meth:`from_hdf5`).
+            value_bounds: absurd-magnitude bounds (see :meth:`from_hdf5`).
 
         Raises:
             DemoValidationError: a demo used is unfit (see :func:`validate_demo`).
@@ -248,8 +297,9 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                 for name in r.demos:
                     if task is not None and not _task_matches(r.demo_attrs(name).get("task"), task):
                         continue
-                    demo = r.load(name)
-                    validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name))
+                    demo = load_checked(r, name, p)
+                    validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name),
+                                  bounds=value_bounds)
                     f = _segment_features(demo, 0, len(demo), tuple(args), p)
                     a, m = action_chunks(demo.actions, 0, len(demo), chunk_size)
                     pieces.append((f, task_id, a, m, ep))
@@ -307,7 +357,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         """
         a0 = self.actions[:, 0, :].astype(np.float64)
         am = a0.mean(axis=0).astype(np.float32)
-        astd = _std(a0, _ACTION_STD_FLOOR)
+        astd = _std(a0, ACTION_STD_FLOOR)
         am[GRIPPER_DIM], astd[GRIPPER_DIM] = 0.0, 1.0
         levels: dict[str, list[float]] = {}
         for sid, name in enumerate(self.skills):
@@ -315,7 +365,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
             if len(g):
                 levels[name] = g.tolist() if len(g) <= MAX_GRIPPER_LEVELS else []
         return NormStats(self.features.mean(axis=0, dtype=np.float64).astype(np.float32),
-                         _std(self.features.astype(np.float64), _FEATURE_STD_FLOOR), am, astd,
+                         _std(self.features.astype(np.float64), FEATURE_STD_FLOOR), am, astd,
                          list(self.skills), self.chunk_size, len(self), levels)
 
     def tensors(self, stats: NormStats, device: torch.device | str = "cpu"
@@ -343,22 +393,30 @@ each delta normalised to ``[-1, 1]`` (scaled to 5 cm / 0.5 rad inside the contro
 
 def _file_limits(reader: Any, given: ActionLimits | None) -> ActionLimits | None:
     """The bounds a file's actions are checked against: ``given``; else metres/radians for this
-    project's own files (``format`` attribute) and :data:`NORMALISED_ACTION_LIMITS` for others."""
+    project's own files (``format`` attribute) and :data:`NORMALISED_ACTION_LIMITS` for others
+    and for files whose ``action_space`` attribute is ``"normalized"`` (e.g. imported from a
+    LeRobot port of LIBERO, :mod:`robot_skills.data.lerobot`)."""
     if given is not None:
         return given
-    return None if reader.attrs.get("format") == FORMAT else NORMALISED_ACTION_LIMITS
+    attrs = reader.attrs
+    if attrs.get("format") == FORMAT and attrs.get("action_space", "metric") != "normalized":
+        return None
+    return NORMALISED_ACTION_LIMITS
 
 
 def validate_demo(demo: Demo, source: str | os.PathLike = "<demo>",
                   limits: ActionLimits | None = None, num_samples: int | None = None,
-                  tolerance: float = DEMO_ACTION_TOLERANCE) -> None:
+                  tolerance: float = DEMO_ACTION_TOLERANCE,
+                  bounds: ValueBounds | None = None) -> None:
     """Check one demonstration before it becomes training data.
 
     Checks: at least one step; ``num_samples`` (the file's declared length), rewards, dones,
     states and every observation / object-pose array have ``T = len(actions)`` rows; every action
     and observation value is finite; each action is physically possible for the action space:
     ``|dpos_i| <= max_delta_pos``, ``|drot_i| <= max_delta_rot`` per component (m, rad per
-    control step, each with ``tolerance`` relative slack), gripper command in ``[-1, 1]``.
+    control step, each with ``tolerance`` relative slack), gripper command in ``[-1, 1]``; no
+    value is absurd (:class:`ValueBounds`: positions, joints, gripper width, quaternion norms,
+    any other float array).
 
     Args:
         demo: the loaded demonstration.
@@ -367,6 +425,7 @@ def validate_demo(demo: Demo, source: str | os.PathLike = "<demo>",
             5 cm, 0.5 rad).
         num_samples: the length the file declares (``num_samples`` attribute), if any.
         tolerance: relative slack on the bounds.
+        bounds: absurd-magnitude bounds (default :data:`DEFAULT_VALUE_BOUNDS`).
 
     Raises:
         DemoValidationError: naming ``source``, the demo, the array and the first bad step.
@@ -413,27 +472,120 @@ def validate_demo(demo: Demo, source: str | os.PathLike = "<demo>",
         t = int(np.argmax(over))
         raise DemoValidationError(f"{where}: actions[{t}, {GRIPPER_DIM}] = {g[t]:.6g}: gripper "
                                   f"command outside [-1, 1] ({int(over.sum())} step(s))")
+    _check_absurd(where, a, arrays, bounds or DEFAULT_VALUE_BOUNDS)
+
+
+def _check_absurd(where: str, actions: np.ndarray, arrays: dict[str, np.ndarray],
+                  b: ValueBounds) -> None:
+    """Refuse values beyond :class:`ValueBounds` (all arrays already finite, shapes checked)."""
+
+    def bound(name: str, v: np.ndarray, limit: float | None, field: str, unit: str) -> None:
+        if limit is None or v.dtype.kind not in "fiu" or v.size == 0:
+            return
+        over = np.abs(v.astype(np.float64)) > limit
+        if over.any():
+            idx = _first_bad(over)
+            raise DemoValidationError(
+                f"{where}: {name}{list(idx)} = {v[idx]:.6g}{unit} is absurd: beyond the bound "
+                f"|x| <= {limit:g}{unit} (ValueBounds.{field}; {int(over.sum())} value(s)); "
+                "a unit or export error?")
+
+    def unit_quat(name: str, q: np.ndarray) -> None:
+        if b.quat_norm_tolerance is None:
+            return
+        n = np.linalg.norm(q.astype(np.float64), axis=-1)
+        bad = np.abs(n - 1.0) > b.quat_norm_tolerance
+        if bad.any():
+            t = int(np.argmax(bad))
+            raise DemoValidationError(
+                f"{where}: {name}[{t}] has norm {n[t]:.6g}, not a unit quaternion (allowed "
+                f"|norm - 1| <= {b.quat_norm_tolerance:g}, ValueBounds.quat_norm_tolerance; "
+                f"{int(bad.sum())} step(s))")
+
+    bound("actions", actions, b.max_abs_action, "max_abs_action", "")
+    for k, v in arrays.items():
+        if k == "obs/ee_pos":
+            bound(k, v, b.max_abs_position, "max_abs_position", " m")
+        elif k == "obs/ee_quat":
+            unit_quat(k, v)
+        elif k.startswith("obs/object_poses/") and v.ndim == 2 and v.shape[1] == 7:
+            bound(k, v[:, :3], b.max_abs_position, "max_abs_position", " m")
+            unit_quat(k, v[:, 3:7])
+        elif k == "obs/joint_pos":
+            bound(k, v, b.max_abs_joint_pos, "max_abs_joint_pos", " rad")
+        elif k == "obs/joint_vel":
+            bound(k, v, b.max_abs_joint_vel, "max_abs_joint_vel", " rad/s")
+        elif k == "obs/gripper_width":
+            bound(k, v, b.max_gripper_width, "max_gripper_width", " m")
+        elif v.dtype.kind == "f":
+            bound(k, v, b.max_abs_other, "max_abs_other", "")
 
 
 def validate_demos(paths: str | os.PathLike | Sequence[str | os.PathLike],
                    limits: ActionLimits | None = None,
-                   tolerance: float = DEMO_ACTION_TOLERANCE) -> int:
-    """:func:`validate_demo` on every demonstration of every file.
+                   tolerance: float = DEMO_ACTION_TOLERANCE,
+                   bounds: ValueBounds | None = None) -> int:
+    """:func:`validate_demo` on every demonstration of every file (one demo in memory at a time).
+
+    Args:
+        paths: demonstration files.
+        limits: per-step action bounds; None: per file, as the dataset builders choose them
+            (metres/radians for this project's files, normalised ``[-1, 1]`` for foreign ones).
+        tolerance: relative slack on the action bounds.
+        bounds: absurd-magnitude bounds (default :data:`DEFAULT_VALUE_BOUNDS`).
 
     Returns:
         The number of demonstrations checked.
 
     Raises:
-        DemoValidationError: the first bad demo (file and demo named). FileNotFoundError /
-        ValueError / KeyError: unreadable files, as :class:`~robot_skills.data.hdf5.DemoReader`.
+        DemoValidationError: the first bad demo (file and demo named), including a demo that
+            lacks a required key or has malformed skill segments. FileNotFoundError /
+            ValueError: unreadable files, as :class:`~robot_skills.data.hdf5.DemoReader`.
     """
     n = 0
     for p in _as_paths(paths):
         with DemoReader(p) as r:
             for name in r.demos:
-                validate_demo(r.load(name), p, limits, r.num_samples(name), tolerance)
+                read_segments(r, name, p)
+                validate_demo(load_checked(r, name, p), p, _file_limits(r, limits),
+                              r.num_samples(name), tolerance, bounds)
                 n += 1
     return n
+
+
+def _wrap_read_error(e: Exception, path: str | os.PathLike, name: str) -> DemoValidationError:
+    msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+    where = f"{path}:{name}"
+    if where not in msg:
+        msg = f"{where}: {msg}"
+    return DemoValidationError(msg)
+
+
+def load_checked(reader: DemoReader, name: str, path: str | os.PathLike) -> Demo:
+    """``reader.load(name)``, with a missing key (actions, obs group, end-effector pose), a
+    wrong shape or an unreadable dataset raised as :class:`DemoValidationError` naming ``path``
+    and the demo.
+
+    Raises:
+        DemoValidationError: as above (the original error chained).
+    """
+    try:
+        return reader.load(name)
+    except (KeyError, ValueError, OSError, TypeError) as e:
+        raise _wrap_read_error(e, path, name) from e
+
+
+def read_segments(reader: DemoReader, name: str, path: str | os.PathLike) -> list[SkillSegment]:
+    """``reader.segments(name)``, with malformed JSON or a segment outside the demo raised as
+    :class:`DemoValidationError` naming ``path`` and the demo.
+
+    Raises:
+        DemoValidationError: as above (the original error chained).
+    """
+    try:
+        return reader.segments(name)
+    except (KeyError, ValueError, OSError, TypeError) as e:
+        raise _wrap_read_error(e, path, name) from e
 
 
 def _as_paths(paths) -> list[Path]:

@@ -313,6 +313,20 @@ class DemoWriter:
         self._total += T
         return name
 
+    def obs_group(self, name: str) -> h5py.Group:
+        """The open ``obs`` group of demo ``name`` added by this writer, to store more
+        observation datasets (e.g. compressed camera frames,
+        :func:`robot_skills.data.images.write_frames`).
+
+        Raises:
+            KeyError: no such demo in this file. RuntimeError: the writer is not open.
+        """
+        if self._file is None:
+            raise RuntimeError("DemoWriter is not open: use it as a context manager")
+        if name not in self._file["data"]:
+            raise KeyError(f"no demo {name!r} written to {self.path} yet")
+        return self._file["data"][name]["obs"]
+
     def copy_demo(self, reader: DemoReader, name: str) -> str:
         """Append demo ``name`` of an open :class:`DemoReader` unchanged: its datasets and
         attributes are copied as stored (no re-encoding), renamed ``"demo_<N>"``.
@@ -510,6 +524,8 @@ class DemoReader:
             ValueError: on inconsistent shapes.
         """
         g = self._group(name)
+        if "actions" not in g or not isinstance(g["actions"], h5py.Dataset):
+            raise KeyError(f"{self.path}:{name} has no actions dataset; keys: {sorted(g.keys())}")
         actions = np.asarray(g["actions"][()], np.float32)
         if actions.ndim != 2 or actions.shape[1] != ACTION_DIM:
             raise ValueError(f"{self.path}:{name}/actions has shape {actions.shape}, "
@@ -527,8 +543,55 @@ class DemoReader:
         """Per-step :class:`~robot_skills.robot.Observation` objects of demo ``name``."""
         return self.load(name).observations(control_period)
 
-    def _read_obs(self, g: h5py.Group, name: str, T: int
+    def read_action_rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Action rows ``[start, stop)`` of demo ``name``, ``(stop - start, 7)`` float32, without
+        reading the rest.
+
+        Raises:
+            KeyError: unknown demo or no actions dataset.
+            ValueError: a bad row range or action shape.
+        """
+        g = self._group(name)
+        if "actions" not in g or not isinstance(g["actions"], h5py.Dataset):
+            raise KeyError(f"{self.path}:{name} has no actions dataset; keys: {sorted(g.keys())}")
+        ds = g["actions"]
+        if ds.ndim != 2 or ds.shape[1] != ACTION_DIM or not 0 <= start < stop <= ds.shape[0]:
+            raise ValueError(f"{self.path}:{name}: action rows [{start}, {stop}) of a dataset of "
+                             f"shape {ds.shape}")
+        return np.asarray(ds[start:stop], np.float32)
+
+    def read_obs_rows(self, name: str, start: int, stop: int,
+                      entities: Sequence[str] | None = None
+                      ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Observation rows ``[start, stop)`` of demo ``name`` without reading the rest (for
+        lazy loaders): the same keys, conversions and dtypes as :meth:`load`'s ``obs`` and
+        ``object_poses``, each with ``stop - start`` rows.
+
+        Args:
+            name: the demo.
+            start, stop: the row range, ``0 <= start < stop <= T``.
+            entities: object poses to read (None: all).
+
+        Raises:
+            KeyError: unknown demo, missing observation keys or entity.
+            ValueError: a bad row range or inconsistent shapes.
+        """
+        g = self._group(name)
+        T = self.num_samples(name)
+        if not 0 <= start < stop <= T:
+            raise ValueError(f"{self.path}:{name}: rows [{start}, {stop}) outside a demo of {T} "
+                             "steps")
+        obs, poses = self._read_obs(g, name, stop - start, slice(start, stop), entities)
+        missing = [e for e in (entities or ()) if e not in poses]
+        if missing:
+            raise KeyError(f"{self.path}:{name}: entities {missing} are not among the recorded "
+                           f"object poses")
+        return obs, poses
+
+    def _read_obs(self, g: h5py.Group, name: str, T: int, rows: slice = slice(None),
+                  entities: Sequence[str] | None = None
                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        want = None if entities is None else set(entities)
         if "obs" not in g:
             raise KeyError(f"{self.path}:{name} has no obs group")
         og = g["obs"]
@@ -537,7 +600,7 @@ class DemoReader:
         def get(*cands: str) -> np.ndarray | None:
             for c in cands:
                 if c in keys and isinstance(og[c], h5py.Dataset):
-                    return np.asarray(og[c][()], np.float64)
+                    return np.asarray(og[c][rows], np.float64)
             return None
 
         obs: dict[str, np.ndarray] = {}
@@ -574,7 +637,9 @@ class DemoReader:
         poses: dict[str, np.ndarray] = {}
         if "object_poses" in keys:
             for ent, ds in og["object_poses"].items():
-                p = np.asarray(ds[()], np.float64)
+                if want is not None and ent not in want:
+                    continue
+                p = np.asarray(ds[rows], np.float64)
                 _check_shape(f"{name}/obs/object_poses/{ent}", p, (T, POSE_DIM))
                 poses[ent] = p
         else:  # robomimic / robosuite flat keys: <name>_pos (T,3) + <name>_quat (T,4, xyzw)
@@ -582,7 +647,7 @@ class DemoReader:
                 if not k.endswith("_pos") or k.startswith(_ROBOT_PREFIXES):
                     continue
                 ent = k[: -len("_pos")]
-                if f"{ent}_quat" not in keys:
+                if f"{ent}_quat" not in keys or (want is not None and ent not in want):
                     continue
                 p, q = get(k), get(f"{ent}_quat")
                 if p.shape == (T, 3) and q.shape == (T, 4):

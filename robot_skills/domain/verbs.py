@@ -60,7 +60,7 @@ SKILL_SPECS: dict[str, SkillSpec] = {
     s.name: s
     for s in [
         _spec("pick", "Grasp an object and lift it off whatever it rests on.",
-              [("obj", "graspable")], ["handempty"], ["holding ?obj"],
+              [("obj", "graspable")], ["handempty", "not on * ?obj"], ["holding ?obj"],
               ["handempty", "on ?obj *", "in ?obj *"], ["holding ?obj"], 12.0),
         _spec("place_on", "Put the held object down on top of a surface or object.",
               [("obj", "graspable"), ("target", "surface")], ["holding ?obj"],
@@ -69,10 +69,11 @@ SKILL_SPECS: dict[str, SkillSpec] = {
               [("obj", "graspable"), ("target", "container")],
               ["holding ?obj", "accessible ?target"], ["in ?obj ?target", "handempty"],
               ["holding ?obj"], ["in ?obj ?target"], 15.0, True),
-        _spec("open", "Pull a drawer open by its handle.", [("target", "openable")],
+        _spec("open", "Pull a drawer or a hinged door open by its handle.",
+              [("target", "openable")],
               ["handempty", "not open ?target"], ["open ?target"], ["close ?target"],
               ["open ?target"], 12.0, True),
-        _spec("close", "Push a drawer shut.", [("target", "openable")],
+        _spec("close", "Push a drawer or a hinged door shut.", [("target", "openable")],
               ["handempty", "not close ?target"], ["close ?target"], ["open ?target"],
               ["close ?target"], 12.0, True),
         _spec("turn_on", "Turn a stove's knob to switch it on.", [("target", "switchable")],
@@ -89,7 +90,15 @@ SKILL_SPECS: dict[str, SkillSpec] = {
 """Preconditions of open/close and turn_on/turn_off are negative ("not open ?target") so a drawer
 left half open — neither Open nor Close in LIBERO's predicates — can still be opened or closed.
 
-The verbs LIBERO's libero_goal / libero_spatial / libero_object suites need."""
+``pick`` needs nothing resting on the object (``not on * ?obj``): a stack is built bottom-up, so
+"stack the left bowl on the right bowl and place them in the tray" moves the right bowl into the
+tray first. ``open``/``close`` take a drawer region or a fixture with a hinged door (the
+microwave); ``place_in`` needs its target ``accessible``: a drawer region that is open, or a
+region of a fixture whose door is open (see :func:`robot_skills.planning.symbolic.derived_state`).
+
+The verbs all of LIBERO's suites need (libero_goal / spatial / object / 10 / 90): stacking is
+``place_on`` onto a graspable object, placing into a caddy compartment, a tray, a shelf level or
+the microwave is ``place_in``, turning the stove off is ``turn_off``."""
 
 MAX_SKILL_ARGS = max(len(s.parameters) for s in SKILL_SPECS.values())
 

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_skills.evaluation.perturbations import PerturbationSpec
+from robot_skills.evaluation.perturbations import RESOLUTION_MARK, PerturbationSpec
 from robot_skills.evaluation.stats import summarize_lengths, wilson_interval
 from robot_skills.execution.executor import Executor, run_task_policy
 from robot_skills.execution.interfaces import PlannerFactory, SkillSet
@@ -51,7 +51,8 @@ from robot_skills.utils.atomic import atomic_write_json
 from robot_skills.utils.version import code_version
 
 __all__ = ["BenchmarkRunner", "run_suite", "summarize",
-           "run_episode", "EpisodeJob", "UNPERTURBED", "MONOLITHIC_DEFAULT_MAX_STEPS"]
+           "run_episode", "EpisodeJob", "UNPERTURBED", "MONOLITHIC_DEFAULT_MAX_STEPS",
+           "NOT_RUN_REASONS", "NOT_BUILT_REASON", "EPISODE_STATUSES"]
 
 UNPERTURBED = "unperturbed"
 """Condition name of the unperturbed tasks in results and reports."""
@@ -59,6 +60,13 @@ NOT_RUN_REASONS = ("world_error", "invalid", "error")
 """Episode end reasons that say nothing about the policy: the world could not be built, the
 simulation went unstable (:class:`~robot_skills.robot.EpisodeInvalidError`), or the harness
 itself raised. Such episodes are reported apart and left out of success rates."""
+NOT_BUILT_REASON = "world_error"
+"""The end reason of an episode whose world could not be built (the factory, ``connect`` or the
+initial-state reset raised, e.g. no collision-free layout under a perturbation): its ``status``
+is ``"not_built"``."""
+EPISODE_STATUSES = ("success", "failure", "not_built", "invalid", "error")
+"""Each episode record's ``status``: the policy succeeded or failed, the world was not built, the
+simulation went unstable, or the harness raised. Only the first two enter success rates."""
 MONOLITHIC_DEFAULT_MAX_STEPS = 600
 """Episode horizon for the monolithic baseline when none is given (LIBERO's evaluation horizon)."""
 
@@ -125,7 +133,9 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
     """Run one episode in this process and return its JSON-able record.
 
     Never raises for failures inside the episode: an exception while building the world is
-    recorded with ``reason="world_error"``, one while running with ``reason="error"``.
+    recorded with ``reason="world_error"`` and ``status="not_built"``, one while running with
+    ``reason="error"``; ``status`` is one of :data:`EPISODE_STATUSES`. ``perturbation_notes``
+    holds what the world factory said about the perturbed layout (``world.perturbation_notes``).
     """
     t0 = time.perf_counter()
     rec: dict[str, Any] = {
@@ -133,7 +143,7 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
         "perturbation": job.perturbation.name if job.perturbation else UNPERTURBED,
         "episode": job.episode, "seed": job.seed, "success": False, "steps": 0,
         "reason": "", "replans": 0, "calls": [], "goal_progress": {}, "messages": [],
-        "error": None, "video": None,
+        "error": None, "video": None, "status": "failure", "perturbation_notes": [],
     }
     world = None
     try:
@@ -143,10 +153,12 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
     except Exception as e:
         if world is not None:
             world.robot.disconnect()
-        reason = "invalid" if isinstance(e, EpisodeInvalidError) else "world_error"
-        rec.update(reason=reason, error=f"{type(e).__name__}: {e}",
-                   wall_time_s=time.perf_counter() - t0)
+        invalid = isinstance(e, EpisodeInvalidError)
+        rec.update(reason="invalid" if invalid else NOT_BUILT_REASON,
+                   status="invalid" if invalid else "not_built",
+                   error=f"{type(e).__name__}: {e}", wall_time_s=time.perf_counter() - t0)
         return rec
+    rec["perturbation_notes"] = [str(n) for n in getattr(world, "perturbation_notes", None) or []]
     frames: list[np.ndarray] = []
     on_step = None
     if job.video_path:
@@ -171,10 +183,12 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
                           max_steps=factories.max_steps, on_step=on_step)
             result = ex.run()
         rec.update(result.to_dict())
+        rec["status"] = "success" if rec["success"] else "failure"
     except EpisodeInvalidError as e:
-        rec.update(success=False, reason="invalid", error=f"{type(e).__name__}: {e}")
+        rec.update(success=False, reason="invalid", status="invalid",
+                   error=f"{type(e).__name__}: {e}")
     except Exception as e:
-        rec.update(reason="error", error=f"{type(e).__name__}: {e}",
+        rec.update(reason="error", status="error", error=f"{type(e).__name__}: {e}",
                    messages=[traceback.format_exc(limit=5)])
     if job.video_path and frames:
         try:
@@ -205,6 +219,9 @@ def _summarize_task(all_eps: list[dict[str, Any]], path: str) -> dict[str, Any]:
     errors = sorted({e["error"] for e in all_eps if e.get("error")})[:5]
     videos = [e["video"] for e in eps if e.get("video")]
     lens = summarize_lengths(lengths)
+    nb = [e for e in all_eps if e["reason"] == NOT_BUILT_REASON]
+    nb_reasons = Counter(str(e.get("error") or "").split(":", 1)[0] or "unknown" for e in nb)
+    notes = sorted({n for e in all_eps for n in e.get("perturbation_notes") or []})
     return {
         "path": path, "n": n, "successes": k, "success_rate": k / n if n else None,
         "ci95": [lo, hi],
@@ -217,8 +234,40 @@ def _summarize_task(all_eps: list[dict[str, Any]], path: str) -> dict[str, Any]:
         "seeds": [e["seed"] for e in eps],
         "not_run": {"count": sum(not_run.values()), "reasons": dict(not_run),
                     "seeds": [e["seed"] for e in all_eps if e["reason"] in NOT_RUN_REASONS]},
+        "n_requested": len(all_eps), "n_built": len(all_eps) - len(nb),
+        "not_built": {"count": len(nb), "reasons": dict(nb_reasons),
+                      "seeds": [e["seed"] for e in nb],
+                      "errors": sorted({str(e.get("error")) for e in nb})[:3]},
+        "status_counts": dict(Counter(_status(e) for e in all_eps)),
+        "perturbation_notes": notes[:10],
+        "n_layout_resolved": sum(1 for e in all_eps if any(
+            RESOLUTION_MARK in n for n in e.get("perturbation_notes") or [])),
         "video": videos[0] if videos else None,
     }
+
+
+def _status(e: Mapping[str, Any]) -> str:
+    """An episode's status; records written before ``status`` existed get it from ``reason``."""
+    if e.get("status") in EPISODE_STATUSES:
+        return str(e["status"])
+    r = e.get("reason")
+    if r == NOT_BUILT_REASON:
+        return "not_built"
+    if r in ("invalid", "error"):
+        return str(r)
+    return "success" if e.get("success") else "failure"
+
+
+def _paired(base_eps: Sequence[Mapping[str, Any]], pert_eps: Sequence[Mapping[str, Any]]
+            ) -> dict[str, Any]:
+    """Success of both conditions over the seeds that were built and ran in both."""
+    ok = {e["seed"]: bool(e["success"]) for e in base_eps if e["reason"] not in NOT_RUN_REASONS}
+    pk = {e["seed"]: bool(e["success"]) for e in pert_eps if e["reason"] not in NOT_RUN_REASONS}
+    seeds = sorted(set(ok) & set(pk))
+    n = len(seeds)
+    return {"seeds": seeds, "n": n,
+            "unperturbed_success_rate": sum(ok[x] for x in seeds) / n if n else None,
+            "success_rate": sum(pk[x] for x in seeds) / n if n else None}
 
 
 def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
@@ -235,10 +284,27 @@ def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
         {reasons, failed_calls, errors}, seeds, not_run {count, reasons, seeds}, video``;
         episodes that ended for a reason in :data:`NOT_RUN_REASONS` are counted under
         ``not_run`` and left out of ``n`` and the rates; perturbed task summaries add
-        ``unperturbed_success_rate`` and ``drop_points`` (unperturbed minus perturbed, in
-        percentage points). A task none of whose episodes ran (e.g. a world that cannot be built)
-        is listed in ``skipped_tasks`` with its first error instead of crashing the run; the
-        suite's ``n_not_run`` counts every episode that did not run.
+        ``unperturbed_success_rate`` (the unperturbed task's rate) and ``drop_points``
+        (unperturbed minus perturbed, in percentage points, over the *paired* seeds: those built
+        and run in both conditions, so an episode that was not built under the perturbation is
+        not compared with one that ran without it). A task none of whose episodes ran (e.g. a
+        world that cannot be built) is listed in ``skipped_tasks`` with its first error instead
+        of crashing the run; the suite's ``n_not_run`` counts every episode that did not run.
+
+        Keys added for not-built episodes (all backward compatible; readers of older files may
+        treat them as absent): every episode has ``status`` (one of :data:`EPISODE_STATUSES`)
+        and ``perturbation_notes`` (what the world factory moved to resolve the layout). A task
+        summary has ``n_requested`` (episodes asked for), ``n_built`` (requested minus not
+        built), ``not_built {count, reasons {exception type: count}, seeds, errors (first 3)}``,
+        ``status_counts {status: count}``, ``perturbation_notes`` (first 10 distinct) and
+        ``n_layout_resolved`` (episodes in which a shifted region was moved on to free table
+        area);
+        ``success_rate`` is over built episodes that ran (``n``). Perturbed task summaries add
+        ``paired {seeds, n, unperturbed_success_rate, success_rate}``. Every ``suite`` block
+        adds ``n_requested``, ``n_built``, ``n_not_built``, ``not_built_reasons``,
+        ``built_fraction`` (``n_built / n_requested``) and ``n_layout_resolved``; a perturbation's suite adds
+        ``paired_unperturbed_mean_success`` and ``paired_mean_success`` (task means over paired
+        seeds), whose difference is its ``drop_points``.
     """
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for e in episodes:
@@ -263,9 +329,18 @@ def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
         rates = [t["success_rate"] for t in tasks.values() if t["success_rate"] is not None]
         n = sum(t["n"] for t in tasks.values())
         k = sum(t["successes"] for t in tasks.values())
+        req = sum(t["n_requested"] for t in tasks.values())
+        built = sum(t["n_built"] for t in tasks.values())
+        reasons: Counter = Counter()
+        for t in tasks.values():
+            reasons.update(t["not_built"]["reasons"])
         return {"mean_success": float(np.mean(rates)) if rates else None, "n_tasks": len(rates),
                 "n_episodes": n, "successes": k, "pooled_ci95": list(wilson_interval(k, n)),
-                "n_not_run": sum(t["not_run"]["count"] for t in tasks.values())}
+                "n_not_run": sum(t["not_run"]["count"] for t in tasks.values()),
+                "n_requested": req, "n_built": built, "n_not_built": req - built,
+                "not_built_reasons": dict(reasons),
+                "built_fraction": built / req if req else None,
+                "n_layout_resolved": sum(t["n_layout_resolved"] for t in tasks.values())}
 
     base_tasks = condition(UNPERTURBED)
     base_suite = suite(base_tasks)
@@ -274,17 +349,24 @@ def summarize(episodes: Sequence[Mapping[str, Any]], task_names: Sequence[str],
         if spec is None:
             continue
         tasks = condition(spec.name)
+        paired_b, paired_p = [], []
         for name, t in tasks.items():
             b = base_tasks.get(name)
             t["unperturbed_success_rate"] = b["success_rate"] if b else None
-            t["drop_points"] = (100.0 * (b["success_rate"] - t["success_rate"])
-                                if b and b["success_rate"] is not None
-                                and t["success_rate"] is not None else None)
+            pr = _paired(by.get((UNPERTURBED, name), []), by[(spec.name, name)])
+            t["paired"] = pr
+            ok = pr["success_rate"] is not None
+            t["drop_points"] = (100.0 * (pr["unperturbed_success_rate"] - pr["success_rate"])
+                                if ok else None)
+            if ok:
+                paired_b.append(pr["unperturbed_success_rate"])
+                paired_p.append(pr["success_rate"])
         s = suite(tasks)
         s["unperturbed_mean_success"] = base_suite["mean_success"]
-        s["drop_points"] = (100.0 * (base_suite["mean_success"] - s["mean_success"])
-                            if base_suite["mean_success"] is not None
-                            and s["mean_success"] is not None else None)
+        s["paired_unperturbed_mean_success"] = float(np.mean(paired_b)) if paired_b else None
+        s["paired_mean_success"] = float(np.mean(paired_p)) if paired_p else None
+        s["drop_points"] = (100.0 * (s["paired_unperturbed_mean_success"]
+                                     - s["paired_mean_success"]) if paired_b else None)
         perts[spec.name] = {"spec": spec.to_dict(), "tasks": tasks, "suite": s}
     return {"tasks": base_tasks, "suite": base_suite, "perturbations": perts,
             "skipped_tasks": skipped, "episodes": [dict(e) for e in episodes]}

@@ -7,6 +7,7 @@ and :class:`PoseTaskWorld`, the :class:`~robot_skills.execution.interfaces.TaskW
 
 from robot_skills.perception.pose_predicates import (
     REGION_KINDS,
+    DoorGeometry,
     DrawerGeometry,
     FixtureGeometry,
     KnobGeometry,
@@ -17,13 +18,14 @@ from robot_skills.perception.pose_predicates import (
     PoseWorldModel,
     RegionGeometry,
     UnsupportedPredicateError,
+    door_angle,
     drawer_travel,
     evaluate_pose_predicates,
     knob_angle,
 )
 
 __all__ = [
-    "REGION_KINDS", "DrawerGeometry", "FixtureGeometry", "KnobGeometry", "MissingPoseError",
+    "REGION_KINDS", "DoorGeometry", "DrawerGeometry", "FixtureGeometry", "KnobGeometry", "MissingPoseError",
     "ObjectGeometry", "PoseTaskWorld", "PoseTolerances", "PoseWorldModel", "RegionGeometry",
-    "UnsupportedPredicateError", "drawer_travel", "evaluate_pose_predicates", "knob_angle",
+    "UnsupportedPredicateError", "door_angle", "drawer_travel", "evaluate_pose_predicates", "knob_angle",
 ]

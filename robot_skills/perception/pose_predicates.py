@@ -8,7 +8,8 @@ the planner's ``holding`` / ``handempty`` — from
   :attr:`robot_skills.robot.Observation.object_poses` carries),
 * the gripper opening and the tool-centre-point position,
 * a :class:`PoseWorldModel`: the plain geometric data perception needs besides poses (object
-  bounding boxes, region extents, drawer travel, knob axes, affordance tags). A user writes it
+  bounding boxes, region extents, drawer travel, knob and door hinge axes, affordance tags). A
+  user writes it
   for a real arm (e.g. as YAML, read with :meth:`PoseWorldModel.from_dict`); the simulator builds
   it from its scene (``sim.perception_model.pose_world_model``).
 
@@ -36,12 +37,19 @@ bottom - s <= contact``):
 * ``On(a, r)``, ``r`` a surface region (cook region, cabinet top, rack): ``a``'s centre, in the
   region frame, is within the region's x/y half-extents grown by ``region_xy`` and above its floor,
   and ``a`` rests on the floor.
-* ``In(a, r)``, ``r`` a drawer or container region: ``a``'s centre, in the region frame, is within
-  the x/y half-extents and ``-region_z_below <= z <= 2 * half_extents[2]``; for a table region, the
-  centre is in its ranges.
+* ``In(a, r)``, ``r`` a drawer, container, shelf or enclosure region: ``a``'s centre, in the
+  region frame, is within the x/y half-extents, and either the centre's height is within
+  ``[-region_z_below, 2 * half_extents[2]]`` or (objects taller than the region: a bottle
+  standing in an open drawer) the centre is at least ``-region_z_below`` and ``a``'s bottom is
+  within ``[-region_z_below, half_extents[2]]`` above the floor; for a table region, the centre is
+  in its ranges.
 * ``Open(d)`` / ``Close(d)``, ``d`` a drawer region: the drawer's travel — displacement of ``d``'s
   frame from its closed position along the opening axis, both given in the owner fixture's frame —
   is ``>= open_threshold`` / ``<= closed_threshold``.
+* ``Open(f)`` / ``Close(f)``, ``f`` a fixture with a hinged door (the microwave): the door's angle
+  — rotation of the door entity's frame, relative to the fixture, about the hinge axis, from its
+  shut orientation (as for knobs) — is ``>= open_threshold`` / ``<= closed_threshold``.
+  **Unsupported** for an ``openable`` fixture without a :class:`DoorGeometry`.
 * ``Turnon(s)`` / ``Turnoff(s)``: the knob's angle — rotation of the knob entity's frame, relative
   to the fixture, about the knob axis, from its zero orientation — is ``>=`` / ``<`` the on
   threshold. **Unsupported** when the fixture has no :class:`KnobGeometry` (its knob is not a
@@ -49,11 +57,16 @@ bottom - s <= contact``):
   ``atoms=None`` leaves those atoms out of the state.
 * ``holding(o)``, ``o`` graspable (tagged ``graspable`` or given a ``grasp_width``; a plate is
   never held): the tool centre point lies inside ``o``'s bounding box grown by ``grasp_zone``
-  (object frame); ``grip_closed_width < gripper_width <= grasp_width + grip_width_margin`` (the
-  jaws are closed on something about ``o``'s width, not on nothing); and ``o`` is *lifted*: it
+  (object frame); ``grip_closed_width < gripper_width <= w + grip_width_margin``, ``w`` the
+  widest of its grasp width and its further ``grasp_widths`` (the jaws are closed on something
+  about ``o``'s width, not on nothing); and ``o`` is *lifted*: it
   rests on no support — the table top (within the table's footprint), another object (``On``),
-  a surface region's floor (``On``), a drawer/container floor (``In`` and bottom at most
-  ``contact`` above the floor), or the top of a fixture that has no surface region of its own.
+  a surface region's floor (``On``), a drawer/container/shelf/enclosure floor (``In`` and bottom
+  at most ``contact`` above the floor; for a shelf, also a bottom level with the board — within
+  ``contact`` / ``penetration`` — and a footprint partly over it (grown by ``region_xy``): a book
+  slid onto the board from the shelf's open front), or the top of
+  a fixture that has no surface region of its own (except over one of its bays: a book lowered
+  into a desk caddy passes its rims' height).
   ``handempty``: no object is held.
 
 An atom naming an entity the model does not know is an error, not false (a typo in a task or a
@@ -77,15 +90,18 @@ import numpy as np
 from robot_skills.domain.predicates import ENTITY_TAGS, Atom, SymbolicProblem
 
 __all__ = [
-    "PoseTolerances", "ObjectGeometry", "KnobGeometry", "FixtureGeometry", "DrawerGeometry",
-    "RegionGeometry", "PoseWorldModel", "MissingPoseError", "UnsupportedPredicateError",
-    "evaluate_pose_predicates", "knob_angle", "drawer_travel", "PoseTaskWorld", "REGION_KINDS",
+    "PoseTolerances", "ObjectGeometry", "KnobGeometry", "DoorGeometry", "FixtureGeometry",
+    "DrawerGeometry", "RegionGeometry", "PoseWorldModel", "MissingPoseError",
+    "UnsupportedPredicateError", "evaluate_pose_predicates", "knob_angle", "door_angle",
+    "drawer_travel", "PoseTaskWorld", "REGION_KINDS",
 ]
 
-REGION_KINDS = ("table", "surface", "drawer", "container")
+REGION_KINDS = ("table", "surface", "drawer", "container", "shelf", "enclosure")
 """``table``: boxes on the table top given by ranges; ``surface``: a fixture's or object's top
-(things are put *on* it); ``drawer``: inside a drawer (moves with it); ``container``: inside a
-basket-like object."""
+(things are put *on* it); ``drawer``: inside a drawer (moves with it); ``container``: inside an
+open-top container (basket, tray, a desk caddy's bay); ``shelf``: a covered shelf level, reached
+from its open front; ``enclosure``: a closed space behind a door (the microwave's heating
+region). The last four are ``In`` regions."""
 
 class MissingPoseError(KeyError):
     """An entity needed to evaluate a predicate has no pose (not in ``object_poses`` and no fixed
@@ -103,7 +119,8 @@ class MissingPoseError(KeyError):
 
 class UnsupportedPredicateError(ValueError):
     """The model lacks the data to decide an atom from poses (e.g. ``Turnon`` of a stove whose
-    knob is not a tracked entity, ``Open`` of a drawer region without travel data)."""
+    knob is not a tracked entity, ``Open`` of a drawer region without travel data, ``Open`` of an
+    ``openable`` fixture without a :class:`DoorGeometry`)."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -183,6 +200,9 @@ class ObjectGeometry:
         floor_height: for an open object (bowl, plate, basket), the height of its inner floor
             above its bottom, m: what is put on or into it rests there (not on its rim). None:
             a solid object; things rest on its top.
+        grasp_widths: further jaw openings, m, at which the object is held besides
+            :attr:`holding_width`: the widths across other faces a hand may close on (a butter
+            pack taken across its length when a neighbour blocks its usual grasp).
     """
 
     half_extents: tuple[float, float, float]
@@ -190,6 +210,7 @@ class ObjectGeometry:
     grasp_width: float | None = None
     shape: str = "box"
     floor_height: float | None = None
+    grasp_widths: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         h = _vec(self.half_extents, 3, "half_extents")
@@ -210,6 +231,12 @@ class ObjectGeometry:
             if not (math.isfinite(w) and w > 0):
                 raise ValueError(f"grasp_width must be > 0, got {self.grasp_width!r}")
             _set(self, "grasp_width", w)
+        if isinstance(self.grasp_widths, (str, bytes)):
+            raise ValueError(f"grasp_widths must be a list of numbers, got {self.grasp_widths!r}")
+        ws = tuple(float(w) for w in self.grasp_widths)
+        if not all(math.isfinite(w) and w > 0 for w in ws):
+            raise ValueError(f"grasp_widths must be > 0, got {self.grasp_widths!r}")
+        _set(self, "grasp_widths", ws)
 
     @property
     def holding_width(self) -> float:
@@ -251,6 +278,48 @@ class KnobGeometry:
 
 
 @dataclass(frozen=True)
+class DoorGeometry:
+    """A hinged door (the microwave's) whose door perception tracks as an entity of its own.
+
+    Attributes:
+        entity: name of the door's pose in ``object_poses`` (e.g. ``"microwave_1_door"``).
+        axis: ``(3,)`` hinge axis in the fixture's frame (normalised here); positive angles swing
+            the door open.
+        zero_quat: ``(4,)`` orientation ``(w, x, y, z)`` of the door entity's frame in the
+            fixture's frame when the door is shut (angle 0).
+        open_threshold: the fixture is ``Open`` when the door is swung at least this far, rad.
+        closed_threshold: ... and ``Close`` when swung at most this far, rad; in between it is
+            neither.
+
+    Raises:
+        ValueError: a zero axis or quaternion, non-finite numbers, or
+            ``closed_threshold >= open_threshold``.
+    """
+
+    entity: str
+    axis: tuple[float, float, float] = (0.0, 0.0, 1.0)
+    zero_quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    open_threshold: float = 1.3
+    closed_threshold: float = 0.02
+
+    def __post_init__(self) -> None:
+        a = np.asarray(_vec(self.axis, 3, "door axis"))
+        n = float(np.linalg.norm(a))
+        if n < 1e-9:
+            raise ValueError("door axis must be non-zero")
+        _set(self, "axis", tuple(float(x) for x in a / n))
+        q = np.asarray(_vec(self.zero_quat, 4, "door zero_quat"))
+        if float(np.linalg.norm(q)) < 1e-9:
+            raise ValueError("door zero_quat must be non-zero")
+        _set(self, "zero_quat", tuple(float(x) for x in q / np.linalg.norm(q)))
+        o, c = float(self.open_threshold), float(self.closed_threshold)
+        if not (math.isfinite(o) and math.isfinite(c) and c < o):
+            raise ValueError(f"door closed_threshold ({c}) must be below open_threshold ({o})")
+        _set(self, "open_threshold", o)
+        _set(self, "closed_threshold", c)
+
+
+@dataclass(frozen=True)
 class FixtureGeometry:
     """A fixture (table, cabinet, stove, rack): does not move, except its drawers and knobs.
 
@@ -263,12 +332,16 @@ class FixtureGeometry:
             (a table bolted in front of the arm), or None.
         knob: for a switchable fixture, its knob; None when the knob is not tracked (then
             ``Turnon``/``Turnoff`` are unsupported).
+        door: for a fixture with a hinged door (the microwave), its door; None when it has none
+            or the door is not tracked (then ``Open``/``Close`` of an ``openable`` fixture are
+            unsupported).
     """
 
     tags: frozenset[str] = frozenset()
     half_extents: tuple[float, float, float] | None = None
     pose: tuple[float, ...] | None = None
     knob: KnobGeometry | None = None
+    door: DoorGeometry | None = None
 
     def __post_init__(self) -> None:
         _set(self, "tags", _tags(self.tags, "fixture"))
@@ -278,6 +351,8 @@ class FixtureGeometry:
             _set(self, "pose", _vec(self.pose, 7, "fixture pose"))
         if self.knob is not None and not isinstance(self.knob, KnobGeometry):
             _set(self, "knob", KnobGeometry(**dict(self.knob)))
+        if self.door is not None and not isinstance(self.door, DoorGeometry):
+            _set(self, "door", DoorGeometry(**dict(self.door)))
 
 
 @dataclass(frozen=True)
@@ -431,12 +506,13 @@ class PoseWorldModel:
 
     def tracked_entities(self) -> list[str]:
         """Entities whose pose perception must publish: objects, fixtures and regions without a
-        fixed pose, and tracked knobs."""
+        fixed pose, tracked knobs and tracked doors."""
         out = list(self.objects)
         out += [f for f, g in self.fixtures.items() if g.pose is None]
         out += [r for r, g in self.regions.items()
                 if g.kind != "table" and g.frame_in_owner is None]
         out += [g.knob.entity for g in self.fixtures.values() if g.knob is not None]
+        out += [g.door.entity for g in self.fixtures.values() if g.door is not None]
         return out
 
     def check_atoms(self, atoms: Iterable[Atom]) -> None:
@@ -445,7 +521,8 @@ class PoseWorldModel:
         Raises:
             ValueError: unknown predicate, wrong arity, or an entity the model does not know.
             UnsupportedPredicateError: ``Turnon``/``Turnoff`` of a switch without a tracked knob,
-                ``Open``/``Close`` of a drawer region without travel data.
+                ``Open``/``Close`` of a drawer region without travel data or of an ``openable``
+                fixture without a tracked door.
         """
         known = set(self.entities())
         for a in atoms:
@@ -460,6 +537,10 @@ class PoseWorldModel:
                 g = self.regions[args[0]]
                 if g.kind == "drawer" and g.drawer is None:
                     raise UnsupportedPredicateError(_no_drawer(args[0]))
+            if p in ("open", "close") and args[0] in self.fixtures:
+                f = self.fixtures[args[0]]
+                if f.door is None and "openable" in f.tags:
+                    raise UnsupportedPredicateError(_no_door(args[0]))
 
     # -------------------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict[str, Any]:
@@ -491,6 +572,8 @@ class PoseWorldModel:
             fixtures:
               main_table: {half_extents: [0.6, 0.6, 0.45], pose: [0.63, 0, 0, 1, 0, 0, 0]}
               flat_stove_1: {tags: [switchable], knob: {entity: flat_stove_1_knob}}
+              microwave_1: {tags: [openable], door: {entity: microwave_1_door, axis: [0, 0, -1],
+                                                     open_threshold: 1.3, closed_threshold: 0.02}}
             regions:
               main_table_plate_region: {kind: table, owner: main_table,
                                         ranges: [[0.04, -0.03, 0.06, -0.01]]}
@@ -510,6 +593,11 @@ class PoseWorldModel:
 def _no_knob(s: str) -> str:
     return (f"Turnon/Turnoff of {s!r} cannot be decided from poses: the model has no KnobGeometry "
             "for it (its knob is not a tracked entity)")
+
+
+def _no_door(f: str) -> str:
+    return (f"Open/Close of {f!r} cannot be decided from poses: the model has no DoorGeometry "
+            "for it (its door is not a tracked entity)")
 
 
 def _no_drawer(r: str) -> str:
@@ -573,11 +661,28 @@ def knob_angle(knob: KnobGeometry, fixture_pose, knob_pose) -> float:
         knob: the knob's geometry.
         fixture_pose, knob_pose: ``(7,)`` base-frame poses of the fixture and of the knob entity.
     """
+    return _angle_about(knob.axis, knob.zero_quat, fixture_pose, knob_pose)
+
+
+def door_angle(door: DoorGeometry, fixture_pose, door_pose) -> float:
+    """Signed swing of a hinged door about its hinge axis from its shut orientation, rad in
+    ``[-pi, pi]`` (positive = open).
+
+    Args:
+        door: the door's geometry.
+        fixture_pose, door_pose: ``(7,)`` base-frame poses of the fixture and of the door entity.
+    """
+    return _angle_about(door.axis, door.zero_quat, fixture_pose, door_pose)
+
+
+def _angle_about(axis, zero_quat, fixture_pose, part_pose) -> float:
+    """Rotation of a part's frame relative to the fixture, since its zero orientation, about
+    ``axis`` (fixture frame), rad in ``[-pi, pi]``."""
     Rf = _quat_mat(np.asarray(fixture_pose, float)[3:7])
-    Rk = _quat_mat(np.asarray(knob_pose, float)[3:7])
-    D = (Rf.T @ Rk) @ _quat_mat(knob.zero_quat).T      # rotation since zero, fixture frame
+    Rk = _quat_mat(np.asarray(part_pose, float)[3:7])
+    D = (Rf.T @ Rk) @ _quat_mat(zero_quat).T      # rotation since zero, fixture frame
     q = _mat_quat(D)
-    return math.remainder(2.0 * math.atan2(float(np.dot(q[1:], knob.axis)), float(q[0])),
+    return math.remainder(2.0 * math.atan2(float(np.dot(q[1:], axis)), float(q[0])),
                           2 * math.pi)
 
 
@@ -721,8 +826,15 @@ class _Scene:
         pr, Rr = self.frame(r)
         loc = Rr.T @ (p - pr)
         hx, hy, hz = g.half_extents
-        return bool(abs(loc[0]) <= hx and abs(loc[1]) <= hy
-                    and -self.tol.region_z_below <= loc[2] <= 2 * hz)
+        below = self.tol.region_z_below
+        if not (abs(loc[0]) <= hx and abs(loc[1]) <= hy):
+            return False
+        if -below <= loc[2] <= 2 * hz:
+            return True
+        # taller than the region (a bottle standing in an open drawer): its bottom is in the
+        # region's lower half
+        bottom = self.box(a).lo[2] - pr[2]
+        return bool(loc[2] >= -below and -below <= bottom <= hz)
 
     def travel(self, r: str) -> float | None:
         g = self.m.regions.get(r)
@@ -732,6 +844,18 @@ class _Scene:
             raise UnsupportedPredicateError(_no_drawer(r))
         return drawer_travel(g.drawer, _pose7(*self.frame(g.owner, f"Open/Close of {r}")),
                              _pose7(*self.frame(r, f"Open/Close of {r}")))
+
+    def door(self, f: str) -> float | None:
+        """The door angle of fixture ``f``, rad; None when ``f`` has no door (and is not
+        ``openable``)."""
+        g = self.m.fixtures.get(f)
+        if g is None or (g.door is None and "openable" not in g.tags):
+            return None
+        if g.door is None:
+            raise UnsupportedPredicateError(_no_door(f))
+        why = f"Open/Close of {f}"
+        return door_angle(g.door, _pose7(*self.frame(f, why)),
+                          _pose7(*self.frame(g.door.entity, why)))
 
     def knob(self, s: str) -> float | None:
         f = self.m.fixtures.get(s)
@@ -761,7 +885,13 @@ class _Scene:
             pf, Rf = self.frame(f, "supports of a held object")
             loc = Rf.T @ (A.p - pf)
             hx, hy, hz = m.fixtures[f].half_extents
-            if abs(loc[0]) <= hx and abs(loc[1]) <= hy and self.rests_at(A.lo[2], pf[2] + 2 * hz):
+            if not (abs(loc[0]) <= hx and abs(loc[1]) <= hy
+                    and self.rests_at(A.lo[2], pf[2] + 2 * hz)):
+                continue
+            # over one of the fixture's open bays (a desk caddy's) it is going in, not resting
+            # on the rims
+            bays = [r for r, g in m.regions.items() if g.owner == f and g.kind != "table"]
+            if not any(self._over(A.p, r) for r in bays):
                 return True
         for r, g in m.regions.items():
             if g.owner == o or g.kind == "table":
@@ -771,12 +901,37 @@ class _Scene:
                     return True
             elif self.inside(o, r) and A.lo[2] <= self.frame(r)[0][2] + tol.contact:
                 return True
+            elif (g.kind == "shelf" and self.rests_at(A.lo[2], self.frame(r)[0][2])
+                  and self._overlaps(A, r)):
+                # partly over a shelf board and level with it: a book slid onto the board from
+                # the shelf's open front (not for other kinds: a mug's bounding box, grown to
+                # cover its handle, overlaps a microwave's cavity before the mug is over it)
+                return True
         return False
+
+    def _over(self, p: np.ndarray, r: str) -> bool:
+        """Whether point ``p`` lies within region ``r``'s x/y half-extents (region frame)."""
+        pr, Rr = self.frame(r)
+        loc = Rr.T @ (p - pr)
+        hx, hy, _ = self.m.regions[r].half_extents
+        return bool(abs(loc[0]) <= hx and abs(loc[1]) <= hy)
+
+    def _overlaps(self, A: _Box, r: str) -> bool:
+        """Whether the footprint of box ``A`` (its corners' x/y extent in region ``r``'s frame)
+        overlaps ``r``'s x/y half-extents grown by ``region_xy``."""
+        pr, Rr = self.frame(r)
+        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)])
+        corners = (A.p + (signs * A.h) @ A.R.T - pr) @ Rr
+        hx, hy, _ = self.m.regions[r].half_extents
+        hx, hy = hx + self.tol.region_xy, hy + self.tol.region_xy
+        lo, hi = corners.min(axis=0), corners.max(axis=0)
+        return bool(lo[0] <= hx and hi[0] >= -hx and lo[1] <= hy and hi[1] >= -hy)
 
     def _plain_fixtures(self) -> list[str]:
         """Fixtures whose top is a support of its own: not the table, with half extents, and
         without surface regions (those stand for the fixture's top: a rack's top region is the
-        floor inside its collar, not the collar's rim)."""
+        floor inside its collar, not the collar's rim). A desk caddy (open bays, no surface
+        region) is one; :meth:`supported` skips its top over a bay."""
         m = self.m
         with_surface = {g.owner for g in m.regions.values() if g.kind == "surface"}
         return [f for f, g in m.fixtures.items()
@@ -789,7 +944,8 @@ class _Scene:
         if g is None or not _holdable(g):
             return False
         tol = self.tol
-        if not (tol.grip_closed_width < width <= g.holding_width + tol.grip_width_margin):
+        widest = max((g.holding_width, *g.grasp_widths))
+        if not (tol.grip_closed_width < width <= widest + tol.grip_width_margin):
             return False
         A = self.box(o)
         loc = np.abs(A.R.T @ (ee - A.p))
@@ -804,6 +960,10 @@ class _Scene:
         if p == "in":
             return self.inside(*args)
         if p in ("open", "close"):
+            q = self.door(args[0])
+            if q is not None:
+                d = self.m.fixtures[args[0]].door
+                return q >= d.open_threshold if p == "open" else q <= d.closed_threshold
             q = self.travel(args[0])
             if q is None:
                 return False
@@ -849,9 +1009,10 @@ def evaluate_pose_predicates(
         ee_pos: ``(3,)`` tool-centre-point position in the base frame, m; None as above.
         atoms: the atoms to decide; the result is the subset that holds. None: every true atom
             over the model's entities — ``on`` (object on object, object on a table or surface
-            region, fixture on a table region), ``in`` (object in a drawer/container region),
-            ``open``/``close`` of drawer regions with travel data (a drawer between the
-            thresholds is neither), ``turnon``/``turnoff`` of fixtures with a tracked knob, and,
+            region, fixture on a table region), ``in`` (object in a drawer/container/shelf/
+            enclosure region), ``open``/``close`` of drawer regions with travel data and of
+            fixtures with a tracked door (between the thresholds: neither),
+            ``turnon``/``turnoff`` of fixtures with a tracked knob, and,
             when ``gripper_width`` and ``ee_pos`` are given, ``holding``/``handempty``.
 
     Returns:
@@ -863,7 +1024,8 @@ def evaluate_pose_predicates(
             not know; a malformed pose; ``holding``/``handempty`` asked for without
             ``gripper_width``/``ee_pos``.
         UnsupportedPredicateError: an atom the model lacks the data for (``Turnon`` of a stove
-            whose knob is not tracked, ``Open`` of a drawer without travel data).
+            whose knob is not tracked, ``Open`` of a drawer without travel data or of an
+            ``openable`` fixture without a tracked door).
         MissingPoseError: a pose the decision needs is absent.
     """
     ee = None if ee_pos is None else np.asarray(ee_pos, dtype=np.float64).reshape(3)
@@ -900,6 +1062,12 @@ def evaluate_pose_predicates(
             elif q <= g.drawer.closed_threshold:
                 out.add(("close", r))
     for f, g in m.fixtures.items():
+        if g.door is not None:
+            q = sc.door(f)
+            if q >= g.door.open_threshold:
+                out.add(("open", f))
+            elif q <= g.door.closed_threshold:
+                out.add(("close", f))
         if g.knob is not None:
             out.add(("turnon" if sc.knob(f) >= g.knob.on_threshold else "turnoff", f))
     if width is not None and ee is not None:

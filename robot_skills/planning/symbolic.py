@@ -6,7 +6,7 @@ e.g. ``"on ?obj *"``). :class:`SymbolicPlanner` grounds every operator over the 
 affordance tags match the parameter types (distinct arguments), then runs A* over sets of ground
 atoms with the goal-count heuristic (number of goal atoms not yet true), breaking ties toward fewer
 unmet goals. The derived predicate ``accessible`` is recomputed in every state
-(:func:`~robot_skills.domain.predicates.with_derived`), as PDDL axioms are.
+(:func:`derived_state`), as PDDL axioms are.
 
 Goal atoms follow BDDL semantics: ``("on", x, y)`` is satisfied by the state atom ``("on", x, y)``.
 When no plan exists :class:`NoPlanError` says which goal atoms cannot be achieved and why.
@@ -24,9 +24,40 @@ from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom, w
 from robot_skills.domain.verbs import SKILL_SPECS, SkillSpec, ground, matches, parse_predicate
 
 __all__ = [
-    "SkillCall", "Plan", "NoPlanError", "GroundSkill", "SymbolicPlanner", "ground_call",
-    "missing_preconditions", "apply_effects", "simulate_plan",
+    "derived_state", "SkillCall", "Plan", "NoPlanError", "GroundSkill", "SymbolicPlanner",
+    "ground_call", "missing_preconditions", "apply_effects", "simulate_plan",
 ]
+
+
+def derived_state(state: frozenset[Atom] | set[Atom],
+                  entities: Mapping[str, frozenset[str]]) -> frozenset[Atom]:
+    """``state`` plus its derived ``accessible`` atoms, with doors taken into account.
+
+    :func:`~robot_skills.domain.predicates.with_derived` makes an entity accessible when it is
+    not ``openable`` or is ``open`` (a drawer region). A container region of a fixture with a
+    door (the microwave's ``microwave_1_heating_region``) is not openable itself: it is
+    accessible only while its owner is open (the fixture's top surface is not gated). The owner
+    is the openable entity whose name, followed by ``_``, starts the region's name (BDDL names a
+    region ``<target>_<region>``).
+
+    Args:
+        state: true atoms (``accessible`` ones are dropped and recomputed).
+        entities: entity name -> affordance tags.
+
+    Returns:
+        The state with the derived ``accessible`` atoms.
+    """
+    full = set(with_derived(frozenset(state), dict(entities)))
+    owners = [e for e, tags in entities.items() if "openable" in tags]
+    for name, tags in entities.items():
+        if "container" not in tags or ("accessible", name) not in full:
+            continue
+        for owner in owners:
+            if owner != name and name.startswith(owner + "_") and ("open", owner) not in full:
+                full.discard(("accessible", name))
+                break
+    return frozenset(full)
+
 
 _CALL_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*\((.*)\)\s*$")
 
@@ -182,7 +213,7 @@ def missing_preconditions(
         BDDL-spelled atoms, ``"(Holding bowl_1)"`` for a missing atom and ``"not (Open d)"`` for a
         negative precondition that is violated; empty when ``g`` is applicable.
     """
-    full = with_derived(state, dict(entities))
+    full = derived_state(state, dict(entities))
     out = [format_atom(a) for a in g.pre_pos if not _holds(a, full)]
     out += ["not " + format_atom(a) for a in g.pre_neg if _holds(a, full)]
     return out
@@ -290,7 +321,7 @@ class SymbolicPlanner:
         start = frozenset(a for a in problem.state if a[0] != "accessible")
 
         def unmet(s: frozenset[Atom]) -> int:
-            full = with_derived(s, entities)
+            full = derived_state(s, entities)
             return sum(1 for g in goal if g not in full)
 
         if unmet(start) == 0:
@@ -321,7 +352,7 @@ class SymbolicPlanner:
             expansions += 1
             if expansions > max_expansions:
                 break
-            full = with_derived(state, entities)
+            full = derived_state(state, entities)
             for g in actions:
                 if not all(_holds(p, full) for p in g.pre_pos):
                     continue
@@ -337,7 +368,7 @@ class SymbolicPlanner:
         reason = (f"search exhausted at depth {max_depth} after {expansions} expansions"
                   if expansions <= max_expansions
                   else f"search stopped after {max_expansions} expansions (max_expansions)")
-        best_full = with_derived(best[1], entities)
+        best_full = derived_state(best[1], entities)
         reasons = self._diagnose_relaxed(problem, actions) or {
             g: f"not reached within {max_depth} skill calls (the closest state found, "
                f"{best[0]} call(s) deep, still lacks it)"
@@ -379,7 +410,7 @@ class SymbolicPlanner:
 
     def _diagnose_static(self, problem: SymbolicProblem) -> dict[Atom, str]:
         """Reasons for goal atoms that no grounding of any skill can ever add."""
-        full = with_derived(frozenset(problem.state), problem.entities)
+        full = derived_state(frozenset(problem.state), problem.entities)
         reasons: dict[Atom, str] = {}
         for g in sorted(problem.goal):
             if g in full:
@@ -411,7 +442,7 @@ class SymbolicPlanner:
     def _diagnose_relaxed(self, problem: SymbolicProblem,
                           actions: list[GroundSkill]) -> dict[Atom, str]:
         """Goal atoms unreachable even when delete effects are ignored (delete relaxation)."""
-        reach = set(with_derived(frozenset(problem.state), problem.entities))
+        reach = set(derived_state(frozenset(problem.state), problem.entities))
         changed = True
         while changed:
             changed = False
@@ -420,7 +451,7 @@ class SymbolicPlanner:
                     new = [a for a in g.add if a not in reach]
                     if new:
                         reach.update(new)
-                        reach.update(with_derived(frozenset(reach), problem.entities))
+                        reach.update(derived_state(frozenset(reach), problem.entities))
                         changed = True
         reasons = {}
         for goal_atom in sorted(problem.goal):

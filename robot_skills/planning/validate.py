@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom, with_derived
+from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom
 from robot_skills.domain.verbs import SKILL_SPECS, SkillSpec
 from robot_skills.planning.symbolic import (
     NoPlanError,
     Plan,
     SkillCall,
     apply_effects,
+    derived_state,
     ground_call,
     missing_preconditions,
 )
@@ -118,13 +119,13 @@ def validate_plan(
         g = ground_call(spec, c.args)
         missing = missing_preconditions(g, state, entities)
         if missing:
-            full = with_derived(state, entities)
+            full = derived_state(state, entities)
             miss_atoms = tuple(a for a in g.pre_pos if a not in full)
             issues.append(PlanIssue(k, "precondition",
                                     f"{c}: precondition(s) unmet: {', '.join(missing)}",
                                     miss_atoms))
         state = apply_effects(g, state)
-    full = with_derived(state, entities)
+    full = derived_state(state, entities)
     unmet = tuple(sorted(a for a in problem.goal if a not in full))
     if unmet:
         issues.append(PlanIssue(None, "goal", "goal not reached at the end of the plan: "

@@ -68,3 +68,13 @@ def skill_features(obs: Observation, args: Sequence[str]) -> np.ndarray:
         f[o + 4] = np.cos(yaw)
         f[o + 5] = 1.0
     return f
+
+
+def proprio_features(obs: Observation) -> np.ndarray:
+    """The ``(PROPRIO_DIM,)`` float32 proprioception of ``obs``: end-effector position (3, m),
+    quaternion ``(w, x, y, z)`` with w >= 0 (4) and gripper opening (1, m), base frame.
+
+    The first :data:`PROPRIO_DIM` entries of :func:`skill_features`, without any object pose:
+    what the image-based policy (:mod:`robot_skills.policies.vision`) reads besides its cameras.
+    """
+    return skill_features(obs, ())[:PROPRIO_DIM]

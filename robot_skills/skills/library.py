@@ -295,3 +295,39 @@ class TaskPolicies:
         """
         policy = SkillLibrary(self.library).get(Path(task_path).stem)
         return _BoundTaskPolicy(policy, task_conditioning(task_path))
+
+
+@dataclass(frozen=True)
+class VisuomotorSkills:
+    """The image-based skills of a visuomotor policy directory as a :class:`SkillSet`
+    (``eval.policy=visuomotor``; written by
+    :func:`robot_skills.training.visuomotor.train_visuomotor`).
+
+    Every skill runs the same :class:`~robot_skills.policies.vision.VisuomotorBC` (one network,
+    conditioned on the skill id and its argument entities) and reads the cameras it was trained
+    with (the world must render them: ``world.cameras=[...]``), never object poses. A picklable
+    factory the benchmark runner calls per episode.
+
+    Args:
+        library: the policy directory (``<run_dir>/skills_visuomotor``).
+        ensemble_m: ACT temporal-ensembling coefficient (None = open-loop chunks).
+    """
+
+    library: str
+    ensemble_m: float | None = 0.01
+
+    def __call__(self, task_path: str | os.PathLike | None = None) -> SkillSet:
+        """Load and verify the policy; one skill per contract it carries.
+
+        Raises:
+            FileNotFoundError: no policy directory. ValueError: a tampered or malformed policy
+                (names the file), or a malformed contract.
+        """
+        from robot_skills.policies.vision import VisuomotorSkill, load_visuomotor
+
+        model, stats, entities, manifest = load_visuomotor(self.library)
+        specs = {n: contract_to_spec(c, f"{self.library}: contract {n}")
+                 for n, c in manifest["contracts"].items()}
+        policies = {n: VisuomotorSkill(n, model, stats, entities, specs[n], self.ensemble_m)
+                    for n in specs}
+        return SkillSet(policies, specs)

@@ -49,9 +49,12 @@ def autocast(device: torch.device, bf16: bool) -> contextlib.AbstractContextMana
     return contextlib.nullcontext()
 
 
-def maybe_compile(model: nn.Module, enabled: bool) -> nn.Module:
-    """``torch.compile(model)`` if ``enabled``, else ``model`` unchanged."""
-    return torch.compile(model) if enabled else model
+def maybe_compile(model: nn.Module, enabled: bool, device: torch.device | None = None) -> nn.Module:
+    """``torch.compile(model)`` if ``enabled`` (and, when ``device`` is given, only on CUDA: on
+    CPU the small policies gain nothing and compiling needs a C++ tool chain); else ``model``."""
+    if not enabled or (device is not None and device.type != "cuda"):
+        return model
+    return torch.compile(model)
 
 
 def configure_threads(num_threads: int | None = None) -> int:
@@ -102,12 +105,33 @@ class DistContext:
         return self.world_size > 1
 
 
+def _export_slurm_env() -> None:
+    """Inside a multi-task SLURM job submitted by submitit (Hydra's submitit launcher with
+    ``tasks_per_node > 1`` or ``nodes > 1``), set ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``/
+    ``MASTER_ADDR``/``MASTER_PORT`` from SLURM's variables with submitit's
+    ``TorchDistributedEnvironment`` (rendezvous on the first node of the job). No-op when
+    ``WORLD_SIZE`` is already set (``torchrun``), outside a submitit SLURM job
+    (``SUBMITIT_EXECUTOR != "slurm"``; use ``torchrun`` under a plain ``srun``), or with a single
+    task."""
+    if "WORLD_SIZE" in os.environ or int(os.environ.get("SLURM_NTASKS", "1")) <= 1:
+        return
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        return
+    try:
+        from submitit.helpers import TorchDistributedEnvironment
+    except ImportError:  # pragma: no cover - submitit ships with hydra-submitit-launcher
+        return
+    TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+
+
 def init_distributed(device_preference: str = "auto") -> DistContext:
-    """Initialise ``torch.distributed`` when launched by ``torchrun`` (``WORLD_SIZE > 1``).
+    """Initialise ``torch.distributed`` when launched by ``torchrun`` (``WORLD_SIZE > 1``) or as
+    a multi-task SLURM job (see :func:`_export_slurm_env`).
 
     Single process: returns a context for :func:`select_device`. Under ``torchrun``: NCCL with one
     GPU per local rank when CUDA is available, else Gloo on CPU.
     """
+    _export_slurm_env()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistContext(1, 0, 0, select_device(device_preference))
@@ -115,7 +139,7 @@ def init_distributed(device_preference: str = "auto") -> DistContext:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     dev = select_device(device_preference)
     if dev.type == "cuda":
-        dev = torch.device("cuda", local)
+        dev = torch.device("cuda", local % torch.cuda.device_count())  # per-task GPU binding
         torch.cuda.set_device(dev)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
@@ -156,19 +180,19 @@ class _Range(torch.utils.data.Dataset):
 def epoch_indices(n: int, epoch: int, seed: int, ctx: DistContext) -> torch.Tensor:
     """This rank's shuffled sample order for ``epoch`` (deterministic in ``seed`` and ``epoch``).
 
-    Uses ``DistributedSampler`` (shuffle, drop_last) under DDP; ``randperm`` otherwise.
+    ``DistributedSampler`` (shuffle seeded by ``seed + epoch``, ``drop_last``) with
+    ``num_replicas = ctx.world_size`` — also for a single process, so that the ``W`` per-rank
+    orders interleave into exactly the single-process order (rank ``r`` holds positions
+    ``r, r + W, ...``).
 
     Returns:
-        ``(n_rank,)`` int64 indices into ``[0, n)``.
+        ``(n // W,)`` int64 indices into ``[0, n)``.
     """
-    if ctx.distributed:
-        s = torch.utils.data.DistributedSampler(_Range(n), num_replicas=ctx.world_size,
-                                                rank=ctx.rank, shuffle=True, seed=seed,
-                                                drop_last=True)
-        s.set_epoch(epoch)
-        return torch.tensor(list(iter(s)), dtype=torch.long)
-    g = torch.Generator().manual_seed(int(seed) * 1_000_003 + int(epoch))
-    return torch.randperm(n, generator=g)
+    s = torch.utils.data.DistributedSampler(_Range(n), num_replicas=ctx.world_size,
+                                            rank=ctx.rank, shuffle=True, seed=int(seed),
+                                            drop_last=True)
+    s.set_epoch(int(epoch))
+    return torch.tensor(list(iter(s)), dtype=torch.long)
 
 
 @contextlib.contextmanager

@@ -64,16 +64,19 @@ def check_trainable(model: object) -> None:
                         "see robot_skills.training.trainable.Trainable")
 
 
-def split_loss(out: LossOutput, where: str = "compute_loss") -> tuple[torch.Tensor, dict[str, float]]:
+def split_loss(out: LossOutput, where: str = "compute_loss", as_float: bool = True
+               ) -> tuple[torch.Tensor, dict[str, float | torch.Tensor]]:
     """Normalise a ``compute_loss`` result to ``(loss, metrics)``.
 
     Args:
         out: a 0-d tensor, or ``(loss, metrics)`` with ``metrics`` a mapping of scalars.
         where: name used in error messages.
+        as_float: read tensor metrics into python floats (synchronises with the device); False
+            keeps them as detached 0-d tensors (the training loop reads them in batches).
 
     Returns:
         The 0-d loss tensor (unchanged, still attached to the graph) and the metrics as python
-        floats (tensors are detached and read, which synchronises with the device).
+        floats (or detached tensors with ``as_float=False``).
 
     Raises:
         TypeError: ``out`` is neither form, or a metric is not a scalar.
@@ -90,12 +93,12 @@ def split_loss(out: LossOutput, where: str = "compute_loss") -> tuple[torch.Tens
     if out.dim() != 0 or not out.is_floating_point():
         raise ValueError(f"{where} must return a 0-d floating-point loss, got shape "
                          f"{tuple(out.shape)} dtype {out.dtype}")
-    vals: dict[str, float] = {}
+    vals: dict[str, float | torch.Tensor] = {}
     for k, v in metrics.items():
         if isinstance(v, torch.Tensor):
             if v.numel() != 1:
                 raise TypeError(f"{where} metric {k!r} must be a scalar, got shape {tuple(v.shape)}")
-            vals[str(k)] = float(v.detach())
+            vals[str(k)] = float(v.detach()) if as_float else v.detach().reshape(())
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             vals[str(k)] = float(v)
         else:

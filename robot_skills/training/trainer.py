@@ -12,10 +12,11 @@
    complete old library (every skill still loads against its base) or the complete new one.
 
 :func:`train_task_policy` trains the monolithic baseline (one policy per whole task, adapter kind
-``full``). Both are resumable: checkpoints (``model.safetensors``, ``optim.safetensors`` — AdamW
-moments as tensors — and ``state.json`` with the step) are written atomically every
-``ckpt_every`` steps under ``<work>/<stage>/ckpt``; a re-run continues from the last one with
-the same sample order. ``<work>`` is ``.<name>.work`` beside a library ``<name>``
+``full``). Both are resumable: checkpoints (one safetensors file with the model, its EMA and
+the AdamW moments, plus a JSON sidecar with the step, RNG states, config and sha256, see
+:mod:`robot_skills.training.checkpoint`) are written atomically every ``ckpt_every`` steps under
+``<work>/<stage>/ckpt``; a re-run (``resume``) continues from the newest valid one with the same
+sample order. ``<work>`` is ``.<name>.work`` beside a library ``<name>``
 (:func:`library_work_dir`, outside the directory that is swapped) and ``<root>/.work/<task>`` for
 task policies. TensorBoard scalars go to ``<work>/tb/<stage>``. Under ``torchrun`` training runs
 with DDP and only rank 0 writes.
@@ -44,9 +45,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file as st_load_file
-from safetensors.torch import save_file as st_save_file
+import torch.distributed as dist
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from robot_skills.data.dataset import SkillChunkDataset
@@ -55,19 +57,36 @@ from robot_skills.policies.bc import LOSS_KINDS, BCConfig, GoalConditionedBC
 from robot_skills.policies.lora import inject_lora, lora_state_dict
 from robot_skills.policies.normalization import NormStats
 from robot_skills.skills.skill_dir import save_base, save_skill
+from robot_skills.training.checkpoint import (
+    Checkpoint,
+    flatten_optimizer,
+    latest_valid_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    load_optimizer,
+    remove_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from robot_skills.training.device import (
     DistContext,
     autocast,
     barrier,
     configure_threads,
-    epoch_indices,
     init_distributed,
     maybe_compile,
     wrap_ddp,
 )
+from robot_skills.training.loader import (
+    StepBatchSampler,
+    TrainData,
+    batches,
+    num_samples,
+    to_device,
+)
 from robot_skills.training.trainable import (
     LossForward,
-    batch_size_of,
     check_trainable,
     loss_weight,
     split_loss,
@@ -75,7 +94,6 @@ from robot_skills.training.trainable import (
 from robot_skills.utils.atomic import (
     PROBE_NAME,
     atomic_dir,
-    atomic_write_json,
     check_writable,
     clean_stale_temps,
     exclusive_lock,
@@ -113,6 +131,10 @@ class TrainConfig:
         val_fraction: fraction of demos held out to report a validation loss (0 = none).
         progress: show tqdm bars.
         tensorboard: write TensorBoard logs.
+        ema_decay: EMA of the weights (0 = off; e.g. 0.999), see :class:`FitConfig`.
+        keep_checkpoints: valid checkpoints kept per stage.
+        resume: continue each stage from its newest valid checkpoint (False: start afresh).
+        num_workers: DataLoader workers when training from a ``Dataset``.
     """
 
     steps: int = 3000
@@ -141,10 +163,14 @@ class TrainConfig:
     val_fraction: float = 0.0
     progress: bool = True
     tensorboard: bool = True
+    ema_decay: float = 0.0
+    keep_checkpoints: int = 2
+    resume: bool = True
+    num_workers: int = 0
 
     def __post_init__(self) -> None:
         for k in ("steps", "batch_size", "chunk_size", "hidden", "layers", "lora_rank",
-                  "ckpt_every", "log_every", "skill_emb_dim"):
+                  "ckpt_every", "log_every", "skill_emb_dim", "keep_checkpoints"):
             if int(getattr(self, k)) < 1:
                 raise ValueError(f"TrainConfig.{k} must be >= 1, got {getattr(self, k)}")
         if self.lora_steps < 0 or self.warmup_steps < 0:
@@ -155,6 +181,10 @@ class TrainConfig:
             raise ValueError(f"loss must be one of {LOSS_KINDS}, got {self.loss!r}")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.num_workers < 0:
+            raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for provenance records."""
@@ -176,7 +206,9 @@ class TrainConfig:
                          weight_decay=self.weight_decay, warmup_steps=self.warmup_steps,
                          seed=self.seed, grad_clip=self.grad_clip, bf16=self.bf16,
                          compile=self.compile, ckpt_every=self.ckpt_every,
-                         log_every=self.log_every, progress=self.progress)
+                         log_every=self.log_every, progress=self.progress,
+                         ema_decay=self.ema_decay, keep_checkpoints=self.keep_checkpoints,
+                         resume=self.resume, num_workers=self.num_workers)
 
     def lora_fit_config(self) -> FitConfig:
         """:class:`FitConfig` of a LoRA adapter: ``lora_steps`` at ``lora_lr``, warm-up capped at
@@ -194,17 +226,32 @@ class FitConfig:
 
     Attributes:
         steps: target optimiser steps (total, including those of a resumed run), >= 0.
-        batch_size: samples per step and process (clipped to the per-process sample count), >= 1.
+        batch_size: samples per step and process (clipped to the per-process sample count), >= 1;
+            the global batch under DDP is ``batch_size * world_size``.
         lr: peak AdamW learning rate, > 0.
         weight_decay: AdamW decoupled weight decay, >= 0.
-        warmup_steps: linear warm-up steps, then cosine decay to 10 % of ``lr``, >= 0.
-        seed: sample order (epoch ``e`` uses a permutation seeded by ``seed`` and ``e``).
+        warmup_steps: linear warm-up steps, then cosine decay to ``min_lr_ratio * lr``, >= 0.
+        seed: sample order (epoch ``e`` is shuffled with ``seed + e``, see
+            :mod:`robot_skills.training.loader`).
         grad_clip: max global gradient norm (0 = off), >= 0.
         bf16: bf16 autocast on CUDA (ignored on CPU).
-        compile: ``torch.compile`` the loss computation.
+        compile: ``torch.compile`` the loss computation (CUDA only; ignored on CPU).
         ckpt_every: steps between checkpoints (and at the last step), >= 1.
-        log_every: steps between history / TensorBoard entries, >= 1.
+        log_every: steps between history / TensorBoard entries, >= 1. Losses stay on the device
+            between entries (no per-step host synchronisation).
         progress: show a tqdm bar (rank 0 only).
+        ema_decay: decay of an exponential moving average of the trainable weights
+            (``torch.optim.swa_utils.AveragedModel``), in ``[0, 1)``; 0 = off. When on, the EMA
+            is checkpointed, used for ``eval_fn`` and the validation loss, and copied into the
+            model when ``fit`` returns.
+        keep_checkpoints: valid checkpoints kept on disk, >= 1.
+        resume: continue from the newest valid checkpoint of the same fingerprint (False: start
+            afresh and delete the directory's checkpoints).
+        num_workers: DataLoader worker processes when ``data`` is a ``Dataset``, >= 0.
+        pin_memory: pinned host batches for a ``Dataset`` on CUDA.
+        prefetch_factor: batches each worker loads ahead, >= 1.
+        eval_every: steps between calls of ``fit``'s ``eval_fn`` (and at the end), 0 = never.
+        min_lr_ratio: the cosine schedule's final learning rate as a fraction of ``lr``, [0, 1].
 
     Raises:
         ValueError: a value out of the ranges above (the message names the field).
@@ -222,10 +269,19 @@ class FitConfig:
     ckpt_every: int = 500
     log_every: int = 50
     progress: bool = True
+    ema_decay: float = 0.0
+    keep_checkpoints: int = 2
+    resume: bool = True
+    num_workers: int = 0
+    pin_memory: bool = True
+    prefetch_factor: int = 2
+    eval_every: int = 0
+    min_lr_ratio: float = 0.1
 
     def __post_init__(self) -> None:
         for k, lo in (("steps", 0), ("batch_size", 1), ("warmup_steps", 0), ("ckpt_every", 1),
-                      ("log_every", 1)):
+                      ("log_every", 1), ("keep_checkpoints", 1), ("num_workers", 0),
+                      ("prefetch_factor", 1), ("eval_every", 0)):
             if int(getattr(self, k)) < lo:
                 raise ValueError(f"FitConfig.{k} must be >= {lo}, got {getattr(self, k)}")
         if not (math.isfinite(self.lr) and self.lr > 0):
@@ -234,6 +290,10 @@ class FitConfig:
             v = getattr(self, k)
             if not (math.isfinite(v) and v >= 0):
                 raise ValueError(f"FitConfig.{k} must be finite and >= 0, got {v}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"FitConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
+        if not 0.0 <= self.min_lr_ratio <= 1.0:
+            raise ValueError(f"FitConfig.min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
 
 
 @dataclass
@@ -242,15 +302,19 @@ class FitResult:
 
     Attributes:
         step: optimiser steps completed (== the stage's target when finished).
-        final_loss: mean training loss over the last ``min(50, steps)`` steps of this run
-            (or the checkpointed value when nothing was left to train).
-        val_loss: :func:`evaluate_loss` on held-out samples, or None.
-        samples_per_s: training throughput of this run.
+        final_loss: mean training loss over the last ``min(50, steps)`` steps (averaged over
+            ranks); the per-step losses before a resume come from the checkpoint, so a resumed
+            run reports what an uninterrupted one would. When nothing was left to train: the
+            last :attr:`history` entry.
+        val_loss: :func:`evaluate_loss` on held-out samples (EMA weights when on), or None.
+        samples_per_s: training throughput of this run (all ranks together).
         wall_s: seconds spent in this run.
         resumed_from: step the run resumed from (0 = fresh).
         history: mean training loss per ``log_every`` steps (kept across resumes).
         metrics: mean of each extra metric returned by ``compute_loss`` over the last
             ``min(50, steps)`` steps of this run (empty when the model reports none).
+        eval: the last ``eval_fn`` result (empty without one).
+        checkpoint: the sidecar of the checkpoint resumed from, or None.
     """
 
     step: int
@@ -261,6 +325,8 @@ class FitResult:
     resumed_from: int = 0
     history: list[float] = field(default_factory=list, repr=False)
     metrics: dict[str, float] = field(default_factory=dict)
+    eval: dict[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None
 
 
 class _Stop(Exception):
@@ -268,227 +334,361 @@ class _Stop(Exception):
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def _save_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict]]:
-    sd = opt.state_dict()
-    tensors = {}
-    for idx, st in sd["state"].items():
-        for k, v in st.items():
-            t = v if isinstance(v, torch.Tensor) else torch.tensor(v)
-            tensors[f"state.{idx}.{k}"] = t.detach().cpu().contiguous()
-    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()}
-              for g in sd["param_groups"]]
-    return tensors, groups
-
-
-def _load_optimizer(opt: torch.optim.Optimizer, tensors: Mapping[str, torch.Tensor],
-                    groups: list[dict]) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, t in tensors.items():
-        _, idx, k = key.split(".", 2)
-        state.setdefault(int(idx), {})[k] = t
-    for g in groups:
-        if "betas" in g:
-            g["betas"] = tuple(g["betas"])
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def _trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
     names = {n for n, p in model.named_parameters() if p.requires_grad}
     sd = model.state_dict()
     if all(p.requires_grad for p in model.parameters()):
-        return {k: v.detach().cpu().contiguous().clone() for k, v in sd.items()}
-    return {k: sd[k].detach().cpu().contiguous().clone() for k in names}
+        return {k: v.detach() for k, v in sd.items()}
+    return {k: sd[k].detach() for k in names}
 
 
-def _write_checkpoint(ckpt_dir: Path, model: nn.Module, opt: torch.optim.Optimizer,
-                      state: dict[str, Any], keep: int = 2) -> None:
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    name = f"step_{state['step']:08d}"
-    with atomic_dir(ckpt_dir / name) as tmp:
-        st_save_file(_trainable_state(model), str(tmp / "model.safetensors"))
-        opt_t, groups = _save_optimizer(opt)
-        st_save_file(opt_t, str(tmp / "optim.safetensors"))
-        (tmp / "state.json").write_text(json.dumps({**state, "param_groups": groups}, indent=1))
-    atomic_write_json(ckpt_dir / "latest.json", {"step": state["step"], "dir": name})
-    old = sorted(p for p in ckpt_dir.glob("step_*") if p.is_dir() and p.name != name)
-    for p in old[: max(0, len(old) - (keep - 1))]:
-        shutil.rmtree(p, ignore_errors=True)
+def _ema_params(ema: AveragedModel, model: nn.Module) -> dict[str, torch.Tensor]:
+    """The EMA copies of ``model``'s trainable parameters, by name."""
+    train = {n for n, p in model.named_parameters() if p.requires_grad}
+    return {n: p.detach() for n, p in ema.module.named_parameters() if n in train}
 
 
-def _read_checkpoint(ckpt_dir: Path) -> Path | None:
-    latest = ckpt_dir / "latest.json"
-    if not latest.is_file():
-        return None
+def _gather_rng(ctx: DistContext) -> list[dict[str, Any]]:
+    """Every rank's RNG state (rank order); a collective under DDP."""
+    mine = rng_state()
+    if not ctx.distributed:
+        return [mine]
+    out: list[Any] = [None] * ctx.world_size
+    dist.all_gather_object(out, mine)
+    return out
+
+
+def _select_checkpoint(ckpt_dir: Path, cfg: FitConfig, fingerprint: str, ctx: DistContext,
+                       desc: str) -> Checkpoint | None:
+    """Rank 0 picks the newest valid checkpoint of this fingerprint (or clears the directory for
+    a fresh start); every rank loads the one rank 0 picked."""
+    name = None
+    if ctx.is_main:
+        if ckpt_dir.is_dir():  # checkpoint files half-written by a killed run
+            clean_stale_temps(ckpt_dir)
+        ck = None
+        if cfg.resume:
+            ck = latest_valid_checkpoint(ckpt_dir,
+                                         accept=lambda m: m.get("fingerprint", "") == fingerprint)
+        if ck is None:
+            stale = list_checkpoints(ckpt_dir)
+            legacy = [p for p in ckpt_dir.glob("step_*") if p.is_dir()] if ckpt_dir.is_dir() else []
+            if stale or legacy:
+                why = ("no valid checkpoint of this config/dataset" if cfg.resume
+                       else "resume=false")
+                tqdm.write(f"{desc}: starting afresh ({why}); removing the old checkpoints in "
+                           f"{ckpt_dir}")
+                remove_checkpoints(ckpt_dir)
+                for p in legacy:  # directories of the previous checkpoint format
+                    shutil.rmtree(p, ignore_errors=True)
+                with contextlib.suppress(FileNotFoundError):
+                    (ckpt_dir / "latest.json").unlink()
+        name = ck.path.name if ck is not None else None
+    if ctx.distributed:
+        box = [name]
+        dist.broadcast_object_list(box, src=0)
+        name = box[0]
+        if not ctx.is_main and name is not None:
+            ck = load_checkpoint(ckpt_dir / name)
+    return ck if name is not None else None
+
+
+def _restore(ck: Checkpoint, model: nn.Module, opt: torch.optim.Optimizer,
+             ema: AveragedModel | None, ctx: DistContext) -> None:
+    """Load ``ck`` into the model, optimiser, EMA and this process's RNGs.
+
+    Raises:
+        ValueError: the checkpoint does not fit the model or optimiser (naming the file).
+    """
+    saved = ck.group("model")
+    sd = model.state_dict()
+    bad = [k for k, v in saved.items() if k not in sd or tuple(sd[k].shape) != tuple(v.shape)]
+    if bad:
+        raise ValueError(f"checkpoint {ck.path} does not fit the model: {bad[:5]}")
+    model.load_state_dict(saved, strict=False)
     try:
-        d = ckpt_dir / json.loads(latest.read_text())["dir"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        return None
-    return d if (d / "state.json").is_file() else None
+        load_optimizer(opt, ck.group("optim"), ck.meta["param_groups"])
+    except ValueError as e:
+        raise ValueError(f"checkpoint {ck.path}: {e}") from e
+    if ema is not None:
+        ema.module.load_state_dict(model.state_dict())
+        saved_ema = ck.group("ema")
+        if saved_ema:
+            ema.module.load_state_dict(saved_ema, strict=False)
+        ema.n_averaged.fill_(int(ck.meta.get("ema_updates", 0)) if saved_ema else 0)
+    states = ck.meta.get("rng") or []
+    if states:
+        set_rng_state(states[ctx.rank] if len(states) == ctx.world_size else states[0])
 
 
 # ----------------------------------------------------------------------------- core loop
-def _lr_at(step: int, total: int, base_lr: float, warmup: int) -> float:
+def _lr_at(step: int, total: int, base_lr: float, warmup: int, floor: float = 0.1) -> float:
+    """Learning rate of ``step``: linear warm-up to ``base_lr`` over ``warmup`` steps, then a
+    half-cosine down to ``floor * base_lr`` at ``total`` (SGDR, Loshchilov & Hutter, 2017)."""
     if warmup > 0 and step < warmup:
         return base_lr * (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
-    return base_lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
+    return base_lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * min(1.0, t))))
 
 
-def fit(model: nn.Module, data: Mapping[str, torch.Tensor], cfg: FitConfig, *,
+_FINAL_WINDOW = 50
+"""Steps averaged into :attr:`FitResult.final_loss` (the last ones, across resumes)."""
+
+
+def _all_mean(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    """Mean of ``t`` over ranks (identity in a single process)."""
+    if ctx.distributed:
+        t = t.clone()
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+        t /= ctx.world_size
+    return t
+
+
+def fit(model: nn.Module, data: TrainData, cfg: FitConfig, *,
         ctx: DistContext | None = None, work_dir: str | os.PathLike | None = None,
         tb_dir: str | os.PathLike | None = None, desc: str = "train",
-        val_data: Mapping[str, torch.Tensor] | None = None, fingerprint: str = "",
+        val_data: Mapping[str, torch.Tensor] | Dataset | None = None, fingerprint: str = "",
+        eval_fn: Callable[[nn.Module, int], Mapping[str, float]] | None = None,
+        sampler: torch.utils.data.Sampler[int] | None = None,
         _on_step: Callable[[int], None] | None = None) -> FitResult:
     """Train ``model``'s trainable parameters on ``data`` by minimising its own loss (resumable).
 
-    The loop is model-agnostic (Diffusion-Policy style): each step it draws a batch
-    ``{k: v[idx] for k, v in data.items()}`` and back-propagates ``model.compute_loss(batch)``
-    (see :class:`~robot_skills.training.trainable.Trainable`); nothing here is specific to
-    behaviour cloning. Per step: AdamW on the parameters with ``requires_grad`` (linear warm-up
-    then cosine decay to 10 % of ``cfg.lr``), bf16 autocast on CUDA when ``cfg.bf16``, gradient
-    clipping at ``cfg.grad_clip``.
+    The loop is model-agnostic (Diffusion-Policy style): each step it draws a batch (a mapping of
+    tensors on the device) and back-propagates ``model.compute_loss(batch)`` (see
+    :class:`~robot_skills.training.trainable.Trainable`); nothing here is specific to behaviour
+    cloning. Per step: AdamW on the parameters with ``requires_grad`` (linear warm-up then cosine
+    decay, :func:`_lr_at`), bf16 autocast on CUDA when ``cfg.bf16``, ``torch.compile`` on CUDA
+    when ``cfg.compile``, gradient clipping at ``cfg.grad_clip``, an EMA update when
+    ``cfg.ema_decay > 0``; on CUDA, fused AdamW and TF32 float32 matmuls
+    (``torch.set_float32_matmul_precision("high")``, process-wide). The batch of step ``s`` is a
+    function of ``s`` and ``cfg.seed`` only
+    (:class:`~robot_skills.training.loader.StepBatchSampler`), and the RNG states are
+    checkpointed, so a resumed run retraces an uninterrupted one.
 
-    Distributed: the model is wrapped as ``DDP(LossForward(model))`` (:func:`wrap_ddp`), and the
-    loss is obtained by *calling that wrapper*, so ``compute_loss`` runs inside DDP's ``forward``
-    and DDP all-reduces (averages) the gradients in ``backward``. Calling
-    ``ddp.module.compute_loss`` instead would bypass DDP's forward, leave its reducer unarmed and
-    let the ranks drift apart silently. Each rank trains on its ``DistributedSampler`` shard; only
-    rank 0 writes checkpoints and TensorBoard logs.
+    Distributed (``torchrun``): the model is wrapped as ``DDP(LossForward(model))``
+    (:func:`wrap_ddp`), and the loss is obtained by *calling that wrapper*, so ``compute_loss``
+    runs inside DDP's ``forward`` and DDP all-reduces (averages) the gradients in ``backward``.
+    Calling ``ddp.module.compute_loss`` instead would bypass DDP's forward, leave its reducer
+    unarmed and let the ranks drift apart silently. Each rank trains on its
+    ``DistributedSampler`` share; together the ranks' batches of a step are the single-process
+    batch of ``world_size * batch_size`` samples. Logged losses are averaged over ranks. Only
+    rank 0 writes checkpoints and TensorBoard logs; the checkpoint directory must be visible to
+    every rank when resuming (a shared file system across nodes).
+
+    Checkpoints (:mod:`robot_skills.training.checkpoint`): every ``cfg.ckpt_every`` steps and at
+    the last one, ``<work_dir>/ckpt/step_XXXXXXXX.safetensors`` (model, EMA, optimiser) + a JSON
+    sidecar (step, RNG states of every rank, config, fingerprint, history, sha256), written
+    atomically; the newest ``cfg.keep_checkpoints`` valid ones are kept. With ``cfg.resume`` the
+    newest valid checkpoint of the same ``fingerprint`` is loaded; a truncated, corrupted or
+    half-written newer one is skipped with a
+    :class:`~robot_skills.training.checkpoint.CorruptCheckpointWarning` naming it.
 
     Args:
         model: a ``torch.nn.Module`` with ``compute_loss(batch)`` (e.g.
             :class:`GoalConditionedBC`, optionally with LoRA layers, only those trainable),
             already on ``ctx.device``. Put in train mode for the loop, eval mode on return.
-        data: training tensors sharing the leading sample dimension ``N``, on ``ctx.device``
-            (for BC: :meth:`SkillChunkDataset.tensors`). Every key is indexed per batch.
+        data: training samples (:data:`~robot_skills.training.loader.TrainData`): a mapping of
+            tensors sharing the leading sample dimension ``N`` (for BC:
+            :meth:`SkillChunkDataset.tensors`; moved to the device once and indexed there), or a
+            map-style ``torch.utils.data.Dataset`` whose items are mappings of tensors/arrays
+            (read by a ``DataLoader`` with ``cfg.num_workers`` workers, pinned memory on CUDA).
         cfg: optimisation settings (:class:`FitConfig`); ``cfg.steps`` counts all steps,
             including those of a resumed run.
         ctx: distributed context (default: single process, device chosen by
             :func:`init_distributed`).
         work_dir: checkpoint directory (``<work_dir>/ckpt``; None = no checkpoints, no resume).
-        tb_dir: TensorBoard log directory (None = off); rank 0 only. Scalars
-            ``<desc>/loss``, ``<desc>/lr`` and ``<desc>/<metric>`` for each extra metric.
+        tb_dir: TensorBoard log directory (None = off); rank 0 only. Scalars ``<desc>/loss``,
+            ``<desc>/lr``, ``<desc>/samples_per_s``, ``<desc>/<metric>`` for each extra metric
+            and ``<desc>/eval/<name>`` for each ``eval_fn`` result (e.g. a success rate).
         desc: stage label (progress bar, TensorBoard tags, messages).
-        val_data: held-out tensors for a final validation loss (:func:`evaluate_loss`).
+        val_data: held-out samples (mapping or dataset) for a final validation loss
+            (:func:`evaluate_loss`).
         fingerprint: identity of the run (config + data); a checkpoint with another fingerprint
-            is ignored and training starts afresh.
+            is not resumed (training starts afresh).
+        eval_fn: ``eval_fn(model, step) -> {name: value}`` run on rank 0 every
+            ``cfg.eval_every`` steps and at the end (the EMA copy when ``ema_decay > 0``, in eval
+            mode, without gradients). Under DDP the other ranks wait for it at their next
+            collective, so keep it shorter than the process group's timeout (10 min default).
+        sampler: this rank's sample order per epoch, with ``set_epoch(epoch)`` (built with
+            ``num_replicas=ctx.world_size, rank=ctx.rank, seed=cfg.seed``), e.g.
+            :class:`robot_skills.data.lazy.BlockShuffleSampler` for a lazy dataset larger than
+            its cache; None = ``DistributedSampler`` (shuffle, ``drop_last``).
 
     Returns:
         A :class:`FitResult`.
 
     Raises:
         TypeError: ``model`` is not a module with ``compute_loss``, or it returns something else
-            than a 0-d tensor or ``(loss, metrics)``.
+            than a 0-d tensor or ``(loss, metrics)``; ``data`` is neither a mapping nor a
+            map-style dataset.
         ValueError: no trainable parameters, empty or ragged ``data``, a non-scalar loss, or a
             checkpoint with the same fingerprint that does not fit the model.
-        FloatingPointError: the loss became NaN or infinite.
+        FloatingPointError: the loss became NaN or infinite (the message names the step).
     """
     check_trainable(model)
     ctx = ctx or init_distributed("auto")
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
         raise ValueError("model has no trainable parameters")
-    n = batch_size_of(data)
+    n = num_samples(data)
     if n == 0:
         raise ValueError("no training samples")
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    cuda = ctx.device.type == "cuda"
+    if cuda:  # TF32 tensor cores for float32 matmuls (bf16 autocast covers most of them anyway)
+        torch.set_float32_matmul_precision("high")
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=True if cuda else None)
+    ema = (AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay))
+           if cfg.ema_decay > 0 else None)
     ckpt_dir = Path(work_dir) / "ckpt" if work_dir is not None else None
-    step, history = 0, []
+    step, history, evals, resumed, tail = 0, [], {}, None, []
     if ckpt_dir is not None:
-        if ctx.is_main:  # checkpoint directories / latest.json half-written by a killed run
-            clean_stale_temps(ckpt_dir)
-        last = _read_checkpoint(ckpt_dir)
-        st = json.loads((last / "state.json").read_text()) if last is not None else None
-        if st is not None and st.get("fingerprint", "") != fingerprint:
-            tqdm.write(f"{desc}: checkpoint {last} belongs to another config/dataset; "
-                       "starting afresh")
-            st = None
-        if st is not None:
-            saved = st_load_file(str(last / "model.safetensors"))
-            missing = [k for k in saved if k not in model.state_dict()]
-            if missing:
-                raise ValueError(f"checkpoint {last} does not fit the model: {missing[:5]}")
-            model.load_state_dict(saved, strict=False)
-            _load_optimizer(opt, st_load_file(str(last / "optim.safetensors")), st["param_groups"])
-            step = int(st["step"])
-            history = list(st.get("history", []))
+        ck = _select_checkpoint(ckpt_dir, cfg, fingerprint, ctx, desc)
+        if ck is not None:
+            _restore(ck, model, opt, ema, ctx)
+            step = ck.step
+            history = [float(x) for x in ck.meta.get("history", [])]
+            evals = dict(ck.meta.get("eval", {}))
+            tail = [float(x) for x in ck.meta.get("recent_losses", [])]
+            resumed = str(ck.path)
     resumed_from = step
     steps = cfg.steps
     # DDP must wrap the module whose forward computes the loss (see the docstring).
-    train_model = maybe_compile(wrap_ddp(LossForward(model), ctx), cfg.compile)
-    per_rank = n // ctx.world_size if ctx.distributed else n
-    bs = max(1, min(cfg.batch_size, per_rank))
-    steps_per_epoch = max(1, per_rank // bs)
+    train_model = maybe_compile(wrap_ddp(LossForward(model), ctx), cfg.compile, ctx.device)
+    steps_sampler = StepBatchSampler(n, cfg.batch_size, cfg.seed, ctx, step, max(step, steps),
+                                     sampler)
+    bs = steps_sampler.batch_size
     writer = None
     if tb_dir is not None and ctx.is_main and step < steps:
         from torch.utils.tensorboard import SummaryWriter
         writer = SummaryWriter(log_dir=str(tb_dir))
     bar = tqdm(total=steps, initial=step, desc=desc,
                disable=not (cfg.progress and ctx.is_main), leave=False, dynamic_ncols=True)
+    where = f"{type(model).__name__}.compute_loss"
     t0 = time.perf_counter()
     run_losses: list[float] = []
     run_metrics: dict[str, list[float]] = {}
-    epoch, order = -1, None
+    pending: list[torch.Tensor] = []  # per-step losses not yet read back (stay on the device)
+    pending_m: dict[str, list[torch.Tensor]] = {}
+    t_win, step_win = t0, step
+
+    def flush() -> None:
+        """Read back the pending losses (one host sync), average over ranks, check finiteness."""
+        if not pending:
+            return
+        vals = _all_mean(torch.stack(pending).float(), ctx).cpu()
+        bad = (~torch.isfinite(vals)).nonzero()
+        if len(bad):
+            at = step - len(pending) + int(bad[0]) + 1
+            raise FloatingPointError(f"{desc}: loss became {float(vals[int(bad[0])])} at step {at}")
+        run_losses.extend(vals.tolist())
+        for k, lst in pending_m.items():
+            run_metrics.setdefault(k, []).extend(
+                _all_mean(torch.stack(lst).float(), ctx).cpu().tolist())
+        pending.clear()
+        pending_m.clear()
+
+    def run_eval() -> None:
+        nonlocal evals
+        if eval_fn is None or not ctx.is_main:
+            return
+        target = ema.module if ema is not None else model
+        target.eval()
+        with torch.no_grad():
+            evals = {str(k): float(v) for k, v in eval_fn(target, step).items()}
+        model.train()
+        if writer is not None:
+            for k, v in evals.items():
+                writer.add_scalar(f"{desc}/eval/{k}", v, step)
+
     model.train()
+    source = batches(data, steps_sampler, ctx.device, num_workers=cfg.num_workers,
+                     pin_memory=cfg.pin_memory, prefetch_factor=cfg.prefetch_factor)
     try:
-        while step < steps:
-            e, b = divmod(step, steps_per_epoch)
-            if e != epoch:
-                epoch = e
-                order = epoch_indices(n, epoch, cfg.seed, ctx).to(ctx.device)
-            idx = order[b * bs:(b + 1) * bs]
-            cur_lr = _lr_at(step, steps, cfg.lr, cfg.warmup_steps)
+        for batch in source:
+            cur_lr = _lr_at(step, steps, cfg.lr, cfg.warmup_steps, cfg.min_lr_ratio)
             for g in opt.param_groups:
                 g["lr"] = cur_lr
-            batch = {k: v[idx] for k, v in data.items()}
             with autocast(ctx.device, cfg.bf16):
-                loss, metrics = split_loss(train_model(batch), f"{type(model).__name__}.compute_loss")
+                loss, metrics = split_loss(train_model(batch), where, as_float=False)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
+            if ema is not None:
+                ema.update_parameters(model)
             step += 1
-            lv = float(loss.detach())
-            if not math.isfinite(lv):
-                raise FloatingPointError(f"{desc}: loss became {lv} at step {step}")
-            run_losses.append(lv)
+            pending.append(loss.detach())
             for k, v in metrics.items():
-                run_metrics.setdefault(k, []).append(v)
+                pending_m.setdefault(k, []).append(torch.as_tensor(v, device=ctx.device).detach())
             bar.update(1)
-            if step % cfg.log_every == 0 or step == steps:
+            log_now = step % cfg.log_every == 0 or step == steps
+            ckpt_now = ckpt_dir is not None and (step % cfg.ckpt_every == 0 or step == steps)
+            eval_now = eval_fn is not None and cfg.eval_every > 0 and (
+                step % cfg.eval_every == 0 or step == steps)
+            if log_now or ckpt_now or eval_now:
+                flush()
+            if log_now:
                 avg = float(np.mean(run_losses[-cfg.log_every:]))
                 history.append(avg)
-                bar.set_postfix(loss=f"{avg:.4f}")
+                now = time.perf_counter()
+                sps = (step - step_win) * bs * ctx.world_size / max(now - t_win, 1e-9)
+                t_win, step_win = now, step
+                bar.set_postfix(loss=f"{avg:.4f}", sps=f"{sps:.0f}")
                 if writer is not None:
                     writer.add_scalar(f"{desc}/loss", avg, step)
                     writer.add_scalar(f"{desc}/lr", cur_lr, step)
+                    writer.add_scalar(f"{desc}/samples_per_s", sps, step)
                     for k, vals in run_metrics.items():
                         writer.add_scalar(f"{desc}/{k}", float(np.mean(vals[-cfg.log_every:])), step)
-            if ckpt_dir is not None and ctx.is_main and (step % cfg.ckpt_every == 0 or step == steps):
-                _write_checkpoint(ckpt_dir, model, opt, {"step": step, "history": history,
-                                                         "epoch": epoch, "desc": desc,
-                                                         "fingerprint": fingerprint})
+            if eval_now:
+                run_eval()
+            if ckpt_now:
+                rng = _gather_rng(ctx)
+                if ctx.is_main:
+                    tensors = {f"model.{k}": v for k, v in _trainable_state(model).items()}
+                    opt_t, groups = flatten_optimizer(opt)
+                    tensors.update({f"optim.{k}": v for k, v in opt_t.items()})
+                    meta: dict[str, Any] = {"history": history, "desc": desc,
+                                            "recent_losses": (tail + run_losses)[-_FINAL_WINDOW:],
+                                            "fingerprint": fingerprint, "config": asdict(cfg),
+                                            "param_groups": groups, "rng": rng,
+                                            "world_size": ctx.world_size, "eval": evals,
+                                            "epoch": (step - 1) // steps_sampler.steps_per_epoch}
+                    if ema is not None:
+                        tensors.update({f"ema.{k}": v for k, v in _ema_params(ema, model).items()})
+                        meta["ema_updates"] = int(ema.n_averaged)
+                    save_checkpoint(ckpt_dir, step, tensors, meta, cfg.keep_checkpoints)
             if _on_step is not None:
                 _on_step(step)
+        flush()
     finally:
+        source.close()  # stops DataLoader workers at once, also after an exception
         bar.close()
         if writer is not None:
             writer.flush()
             writer.close()
     wall = time.perf_counter() - t0
+    if ema is not None:  # the returned model holds the averaged weights
+        avg_p = _ema_params(ema, model)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if name in avg_p:
+                    p.copy_(avg_p[name])
     model.eval()
     done = len(run_losses)
-    final = (float(np.mean(run_losses[-50:])) if run_losses
+    recent = (tail + run_losses)[-_FINAL_WINDOW:]
+    final = (float(np.mean(recent)) if run_losses and recent
              else (history[-1] if history else float("nan")))
     val = evaluate_loss(model, val_data) if val_data is not None else None
     return FitResult(step, final, val, done * bs * ctx.world_size / wall if wall > 0 and done else 0.0,
                      wall, resumed_from, history,
-                     {k: float(np.mean(v[-50:])) for k, v in run_metrics.items()})
+                     {k: float(np.mean(v[-50:])) for k, v in run_metrics.items()}, evals, resumed)
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, data: Mapping[str, torch.Tensor],
+def evaluate_loss(model: nn.Module, data: Mapping[str, torch.Tensor] | Dataset,
                   batch_size: int = 4096) -> float:
     """Mean ``model.compute_loss`` over all of ``data``, in eval mode, without gradients.
 
@@ -498,8 +698,10 @@ def evaluate_loss(model: nn.Module, data: Mapping[str, torch.Tensor],
     autocast: the model runs in its own dtype.
 
     Args:
-        model: a module with ``compute_loss(batch)`` on the device of ``data``; left in eval mode.
-        data: tensors sharing the leading sample dimension ``N`` (as for :func:`fit`).
+        model: a module with ``compute_loss(batch)``; left in eval mode. A mapping must be on the
+            model's device; a dataset's batches are moved there.
+        data: tensors sharing the leading sample dimension ``N`` (as for :func:`fit`), or a
+            map-style dataset of mappings (read in order).
         batch_size: samples per forward pass (>= 1); only memory, not the result, depends on it.
 
     Returns:
@@ -513,14 +715,18 @@ def evaluate_loss(model: nn.Module, data: Mapping[str, torch.Tensor],
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model.eval()
-    n = batch_size_of(data)
+    n = num_samples(data)
     if n == 0:
         return float("nan")
+    if isinstance(data, Mapping):
+        chunks = ({k: v[i:i + batch_size] for k, v in data.items()} for i in range(0, n, batch_size))
+    else:
+        dev = next(iter(model.parameters()), torch.empty(0)).device
+        chunks = (to_device(b, dev) for b in DataLoader(data, batch_size=batch_size))
     tot, cnt = 0.0, 0.0
-    for i in range(0, n, batch_size):
-        batch = {k: v[i:i + batch_size] for k, v in data.items()}
+    for i, batch in enumerate(chunks):
         loss, _ = split_loss(model.compute_loss(batch), f"{type(model).__name__}.compute_loss")
-        w = loss_weight(model, batch, min(batch_size, n - i))
+        w = loss_weight(model, batch, min(batch_size, n - i * batch_size))
         tot += float(loss) * w
         cnt += w
     return tot / max(cnt, 1.0)
@@ -548,7 +754,8 @@ def _split(ds: SkillChunkDataset, cfg: TrainConfig):
 
 def _fingerprint(cfg: TrainConfig, ds: SkillChunkDataset, stage: str) -> str:
     d = {k: v for k, v in cfg.to_dict().items()
-         if k not in ("progress", "tensorboard", "log_every", "ckpt_every", "num_threads", "device")}
+         if k not in ("progress", "tensorboard", "log_every", "ckpt_every", "num_threads", "device",
+                      "keep_checkpoints", "resume", "num_workers")}
     h = hashlib.sha256(json.dumps({"cfg": d, "stage": stage, "n": len(ds), "skills": ds.skills},
                                   sort_keys=True, default=str).encode())
     h.update(np.ascontiguousarray(ds.features[:: max(1, len(ds) // 1000)]).tobytes())
