@@ -16,6 +16,7 @@ Examples::
     rs-eval eval.perturbations=configs/perturbations/libero_plus_lite.yaml
     rs-eval eval.policy=expert eval.workers=ray eval.ray_address=HEAD_IP:6379   # on a Ray cluster
     rs-report outputs/libero_goal/eval_expert
+    rs-quickstart +experiment=visuomotor_cpu workers=1   # image-based skills (docs/visuomotor.md)
 
 Each command is a ``@hydra.main`` application, so ``--multirun`` sweeps and Hydra's launcher
 plugins (submitit for SLURM, Ray) work: ``rs-eval --multirun eval.seed=0,1``. The CLI imports

@@ -388,6 +388,9 @@ class PickExpert(_Expert):
         self.obj = self.args[0]
         self.lift_z: float | None = None
         self._round_axis: np.ndarray | None = None
+        self._tried_axes: list[np.ndarray] = []
+        self._stall_min_z = math.inf
+        self._stall_steps = 0
         self._box_axis: str | None = None
         self._rim_axis: np.ndarray | None = None
         info = self.world.scene.objects[self.obj]
@@ -548,6 +551,52 @@ class PickExpert(_Expert):
                 best, best_clear = d, clear
         return best
 
+    STALL_STEPS = 20
+    """Steps the hand may hover just above a round object's grasp point without getting lower
+    before the grasp turns to another closing axis (see :meth:`_unstall`)."""
+    ROUND_AXES = (math.pi / 2, 0.0, math.pi / 4, -math.pi / 4)
+    """Closing-axis yaws (rad, base frame) a round object is taken along."""
+
+    def _unstall(self, obs: Observation, g: np.ndarray) -> None:
+        """Turn a round object's grasp to another closing axis when the descent onto it stalls.
+
+        The arm above the hand (link 6) can come down on the top of a tall neighbour (a wine
+        bottle beside the bowl) that the hand's own footprint clears: the tool centre point then
+        hovers a couple of centimetres above the grasp point for good. After
+        :attr:`STALL_STEPS` steps near the grasp point without getting lower, the axis of
+        :attr:`ROUND_AXES` farthest (modulo the jaw's half-turn symmetry) from every axis tried
+        is taken; the hand rises to hover height while it turns (:meth:`_Expert._travel`).
+        """
+        if (self.grasped or self._round_axis is None or self.handle_site is not None
+                or self.rim_grasp or self.end_grasp):
+            return
+        ee = np.asarray(obs.ee_pos, float)
+        dz = float(ee[2] - g[2])
+        if float(np.linalg.norm(ee[:2] - g[:2])) > 0.02 or not Z_TOL < dz < 0.05:
+            return
+        if ee[2] < self._stall_min_z - 0.003:
+            self._stall_min_z, self._stall_steps = float(ee[2]), 0
+            return
+        self._stall_steps += 1
+        if self._stall_steps < self.STALL_STEPS:
+            return
+        tried = [*self._tried_axes, self._round_axis]
+        yaw = _yaw(obs.object_poses[self.obj][3:7])
+        period = self.grasp.facet_period if self.grasp is not None else 0.0
+
+        def snapped(a: float) -> np.ndarray:
+            if period > 0:
+                a = yaw + period * round((a - yaw) / period)
+            return np.array([math.cos(a), math.sin(a)])
+
+        def spread(d: np.ndarray) -> float:   # smallest angle to a tried axis, in [0, pi/2]
+            return min(math.acos(min(1.0, abs(float(d @ t)))) for t in tried)
+
+        best = max((snapped(a) for a in self.ROUND_AXES), key=spread)
+        self._tried_axes = tried
+        self._round_axis = best
+        self._stall_min_z, self._stall_steps = math.inf, 0
+
     def act(self, obs: Observation) -> Action:
         back = None if self.grasped else self._backout(obs)
         if back is not None:
@@ -579,6 +628,10 @@ class PickExpert(_Expert):
             if self._rim_axis is None:
                 self._rim_axis = u
             R = _down_frame(self._rim_axis, _quat_to_mat(obs.ee_quat), g[:2])
+        axis = self._round_axis
+        self._unstall(obs, g)
+        if self._round_axis is not axis:
+            R = _down_frame(self._round_axis, _quat_to_mat(obs.ee_quat), pose[:2])
         if self.grasped:
             self.closed_steps += 1
             if self.closed_steps < CLOSE_STEPS:
@@ -842,11 +895,29 @@ class PlaceExpert(_Expert):
     WRIST_MARGIN = 0.35
     """A turn may not bring the last arm joint closer than this to its limit, rad."""
 
-    def _fixture_points(self, above_z: float) -> list[np.ndarray]:
-        """Footprints (xy, base frame, m; a grid of points 1 cm apart) of the collidable fixture
-        parts whose top is higher than ``above_z`` (base-frame z, m); the table is left out."""
+    @staticmethod
+    def _grid(c: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """Points 1 cm apart covering the box footprint of centre ``c`` and half sizes ``h``
+        (xy, m), ``(n, 2)``."""
+        nx = max(1, int(math.ceil(2 * h[0] / 0.01)))
+        ny = max(1, int(math.ceil(2 * h[1] / 0.01)))
+        xs = c[0] - h[0] + (np.arange(nx) + 0.5) * (2 * h[0] / nx)
+        ys = c[1] - h[1] + (np.arange(ny) + 0.5) * (2 * h[1] / ny)
+        return np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2)
+
+    def _obstacle_points(self, obs: Observation, above_z: float) -> list[np.ndarray]:
+        """Footprints (xy, base frame, m; grids of points 1 cm apart) of what reaches higher than
+        ``above_z`` (base-frame z, m): collidable fixture parts (the table left out) and objects
+        other than the held one and the target (world-aligned bounding boxes)."""
         m, d = self.world.model, self.world.data
         pts: list[np.ndarray] = []
+        for name, info in self.world.scene.objects.items():
+            if name in (self.obj, self.target) or name not in obs.object_poses:
+                continue
+            pose = np.asarray(obs.object_poses[name], float)
+            ext = np.abs(_quat_to_mat(pose[3:7])) @ np.asarray(info.half_extents, float)
+            if pose[2] + ext[2] > above_z:
+                pts.append(self._grid(pose[:2], ext[:2]))
         for fname, fx in self.world.scene.fixtures.items():
             if fname == self.world.scene.table:
                 continue
@@ -859,13 +930,8 @@ class PlaceExpert(_Expert):
                     aabb = m.geom_aabb[g]
                     c = d.geom_xpos[g] + R @ aabb[:3]
                     h = np.abs(R) @ aabb[3:]
-                    if c[2] + h[2] <= above_z:
-                        continue
-                    nx = max(1, int(math.ceil(2 * h[0] / 0.01)))
-                    ny = max(1, int(math.ceil(2 * h[1] / 0.01)))
-                    xs = c[0] - h[0] + (np.arange(nx) + 0.5) * (2 * h[0] / nx)
-                    ys = c[1] - h[1] + (np.arange(ny) + 0.5) * (2 * h[1] / ny)
-                    pts.append(np.stack(np.meshgrid(xs, ys), axis=-1).reshape(-1, 2))
+                    if c[2] + h[2] > above_z:
+                        pts.append(self._grid(c[:2], h[:2]))
         return pts
 
     @staticmethod
@@ -885,13 +951,15 @@ class PlaceExpert(_Expert):
 
     def _clear_turn(self, obs: Observation, closing: np.ndarray) -> np.ndarray | None:
         """An exact finger axis (xy, base frame) that turns the wrist so the hand clears the
-        fixtures at the release pose, or None to keep ``closing``.
+        fixtures and objects at the release pose, or None to keep ``closing``.
 
         An object held off-centre (a bowl taken by its wall) hangs beside the hand, so the hand
         body lands that far off the release point; beside a tall fixture (a cabinet next to the
-        plate) it can come down on the fixture's top and stall above the target. When the hand's
-        footprint at the release pose (the object's bottom :attr:`CLEARANCE` above the target)
-        comes within :attr:`RELEASE_HAND_MARGIN` of a fixture part that reaches above the palm,
+        plate) it can come down on the fixture's top and stall above the target. The hand's
+        long side (0.2 m across the fingers) can likewise land on a tall neighbour of the target
+        (a wine bottle beside the bowl). When the hand's footprint at the release pose (the
+        object's bottom :attr:`CLEARANCE` above the target) comes within
+        :attr:`RELEASE_HAND_MARGIN` of a fixture part or object that reaches above the palm,
         the wrist turns (the object swinging with it about the tool centre point) by the first
         of :attr:`TURNS` that clears it and keeps the last joint :attr:`WRIST_MARGIN` inside its
         limits (else the clearest such turn, if clearer than none).
@@ -901,7 +969,7 @@ class PlaceExpert(_Expert):
         off = obj[:2] - ee[:2]
         goal, top = self._goal_xy_z(obs)
         release_z = float(ee[2] + (top + self.CLEARANCE) - (obj[2] - self.half[2]))
-        pts = self._fixture_points(release_z + PALM_ABOVE_TCP - 0.005)
+        pts = self._obstacle_points(obs, release_z + PALM_ABOVE_TCP - 0.005)
         if not pts:
             return None
         best_clear = self._hand_clearance(pts, goal[:2] - off, closing)

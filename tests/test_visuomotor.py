@@ -44,6 +44,15 @@ TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1], "strides": [1, 1, 2, 1
         "embed_dim": 16, "hidden": 64, "layers": 2, "chunk_size": 4}
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny convolutions: one intra-op thread is faster than two on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _scene(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
     """A rendered-looking RGB image: smooth shading plus a few flat-coloured blobs."""
     rng = np.random.default_rng(seed)
@@ -218,6 +227,12 @@ def test_save_load_and_tamper(tmp_path: Path) -> None:
     with pytest.raises(KeyError, match="panda/wrist_cam"):
         skill.act(_obs({"agentview": _scene()}))
 
+    y = out / "policy.yaml"
+    text = y.read_text()
+    y.write_text(text.replace("name: pick", "name: pack", 1))
+    with pytest.raises(ValueError, match="manifest_sha256"):
+        load_visuomotor(out)
+    y.write_text(text)
     w = out / "policy.safetensors"
     data = bytearray(w.read_bytes())
     data[-1] ^= 0xFF

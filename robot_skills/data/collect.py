@@ -283,7 +283,7 @@ def _write_record(path: Path, job: CollectJob, ep: EpisodeData | None, summary: 
                               skill_segments=ep.segments, attrs=ep.attrs)
             images = observation_images(ep.observations)
             if images:
-                obs_group = w._file["data"][name]["obs"]  # noqa: SLF001 - see DemoWriter
+                obs_group = w.demo_group(name)["obs"]
                 for cam, frames in images.items():
                     write_frames(obs_group, camera_key(cam), frames, image_codec, camera=cam)
 

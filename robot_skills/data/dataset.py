@@ -166,6 +166,32 @@ def _std(x: np.ndarray, floor: float) -> np.ndarray:
     return floor_std(x.std(axis=0), floor)
 
 
+
+def skill_vocabulary(found: Sequence[str], skill_vocab: Sequence[str] | None,
+                     skills: Sequence[str] | None, paths: Sequence[str | Path]
+                     ) -> tuple[list[str], dict[str, int]]:
+    """The skill vocabulary of a dataset and each skill's id.
+
+    Args:
+        found: the skill name of every sample piece (any order, repeats allowed).
+        skill_vocab: a fixed vocabulary (e.g. a library's), or ``None`` for the sorted set found.
+        skills / paths: what was asked for, for the error messages.
+
+    Returns:
+        ``(vocab, {skill: index in vocab})``.
+
+    Raises:
+        ValueError: no samples at all, or a skill found that is not in ``skill_vocab``.
+    """
+    if not found:
+        raise ValueError(f"no samples for skills {skills} in {[str(p) for p in paths]}")
+    names = sorted(set(found))
+    vocab = list(skill_vocab) if skill_vocab is not None else names
+    unknown = [s for s in names if s not in vocab]
+    if unknown:
+        raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
+    return vocab, {s: i for i, s in enumerate(vocab)}
+
 class SkillChunkDataset(torch.utils.data.Dataset):
     """In-memory (features, skill id, action chunk, mask) samples for goal-conditioned BC.
 
@@ -308,14 +334,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
 
     @classmethod
     def _assemble(cls, pieces, skill_vocab, chunk_size, paths, skills) -> SkillChunkDataset:
-        if not pieces:
-            raise ValueError(f"no samples for skills {skills} in {[str(p) for p in paths]}")
-        found = sorted({pc[1] for pc in pieces})
-        vocab = list(skill_vocab) if skill_vocab is not None else found
-        unknown = [s for s in found if s not in vocab]
-        if unknown:
-            raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
-        ids = {s: i for i, s in enumerate(vocab)}
+        vocab, ids = skill_vocabulary([pc[1] for pc in pieces], skill_vocab, skills, paths)
         feats = np.concatenate([pc[0] for pc in pieces])
         sids = np.concatenate([np.full(len(pc[0]), ids[pc[1]], np.int64) for pc in pieces])
         acts = np.concatenate([pc[2] for pc in pieces])

@@ -327,6 +327,19 @@ class DemoWriter:
             raise KeyError(f"no demo {name!r} written to {self.path} yet")
         return self._file["data"][name]["obs"]
 
+    def demo_group(self, name: str) -> h5py.Group:
+        """The open HDF5 group of demo ``name`` written by this writer, to add datasets beside
+        the standard ones (e.g. camera frames: :func:`robot_skills.data.images.write_frames`).
+
+        Raises:
+            RuntimeError: the writer is not open. KeyError: this writer wrote no demo ``name``.
+        """
+        if self._file is None:
+            raise RuntimeError("DemoWriter is not open: use it as a context manager")
+        if name not in self._file["data"]:
+            raise KeyError(f"no demo {name!r} written to {self.path}")
+        return self._file["data"][name]
+
     def copy_demo(self, reader: DemoReader, name: str) -> str:
         """Append demo ``name`` of an open :class:`DemoReader` unchanged: its datasets and
         attributes are copied as stored (no re-encoding), renamed ``"demo_<N>"``.

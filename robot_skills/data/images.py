@@ -517,6 +517,10 @@ class VisuomotorDataset(torch.utils.data.Dataset):
                         if fr.shape[0] != T:
                             raise ValueError(f"{p}:{name}: camera {c!r} has {fr.shape[0]} frames, "
                                              f"the demo {T} steps")
+                        if frames[c] and frames[c][0].shape[1:] != fr.shape[1:]:
+                            raise ValueError(f"{p}:{name}: camera {c!r} images are "
+                                             f"{fr.shape[1:3]}, earlier demos "
+                                             f"{frames[c][0].shape[1:3]}; one size per camera")
                         frames[c].append(fr)
                     for s in segs:
                         sl = slice(s.start, s.end)

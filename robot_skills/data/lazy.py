@@ -54,6 +54,7 @@ from robot_skills.data.dataset import (
     floor_std,
     load_checked,
     read_segments,
+    skill_vocabulary,
     validate_demo,
 )
 from robot_skills.data.hdf5 import DemoReader
@@ -317,14 +318,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
     @classmethod
     def _assemble(cls, rows, limits, skill_vocab, chunk_size, paths, skills, value_bounds,
                   cache_bytes, block_steps) -> LazySkillChunkDataset:
-        if not rows:
-            raise ValueError(f"no samples for skills {skills} in {[str(p) for p in paths]}")
-        found = sorted({r[5] for r in rows})
-        vocab = list(skill_vocab) if skill_vocab is not None else found
-        unknown = [s for s in found if s not in vocab]
-        if unknown:
-            raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
-        ids = {s: i for i, s in enumerate(vocab)}
+        vocab, ids = skill_vocabulary([r[5] for r in rows], skill_vocab, skills, paths)
         table = _SegmentTable(
             files=[str(p) for p in paths], limits=limits,
             file_idx=np.array([r[0] for r in rows], np.int64), demo=[r[1] for r in rows],

@@ -33,6 +33,7 @@ sha256); never pickles.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -622,11 +623,20 @@ class VisuomotorSkill:
 
 
 # ---------------------------------------------------------------------------- save / load
+def _manifest_hash(m: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of every manifest key but ``manifest_sha256`` (detects an
+    edited contract, vocabulary or statistic; an integrity check, not a signature)."""
+    body = {k: v for k, v in m.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"),
+                                     default=str).encode()).hexdigest()
+
+
 def save_visuomotor(out_dir: str | os.PathLike, model: VisuomotorBC, stats: VisuomotorStats,
                     entities: EntityVocab, contracts: Mapping[str, Mapping[str, Any]],
                     provenance: Mapping[str, Any] | None = None) -> Path:
     """Write a visuomotor policy directory atomically: ``policy.safetensors`` +
-    ``policy.yaml`` (``format, arch, stats, entities, contracts, sha256, size, provenance``).
+    ``policy.yaml`` (``format, arch, stats, entities, contracts, sha256, size, provenance,
+    manifest_sha256``).
 
     Args:
         out_dir: the directory (replaced as a whole).
@@ -650,6 +660,7 @@ def save_visuomotor(out_dir: str | os.PathLike, model: VisuomotorBC, stats: Visu
                 "contracts": {k: dict(v) for k, v in contracts.items()},
                 "sha256": hashlib.sha256(data).hexdigest(), "size": len(data),
                 "provenance": dict(provenance or {})}
+    manifest["manifest_sha256"] = _manifest_hash(manifest)
     out = Path(out_dir)
     with atomic_dir(out) as tmp:
         (tmp / POLICY_WEIGHTS).write_bytes(data)
@@ -666,8 +677,8 @@ def load_visuomotor(policy_dir: str | os.PathLike
 
     Raises:
         FileNotFoundError: missing directory or file.
-        ValueError: a malformed manifest, weights whose size or sha256 differ from the manifest,
-            or weights that do not fit the architecture (names the file).
+        ValueError: a malformed or edited manifest (``manifest_sha256``), weights whose size or
+            sha256 differ from the manifest, or weights that do not fit the architecture (names the file).
     """
     from safetensors.torch import load as st_load
 
@@ -682,9 +693,11 @@ def load_visuomotor(policy_dir: str | os.PathLike
     if not isinstance(m, dict) or m.get("format") != FORMAT:
         raise ValueError(f"{y}: not a visuomotor policy manifest (format "
                          f"{m.get('format') if isinstance(m, dict) else None!r}, want {FORMAT!r})")
-    for k in ("arch", "stats", "entities", "contracts", "sha256", "size"):
+    for k in ("arch", "stats", "entities", "contracts", "sha256", "size", "manifest_sha256"):
         if k not in m:
             raise ValueError(f"{y}: manifest lacks {k!r}")
+    if _manifest_hash(m) != m["manifest_sha256"]:
+        raise ValueError(f"{y}: manifest_sha256 does not match its content (edited file)")
     data = read_bounded(w, MAX_WEIGHTS_BYTES, "visuomotor weights")
     if len(data) != int(m["size"]) or hashlib.sha256(data).hexdigest() != m["sha256"]:
         raise ValueError(f"{w}: size/sha256 differ from {y} (file changed or truncated)")
