@@ -551,7 +551,7 @@ class PickExpert(_Expert):
                 best, best_clear = d, clear
         return best
 
-    STALL_STEPS = 20
+    STALL_STEPS = 40
     """Steps the hand may hover just above a round object's grasp point without getting lower
     before the grasp turns to another closing axis (see :meth:`_unstall`)."""
     ROUND_AXES = (math.pi / 2, 0.0, math.pi / 4, -math.pi / 4)

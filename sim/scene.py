@@ -43,9 +43,8 @@ from sim.layout import (
     MAX_REGION_COORD_M,
     MAX_REGION_YAW_RAD,
     PHYSICS_TIMESTEP,
-    TABLE_ORIGIN,
-    table_origin,
     TABLE_TOP_RANGE,
+    table_origin,
 )
 
 TABLE_CATEGORIES = ("table", "floor", "kitchen_table", "living_room_table", "study_table")

@@ -277,6 +277,22 @@ def _rotvec_from_quat(q: np.ndarray) -> np.ndarray:
     return 2.0 * math.atan2(s, q[0]) * q[1:] / s
 
 
+def continuous_quaternions(q: np.ndarray) -> np.ndarray:
+    """Flip the sign of quaternions so that consecutive ones lie in the same hemisphere.
+
+    ``q`` and ``-q`` are the same rotation; a rotation matrix converted sample by sample (forward
+    kinematics, ``mju_mat2Quat``) can switch between them mid-trajectory, while MuJoCo's frame
+    sensors (the simulator's demonstrations) stay continuous. Args: ``q`` ``(T, 4)`` float
+    ``(w, x, y, z)``. Returns a copy where ``dot(q[t], q[t-1]) >= 0`` for every ``t >= 1``; the
+    first row is kept as given.
+    """
+    out = np.array(q, dtype=float, copy=True)
+    for t in range(1, len(out)):
+        if float(out[t] @ out[t - 1]) < 0.0:
+            out[t] = -out[t]
+    return out
+
+
 def _quat_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     w1, x1, y1, z1 = a
     w2, x2, y2, z2 = b
@@ -701,7 +717,8 @@ def _import_episode(bag: Path, data: _BagData, topics: RosbagTopics, names: ArmR
                 for n in names.finger_joints)
     ee = [fk(qi) for qi in q]
     obs = {"joint_pos": q, "joint_vel": qd, "ee_pos": np.stack([p for p, _ in ee]),
-           "ee_quat": np.stack([o for _, o in ee]), "gripper_width": width.reshape(-1, 1)}
+           "ee_quat": continuous_quaternions(np.stack([o for _, o in ee])),
+           "gripper_width": width.reshape(-1, 1)}
     if data.trajectory is not None and data.trajectory.times:
         obs[JOINT_TARGET_KEY] = _hold(bag, data.trajectory, step_times, max_gap, data.start_ns)
     poses = {}
