@@ -97,7 +97,7 @@ class PolicyConfig:
 class TrainingConfig:
     """Optimisation (``configs/training/``)."""
 
-    steps: int = 6000
+    steps: int = 8000
     lora_steps: int = 300
     skill_library: bool = True
     baseline_steps: int = 1000
