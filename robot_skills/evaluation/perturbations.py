@@ -540,6 +540,19 @@ def _rect_gap(a, b) -> float:
 def _full_name(target: str, name: str) -> str:
     return f"{target}_{name}"
 
+def _distractor_names(cat: str, i: int, objects, task, regions, target: str) -> tuple[str, str]:
+    """Unused names for the ``i``-th distractor of category ``cat``: the object ``<cat>_<k>``
+    (lowest free ``k`` among the task's objects and fixtures) and its region
+    ``distractor_<i+1>_region`` (prefixed with ``x`` until no region of ``target`` has it)."""
+    k = 1
+    while f"{cat}_{k}" in objects or f"{cat}_{k}" in task.fixtures:
+        k += 1
+    rname = f"distractor_{i + 1}_region"
+    while _full_name(target, rname) in regions:
+        rname = "x" + rname
+    return f"{cat}_{k}", rname
+
+
 
 def _box_gaps(boxes: np.ndarray, offsets: np.ndarray, rect: Sequence[float]) -> np.ndarray:
     """``(N,)`` smallest gap (m) between any of ``boxes`` ``(k, 4)`` moved by each offset
@@ -712,13 +725,7 @@ def _place_distractors_once(task: Any, spec: PerturbationSpec, rng: np.random.Ge
 
     unit = np.array([[-h, -h, h, h]])
     for i, cat in enumerate(chosen):
-        k = 1
-        while f"{cat}_{k}" in objects or f"{cat}_{k}" in task.fixtures:
-            k += 1
-        obj_name = f"{cat}_{k}"
-        rname = f"distractor_{i + 1}_region"
-        while _full_name(target, rname) in regions:
-            rname = "x" + rname
+        obj_name, rname = _distractor_names(cat, i, objects, task, regions, target)
         rd = float(geometry.object_radius.get(cat, 0.0))
         for area in (near, geometry.reach_area):
             pts = grid(area)
@@ -925,13 +932,7 @@ def apply_perturbation(
         chosen = [options[i] for i in rng.choice(len(options), spec.distractors, replace=False)]
         h = DISTRACTOR_REGION_HALF_SIZE_M
         for i, cat in enumerate(chosen):
-            k = 1
-            while f"{cat}_{k}" in objects or f"{cat}_{k}" in task.fixtures:
-                k += 1
-            obj_name = f"{cat}_{k}"
-            rname = f"distractor_{i + 1}_region"
-            while _full_name(target, rname) in regions:
-                rname = "x" + rname
+            obj_name, rname = _distractor_names(cat, i, objects, task, regions, target)
             for _ in range(max_tries):
                 cx, cy = (float(v) for v in rng.uniform(lo + h, hi - h))
                 rect = (cx - h, cy - h, cx + h, cy + h)
