@@ -5,7 +5,6 @@ trajectory replacement and holding, scene reset."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -137,8 +136,10 @@ def test_twin_node_speaks_ros2_control_topics(tmp_path: Path, ros_env, monkeypat
         "task": str(TASK), "command_log": str(log), "pose_model_out": str(model_file)}),
         env=ros_env, log_path=tmp_path / "twin.log", name="twin")
     probe = RosProbe()
+    # the twin's publish times (header stamps), not this probe's receive times: a probe starved
+    # of CPU receives queued messages in a burst that says nothing about the twin's rate
     js = probe.subscribe("/joint_states", JointState, convert=lambda m: (
-        time.monotonic(), list(m.name), np.array(m.position)))
+        m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec, list(m.name), np.array(m.position)))
     bowl = probe.subscribe("/objects/akita_black_bowl_1/pose", PoseStamped)
     preds = probe.subscribe_json("/sim_twin/predicates")
     models = probe.subscribe("/sim_twin/pose_model", String, latched=True,
