@@ -161,7 +161,27 @@ def run_collect(cfg: Any) -> dict[str, Any]:
     tasks = suite_tasks(cfg, world)
     run = _run_dir(cfg)
     out = run / "demos.hdf5"
-    summary = collect_demos(tasks, out, int(cfg.collect.demos_per_task),
+    mode = str(cfg.collect.get("mode", "task"))
+    if mode not in ("task", "skill_centric"):
+        raise SystemExit(f"collect.mode must be 'task' or 'skill_centric', got {mode!r}")
+    jobs = None
+    if mode == "skill_centric":
+        from robot_skills.data.skill_centric import scene_calls, skill_centric_jobs
+
+        t_scan = time.perf_counter()
+        scenes = scene_calls(tasks, world, seed=int(cfg.collect.seed))
+        jobs = skill_centric_jobs(scenes, int(cfg.collect.demos_per_call),
+                                  seed=int(cfg.collect.seed),
+                                  region_scale_max=float(cfg.collect.region_scale_max),
+                                  max_prefix=int(cfg.collect.max_prefix))
+        for sc in scenes:
+            verbs = sorted({c.skill for c in sc.calls})
+            print(f"scene {sc.label} ({len(sc.task_paths)} file(s)): {len(sc.calls)} grounded "
+                  f"calls of {len(verbs)} verbs ({', '.join(verbs)}); "
+                  f"{len(sc.excluded)} not plannable")
+        print(f"skill-centric collection: {len(jobs)} episodes over {len(scenes)} scene(s) "
+              f"(grounded in {time.perf_counter() - t_scan:.1f} s)")
+    summary = collect_demos(tasks, out, int(cfg.collect.demos_per_task), jobs=jobs,
                             make_world=world, make_experts=_build(cfg.collect.experts),
                             seed=int(cfg.collect.seed),
                             noise=NoiseConfig(float(cfg.collect.noise_std),
@@ -169,12 +189,25 @@ def run_collect(cfg: Any) -> dict[str, Any]:
                             max_steps=int(cfg.suite.max_episode_steps),
                             max_replans=int(cfg.collect.max_replans), workers=int(cfg.workers),
                             region_scale_max=float(cfg.collect.region_scale_max),
-                            env_args={"suite": str(cfg.suite.name)},
+                            env_args={"suite": str(cfg.suite.name), "collect_mode": mode},
                             image_codec=str(cfg.collect.get("image_codec", "gzip")))
     atomic_write_json(run / "collect_summary.json", summary, sort_keys=False)
     rates = [v["expert_success_rate"] for v in summary["tasks"].values()]
-    print(f"collected {summary['demos']} demos -> {out}; expert success "
-          f"{100 * sum(rates) / max(1, len(rates)):.1f}% over {len(rates)} tasks")
+    steps = sum(e["steps"] for v in summary["tasks"].values() for e in v["episodes"]
+                if e["success"])
+    if jobs is None:
+        print(f"collected {summary['demos']} demos -> {out}; expert success "
+              f"{100 * sum(rates) / max(1, len(rates)):.1f}% over {len(rates)} tasks")
+    else:
+        calls = summary.get("calls", {})
+        ok = sum(c["successes"] for c in calls.values())
+        failing = sorted(c for c, v in calls.items() if v["successes"] == 0)
+        print(f"collected {summary['demos']} demos -> {out}; expert success "
+              f"{100 * ok / max(1, len(jobs)):.1f}% over {len(jobs)} episodes of {len(calls)} "
+              f"calls" + (f"; never demonstrated: {', '.join(failing[:8])}"
+                          + (" ..." if len(failing) > 8 else "") if failing else ""))
+    print(f"data budget ({mode}): {summary['demos']} demos, {steps} control steps, "
+          f"{summary['wall_s']:.0f} s collection")
     not_built = [(task, e["seed"]) for task, v in summary["tasks"].items()
                  for e in v["episodes"] if str(e["reason"]).startswith("world_error")]
     if not_built:
@@ -217,6 +250,7 @@ def run_train(cfg: Any) -> Path:
     if cfg.training.skill_library:
         lib = train_skill_library([demos], lib, tcfg)
         print(f"skill library -> {lib}")
+        report_coverage(cfg, demos, lib)
     if cfg.eval.policy == "monolithic" or cfg.get("baseline", False):
         # Same demonstrations as the skills (the data budget); each task policy sees only its own
         # task's demos, so it gets proportionally fewer optimisation steps.
@@ -226,6 +260,37 @@ def run_train(cfg: Any) -> Path:
                               task_conditioning(task), bcfg, task=task.stem)
         print(f"monolithic baselines -> {run / 'task_policies'}")
     return lib
+
+
+def report_coverage(cfg: Any, demos: Path, lib: Path) -> dict[str, Any]:
+    """Print per-skill coverage of ``demos`` (grounded calls x kinds of start state) and, with
+    ``training.held_in_calls > 0``, per-skill success of the library ``lib`` on held-in calls;
+    written to ``<run_dir>/skill_coverage.json``.
+
+    Raises:
+        FileNotFoundError / ValueError: a library that does not load (before any episode runs).
+    """
+    from robot_skills.data.skill_centric import coverage_from_hdf5, format_coverage
+    from robot_skills.evaluation.skill_eval import evaluate_held_in, held_in_jobs
+
+    cov = coverage_from_hdf5([demos])
+    out: dict[str, Any] = {"coverage": cov}
+    n = int(cfg.training.get("held_in_calls", 0))
+    success = None
+    if n > 0:
+        factory = _build(cfg.eval.skills.learned)
+        jobs = held_in_jobs([demos], calls_per_skill=n, seed=int(cfg.eval.seed) + 90_000)
+        factory(Path(jobs[0].task_path))  # the library loads before any episode runs
+        res = evaluate_held_in(jobs, make_world=build_world(cfg), make_skills=factory,
+                               planner=build_planner(cfg),
+                               max_steps=int(cfg.suite.max_episode_steps),
+                               workers=int(cfg.workers))
+        success = res["skills"]
+        out["held_in"] = res
+    print("per-skill coverage (grounded calls x start kinds) and success on held-in calls:")
+    print(format_coverage(cov, success))
+    atomic_write_json(_run_dir(cfg) / "skill_coverage.json", out, sort_keys=False)
+    return out
 
 
 def _eval_dir(cfg: Any, policy: str) -> Path:

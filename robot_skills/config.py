@@ -55,6 +55,9 @@ class CollectConfig:
     max_replans: int = 2
     experts: Any = None               # a SkillSet factory (`_target_`)
     image_codec: str = "gzip"         # camera images (world.cameras): gzip | lzf | png | jpeg
+    mode: str = "task"                # task | skill_centric (robot_skills.data.skill_centric)
+    demos_per_call: int = 4           # skill_centric: episodes per grounded call of each scene
+    max_prefix: int = 2               # skill_centric: most random valid calls before the target
 
 
 @dataclass
@@ -116,6 +119,7 @@ class TrainingConfig:
     keep_checkpoints: int = 2
     resume: bool = True
     num_workers: int = 0
+    held_in_calls: int = 3            # per verb: held-in calls run after training (0: skip)
 
 
 @dataclass

@@ -43,3 +43,23 @@ def test_libero_expert_eval_benchmark_prints_episodes_per_second(capsys, tmp_pat
     assert (int(tasks), int(episodes)) == (10, 10)
     assert float(rate) == pytest.approx(10 / float(wall), rel=0.02)
     assert (tmp_path / "libero_10" / "eval_expert" / "results.json").is_file()
+
+
+def test_plan_libero_smoke_plans_every_file_and_fails_fast(capsys):
+    script = SCRIPT.parent / "plan_libero.py"
+    spec = importlib.util.spec_from_file_location("plan_libero", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--smoke"]) == 0
+    out = capsys.readouterr().out
+    rows = {}
+    for line in out.splitlines():
+        m = re.match(r"(\w[\w ]*?)\s+(\d+)\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", line)
+        if m:
+            rows[m.group(1)] = [float(x) for x in m.groups()[1:]]
+    for suite in ("libero_goal", "libero_spatial", "libero_object", "libero_10", "libero_90"):
+        files, planned, p50, p99, mx = rows[suite][:5]
+        assert files == planned == 2 and 0 < p50 <= p99 <= mx, out
+    assert rows["all"][:2] == [10, 10], out
+    for case in ("static", "no_close"):  # every fail-fast case rejected with zero expansions
+        assert rows[case][0] == rows[case][1] > 0, out

@@ -122,10 +122,33 @@ def _sim_state(world: Any) -> np.ndarray:
     return np.asarray(fn(), np.float64) if callable(fn) else np.zeros(0)
 
 
+class _OffsetRecorder:
+    """Forwards to an :class:`EpisodeRecording`, shifting segment step indices by ``offset`` (the
+    steps earlier sub-goals of the same episode took)."""
+
+    def __init__(self, rec: EpisodeRecording, offset: int) -> None:
+        self.rec, self.offset = rec, offset
+
+    def add_step(self, obs: Observation, action: Action) -> None:
+        self.rec.add_step(obs, action)
+
+    def add_segment(self, seg: SkillSegment) -> None:
+        self.rec.add_segment(SkillSegment(seg.start + self.offset, seg.end + self.offset,
+                                          seg.skill, seg.args, seg.success))
+
+
 def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseConfig,
-                       max_steps: int, max_replans: int = 2
+                       max_steps: int, max_replans: int = 2, *, target: str = "",
+                       max_prefix: int = 0, candidates: Sequence[str] = ()
                        ) -> tuple[bool, EpisodeData, dict[str, Any]]:
     """Run one expert episode on ``world`` (a TaskWorld) from the initial state of ``seed``.
+
+    Task-centric (``target`` empty): the executor plans and runs the task file's goal.
+    Skill-centric (``target`` a call such as ``"place_in(bowl_1, drawer_1)"``): a random valid
+    prefix of up to ``max_prefix`` calls drawn from ``candidates``, then the target call's goal
+    (:func:`robot_skills.data.skill_centric.sample_episode_goals`, seeded by ``seed``), are run as
+    successive sub-goals in one episode; the episode succeeds when every sub-goal is reached, each
+    within ``max_steps``.
 
     Args:
         world: the robot in its task; ``world.robot.reset(seed)`` samples the initial state.
@@ -138,9 +161,11 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
     Returns:
         ``(success, episode, result_dict)``; actions are the clean expert labels, ``(T, 7)``
         float32; ``episode.states`` is ``(T, n)`` float64 simulator state before each action.
+        Skill-centric episodes add ``sub_goals`` (BDDL-spelled) to ``result_dict``.
 
     Raises:
         RuntimeError: if the recorder and the label log disagree (a bug, never data).
+        ValueError: a skill-centric target that cannot be planned in this scene.
     """
     world.robot.reset(seed)
     rng = np.random.default_rng(seed + 7919)
@@ -149,8 +174,41 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
     policies = {k: DartNoise(p, noise, rng, labels, lambda: states.append(_sim_state(world)))
                 for k, p in experts.policies.items()}
     rec = EpisodeRecording()
-    result = Executor(world, SkillSet(policies, experts.specs), max_steps=max_steps,
-                      max_replans=max_replans, recorder=rec).run()
+    skills = SkillSet(policies, experts.specs)
+    if not target:
+        result = Executor(world, skills, max_steps=max_steps, max_replans=max_replans,
+                          recorder=rec).run()
+        res = result.to_dict()
+    else:
+        from robot_skills.data.skill_centric import sample_episode_goals
+        from robot_skills.domain.predicates import format_atom
+        from robot_skills.planning.symbolic import SkillCall, SymbolicPlanner
+
+        planner = SymbolicPlanner(experts.specs)
+        try:
+            goals = sample_episode_goals(world.symbolic_problem(), SkillCall.parse(target),
+                                         np.random.default_rng([seed, 31]), max_prefix,
+                                         [SkillCall.parse(c) for c in candidates], experts.specs,
+                                         planner)
+        except ValueError as e:  # this layout gives the call no start state: not a world error
+            ep = EpisodeData([], np.zeros((0, 7), np.float32), np.zeros((0, 1)), [])
+            return False, ep, {"success": False, "steps": 0, "reason": f"no_start_state: {e}",
+                               "sub_goals": []}
+        res = {"success": True, "steps": 0, "reason": "success", "replans": 0, "calls": [],
+               "sub_goals": [" ".join(format_atom(a) for a in sorted(g)) for g in goals]}
+        for k, g in enumerate(goals):
+            result = Executor(world, skills, planner, max_steps=max_steps,
+                              max_replans=max_replans,
+                              recorder=_OffsetRecorder(rec, len(rec.actions))).run(g)
+            r = result.to_dict()
+            res["steps"] += r["steps"]
+            res["replans"] += r.get("replans", 0)
+            res["calls"] += r.get("calls", [])
+            if not result.success:
+                res.update(success=False, reason=r["reason"],
+                           messages=[f"sub-goal {k + 1}/{len(goals)} {res['sub_goals'][k]} "
+                                     "not reached"] + list(r.get("messages", [])))
+                break
     n = len(rec.actions)
     if len(labels) != n:
         raise RuntimeError(f"recorded {n} steps but logged {len(labels)} expert labels")
@@ -158,7 +216,7 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
     segments = [s for s in rec.segments if s.end > s.start]
     ep = EpisodeData(rec.observations, actions, np.stack(states) if states else np.zeros((0, 1)),
                      segments)
-    return bool(result.success), ep, result.to_dict()
+    return bool(res["success"]), ep, res
 
 
 @dataclass(frozen=True)
@@ -169,11 +227,18 @@ class CollectJob:
         task_path: the task file.
         seed: initial-state seed.
         region_scale: factor on the objects' initial placement regions (>= 1 widens them).
+        target: skill-centric episodes: the call demonstrated (``"place_on(a, b)"``); empty for a
+            task-centric episode (the task file's goal).
+        max_prefix: skill-centric: most random calls run before the target.
+        candidates: skill-centric: the scene's grounded calls the prefix is drawn from.
     """
 
     task_path: str
     seed: int
     region_scale: float = 1.0
+    target: str = ""
+    max_prefix: int = 0
+    candidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -201,7 +266,8 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
         world.robot.connect()
         ok, ep, res = run_expert_episode(world, factories.make_experts(Path(job.task_path)),
                                          job.seed, factories.noise, factories.max_steps,
-                                         factories.max_replans)
+                                         factories.max_replans, target=job.target,
+                                         max_prefix=job.max_prefix, candidates=job.candidates)
     except Exception as e:  # noqa: BLE001 - reported per episode, counted by the parent
         return job, None, {"seed": job.seed, "success": False, "steps": 0,
                            "reason": f"world_error: {type(e).__name__}: {e}",
@@ -211,12 +277,16 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
             world.robot.disconnect()
     summary = {"seed": job.seed, "success": ok, "steps": res["steps"], "reason": res["reason"],
                "region_scale": job.region_scale, "wall_s": time.perf_counter() - t0}
+    if job.target:
+        summary.update(target=job.target, sub_goals=res.get("sub_goals", []))
     if not (ok or factories.keep_failures):
         return job, None, summary
     task = getattr(world, "task", None)
     ep.attrs = {"task": Path(job.task_path).stem, "bddl": str(job.task_path), "seed": int(job.seed),
                 "language": getattr(task, "language", ""), "success": bool(ok),
                 "region_scale": job.region_scale}
+    if job.target:
+        ep.attrs.update(target_call=job.target, sub_goals=json.dumps(res.get("sub_goals", [])))
     return job, ep, summary
 
 
@@ -266,7 +336,13 @@ def _task_key(task_path: str) -> str:
 
 
 def _record_path(work: Path, job: CollectJob) -> Path:
-    return work / f"{Path(job.task_path).stem}.{_task_key(job.task_path)}.seed{job.seed}.hdf5"
+    tag = ""
+    if job.target:
+        h = hashlib.sha256(json.dumps([job.target, job.max_prefix, list(job.candidates)])
+                           .encode()).hexdigest()[:10]
+        tag = f".call{h}"
+    return work / (f"{Path(job.task_path).stem}.{_task_key(job.task_path)}.seed{job.seed}"
+                   f"{tag}.hdf5")
 
 
 def _write_record(path: Path, job: CollectJob, ep: EpisodeData | None, summary: dict[str, Any],
@@ -275,7 +351,7 @@ def _write_record(path: Path, job: CollectJob, ep: EpisodeData | None, summary: 
     Camera images in the observations are stored compressed with ``image_codec``
     (:func:`robot_skills.data.images.write_frames`)."""
     record = {"task_path": job.task_path, "seed": job.seed, "region_scale": job.region_scale,
-              "summary": summary}
+              "target": job.target, "summary": summary}
     with DemoWriter(path, attrs={"collect_record": json.dumps(record),
                                  "collect_fingerprint": fingerprint}) as w:
         if ep is not None:
@@ -297,7 +373,8 @@ def _read_record(path: Path, job: CollectJob, fingerprint: str) -> dict[str, Any
             record = json.loads(attrs["collect_record"])
             ok = (attrs.get("collect_fingerprint") == fingerprint
                   and record["task_path"] == job.task_path and record["seed"] == job.seed
-                  and record["region_scale"] == job.region_scale)
+                  and record["region_scale"] == job.region_scale
+                  and record.get("target", "") == job.target)
             summary = record["summary"]
             has_demo = len(r) == 1 and r.num_samples(r.demos[0]) > 0
     except (OSError, ValueError, KeyError, TypeError):
@@ -362,7 +439,8 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
                   max_replans: int = 2, workers: int = 1, progress: bool = True,
                   region_scale_max: float = 1.0, env_args: dict[str, Any] | None = None,
                   keep_failures: bool = False, resume: bool = True,
-                  image_codec: str = DEFAULT_CODEC) -> dict[str, Any]:
+                  image_codec: str = DEFAULT_CODEC,
+                  jobs: Sequence[CollectJob] | None = None) -> dict[str, Any]:
     """Collect ``demos_per_task`` expert episodes per task and write them to ``out_path`` (HDF5).
 
     Crash-safe and resumable: each finished episode is written at once to its own small HDF5
@@ -397,6 +475,9 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
         image_codec: how camera images are stored when the world renders cameras
             (``make_world``'s ``cameras``): ``gzip`` / ``lzf`` (lossless HDF5 filters) or
             ``png`` / ``jpeg`` (OpenCV-encoded per frame); see :mod:`robot_skills.data.images`.
+        jobs: the episodes to run, instead of ``demos_per_task`` seeds per task file (e.g. the
+            skill-centric episodes of :func:`skill_centric_jobs`); ``task_paths`` must list every
+            job's task file.
 
     Returns:
         Summary dict: per task attempts / successes / expert success rate / episodes, demos
@@ -424,10 +505,18 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
     with exclusive_lock(out_path.parent / f".{out_path.name}.lock",
                         f"collecting into {out_path}"):
         clean_stale_temps(out_path.parent, names=(out_path.name, work.name, PROBE_NAME))
-        jobs = [CollectJob(str(p), seed + i,
-                           float(np.random.default_rng([seed + i, 17]).uniform(1.0,
-                                                                              region_scale_max)))
-                for p in task_paths for i in range(demos_per_task)]
+        if jobs is None:
+            jobs = [CollectJob(str(p), seed + i,
+                               float(np.random.default_rng([seed + i, 17]).uniform(
+                                   1.0, region_scale_max)))
+                    for p in task_paths for i in range(demos_per_task)]
+        else:
+            jobs = list(jobs)
+            unknown = sorted({j.task_path for j in jobs} - {str(p) for p in task_paths})
+            if unknown:
+                raise ValueError(f"jobs name task files not in task_paths: {unknown[:3]}")
+            if len(set(jobs)) != len(jobs):
+                raise ValueError("jobs must be distinct (task file, seed, target) episodes")
         config = _episode_config(make_world, make_experts, noise, max_steps, max_replans,
                                  region_scale_max, keep_failures, image_codec)
         fp = _fingerprint(config)
@@ -471,9 +560,19 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
                         summary["demos"] += 1
                 summ = [{k: v for k, v in done[j].items() if k != "_has_demo"} for j in mine]
                 ok = sum(s["success"] for s in summ)
+                if not mine:
+                    continue
                 summary["tasks"][Path(p).stem] = {"attempts": len(summ), "successes": ok,
                                                   "expert_success_rate": ok / max(1, len(summ)),
                                                   "episodes": summ}
+        calls: dict[str, dict[str, int]] = {}
+        for j in jobs:
+            if j.target:
+                c = calls.setdefault(j.target, {"attempts": 0, "successes": 0})
+                c["attempts"] += 1
+                c["successes"] += int(bool(done[j]["success"]))
+        if calls:
+            summary["calls"] = dict(sorted(calls.items()))
         _discard(work)  # the records live on in out_path
     summary["wall_s"] = time.perf_counter() - t0
     summary["path"] = str(out_path)

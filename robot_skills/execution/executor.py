@@ -19,6 +19,18 @@ from its valid prefix (:func:`~robot_skills.planning.validate.repair_plan`) or r
 expected effects: a missing add effect is a failure (re-plan), a delete effect still observed is
 logged.
 
+Closed loop over the plan's expected states (execution monitoring with triangle-table kernels,
+PLANEX: Fikes, Hart & Nilsson, 1972). For every plan the executor regresses the goal through the
+calls (:func:`plan_kernels`): ``kernels[i]`` holds the atoms the calls ``i..`` need and do not add
+themselves — later preconditions and goal atoms already achieved. After each call ``i-1`` (and
+after the ``on_call`` hook's ``"end"`` event), before call ``i`` starts, the observed predicate
+state is compared with the plan's expected state ``Plan.states[i]`` on those atoms
+(:func:`expected_state_lost`): an atom the plan expected to hold and still needs, but no longer
+observed — an object knocked off its target, a drawer pushed shut, a grasp that slipped — makes the
+executor re-plan at once from the observed state, naming the lost atoms in
+``ExecutionResult.messages``. A call that times out or raises reports the atoms of its own kernel
+lost while it ran. Re-plans are bounded by ``max_replans``.
+
 The episode ends when ``world.success()`` holds (checked after every control step, as LIBERO's
 evaluation does), when the episode step budget is spent, when no plan exists, or when the replan
 budget is spent.
@@ -40,18 +52,27 @@ from robot_skills.planning.symbolic import (
     Plan,
     SkillCall,
     SymbolicPlanner,
+    derived_state,
     ground_call,
     missing_preconditions,
+    simulate_plan,
 )
 from robot_skills.planning.validate import PlanValidationError, repair_plan, validate_plan
 from robot_skills.robot import Action, EpisodeInvalidError, Observation
 
 __all__ = ["CallRecord", "SkillSegment", "EpisodeRecording", "ExecutionResult", "Executor",
-           "run_task_policy", "termination_holds", "effect_mismatch"]
+           "run_task_policy", "termination_holds", "effect_mismatch", "plan_kernels",
+           "expected_state_lost"]
 
 StepCallback = Callable[[int, Observation, Action], None]
 """``on_step(step, obs, action)``: ``action`` is the command the robot applied (after clipping),
 ``obs`` the observation after it."""
+
+CallCallback = Callable[[str, SkillCall, "CallRecord | None"], None]
+"""``on_call(event, call, record)``: ``event`` is ``"start"`` (before the policy's ``reset``;
+``record`` is None) or ``"end"`` (after the call's effect check; ``record`` is its
+:class:`CallRecord`). A hook may change the world (failure injection); the executor reads the
+predicate state after the ``"end"`` event before it starts the next call."""
 
 
 @dataclass
@@ -162,6 +183,66 @@ def effect_mismatch(spec: SkillSpec, args: Sequence[str], state: frozenset[Atom]
     return missing, remaining
 
 
+def plan_kernels(calls: Sequence[SkillCall], goal: Iterable[Atom],
+                 specs: Mapping[str, SkillSpec]) -> list[frozenset[Atom]]:
+    """Triangle-table kernels of a plan (Fikes, Hart & Nilsson, 1972), positive atoms only.
+
+    STRIPS regression of the goal through the calls, last to first:
+    ``kernels[n] = goal``, ``kernels[i] = (kernels[i+1] - add(calls[i])) | pre(calls[i])``.
+    ``kernels[i]`` is what must hold before ``calls[i]`` for ``calls[i:]`` to reach the goal:
+    the call's own positive preconditions (derived ``accessible`` atoms included), later calls'
+    preconditions no call in between adds, and goal atoms no remaining call adds (those already
+    achieved). Precondition patterns with a ``*`` wildcard and negative preconditions are left
+    out (the executor checks them on the next call with :func:`missing_preconditions`).
+
+    Returns:
+        ``len(calls) + 1`` frozensets of ground atoms.
+
+    Raises:
+        KeyError: a call's skill is not in ``specs``. ValueError: a call with the wrong number of
+            arguments.
+    """
+    need = {tuple(a) for a in goal}
+    out = [frozenset(need)]
+    for call in reversed(list(calls)):
+        g = ground_call(specs[call.skill], call.args)
+        need = {a for a in need if a not in g.add}
+        need.update(a for a in g.pre_pos if "*" not in a)
+        out.append(frozenset(need))
+    return out[::-1]
+
+
+def expected_state_lost(kernel: Iterable[Atom], expected: frozenset[Atom],
+                        observed: frozenset[Atom], entities: Mapping[str, frozenset[str]]
+                        ) -> list[Atom]:
+    """Atoms the rest of the plan needs that the plan expected to hold now but are not observed.
+
+    Args:
+        kernel: atoms the remaining calls need (``plan_kernels(...)[i]``).
+        expected: the plan's expected state before call ``i`` (``Plan.states[i]``); derived
+            ``accessible`` atoms are recomputed for it.
+        observed: the world's predicate state now (derived atoms are recomputed).
+        entities: entity name -> affordance tags.
+
+    Returns:
+        The lost atoms, sorted: in ``kernel``, in the expected state, not observed. A lost
+        derived ``(Accessible x)`` brings the lost ``(Open y)`` it was derived from (``y`` = ``x``
+        or the fixture owning the region ``x``), so a drawer pushed shut is named as such.
+    """
+    exp = derived_state(expected, entities)
+    obs = derived_state(observed, entities)
+    lost = {a for a in kernel if a in exp and a not in obs}
+    for a in [a for a in lost if a[0] == "accessible" and len(a) == 2]:
+        lost.update(o for o in exp if o[0] == "open" and len(o) == 2 and o not in obs
+                    and (o[1] == a[1] or a[1].startswith(o[1] + "_")))
+    return sorted(lost)
+
+
+def _name_lost(lost: Sequence[Atom], goal: frozenset[Atom]) -> str:
+    return ", ".join(format_atom(a) + (" (goal atom achieved earlier)" if a in goal else "")
+                     for a in lost)
+
+
 def _is_policy(obj: Any) -> bool:
     return callable(getattr(obj, "act", None)) and callable(getattr(obj, "reset", None))
 
@@ -180,6 +261,8 @@ class Executor:
         max_steps: episode control-step budget; ``None`` = the sum of the first plan's per-call time
             limits (in steps) times ``max_replans + 1``.
         on_step: optional ``on_step(step, obs, action)`` callback (e.g. to grab video frames).
+        on_call: optional ``on_call(event, call, record)`` hook at the start and end of every
+            skill call (:data:`CallCallback`); :attr:`current_call` names the running call.
         recorder: optional :class:`EpisodeRecording`-like object for demonstration collection.
 
     Raises:
@@ -197,6 +280,7 @@ class Executor:
         max_steps: int | None = None,
         on_step: StepCallback | None = None,
         recorder: Any | None = None,
+        on_call: CallCallback | None = None,
     ) -> None:
         if not isinstance(skills, SkillSet):
             raise TypeError(f"skills must be a SkillSet (policies + contracts), got "
@@ -212,7 +296,10 @@ class Executor:
         self.max_replans = max_replans
         self.max_steps = max_steps
         self.on_step = on_step
+        self.on_call = on_call
         self.recorder = recorder
+        self.current_call: SkillCall | None = None
+        """The skill call running now (None between calls and outside :meth:`run`)."""
         self._instances: dict[str, SkillPolicy] = {}
         self._goal: frozenset[Atom] | None = None
 
@@ -279,6 +366,7 @@ class Executor:
             goal_atoms = frozenset(tuple(a) for a in goal)
         self._goal = goal_atoms
         self._instances = {}
+        self.current_call = None
         dt = self.control_period
         records: list[CallRecord] = []
         messages: list[str] = []
@@ -317,14 +405,30 @@ class Executor:
             if budget is None:
                 budget = max(1, sum(self.time_limit_steps(c.skill) for c in plan.calls
                                     if c.skill in self.specs) * (self.max_replans + 1))
+            goal_set = frozenset(problem.goal)
+            kernels = plan_kernels(plan.calls, goal_set, self.specs)
+            expected = (plan.states if len(plan.states) == len(plan.calls) + 1
+                        else simulate_plan(plan.calls, problem, self.specs))
             failure = ""
-            for call in plan.calls:
+            for i, call in enumerate(plan.calls):
+                # the state after call i-1 and its "end" hook: compare with the plan's
+                # expected state on what the rest of the plan needs
                 state = self.world.predicate_state()
                 contradiction = self._contradiction(call, state, problem.entities)
-                if contradiction:
-                    failure = f"before {call}: world contradicts the plan ({contradiction})"
+                lost = expected_state_lost(kernels[i], expected[i], state, problem.entities)
+                if contradiction or lost:
+                    where = f"after {plan.calls[i - 1]}" if i else f"before {call}"
+                    parts = [f"{where}: the world lost what the plan expected to hold: "
+                             + _name_lost(lost, goal_set)] if lost else []
+                    if contradiction:
+                        parts.append(f"before {call}: world contradicts the plan "
+                                     f"({contradiction})")
+                    failure = "; ".join(parts)
                     break
                 start = steps
+                self.current_call = call
+                if self.on_call is not None:
+                    self.on_call("start", call, None)
                 outcome, msg, steps, obs = self._run_call(call, obs, steps, budget, problem, dt)
                 unmet: tuple[str, ...] = ()
                 if outcome == "success":
@@ -340,12 +444,15 @@ class Executor:
                                         + ", ".join(unmet))
                 records.append(CallRecord(call.skill, call.args, start, steps, outcome, msg,
                                           unmet))
+                self.current_call = None
                 if self.recorder is not None:
                     # a call cut short because the task's goal now holds did its job too (e.g.
                     # place_in: the object is In the drawer before the gripper has opened)
                     done = outcome == "success" or (outcome == "interrupted" and self._success())
                     self.recorder.add_segment(SkillSegment(start, steps, call.skill, call.args,
                                                            done))
+                if self.on_call is not None:
+                    self.on_call("end", call, records[-1])
                 if outcome == "interrupted":
                     if self._success():
                         return finish("success")
@@ -353,13 +460,20 @@ class Executor:
                     return finish("budget_exhausted")
                 if outcome != "success":
                     failure = f"{call}: {outcome}" + (f" ({msg})" if msg else "")
+                    if outcome in ("timeout", "error"):
+                        lost = expected_state_lost(kernels[i], expected[i],
+                                                   self.world.predicate_state(), problem.entities)
+                        if lost:
+                            failure += "; lost while it ran: " + _name_lost(lost, goal_set)
                     break
                 if self._success():
                     return finish("success")
             else:
                 if self._success():
                     return finish("success")
-                failure = f"plan {plans[-1]} finished but the goal does not hold"
+                unmet_goal = [format_atom(g) for g, ok in self._progress().items() if not ok]
+                failure = (f"plan {plans[-1]} finished but the goal does not hold (not observed: "
+                           f"{', '.join(unmet_goal)})")
             messages.append(failure)
             if steps >= budget:
                 messages.append(f"episode step budget ({budget}) spent")
