@@ -307,11 +307,12 @@ def _eval_dir(cfg: Any, policy: str) -> Path:
     return _run_dir(cfg) / f"eval_{policy}"
 
 
-def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
+def run_eval(cfg: Any, policy: str | None = None, out_dir: Path | None = None) -> dict[str, Any]:
     """Run the benchmark with ``policy`` (learned | expert | monolithic) and print the table.
 
     The skill set is loaded once here before any episode runs, so a missing or tampered library
-    fails the command instead of counting as failed episodes.
+    fails the command instead of counting as failed episodes. Results go to ``out_dir``
+    (default ``<run_dir>/eval_<policy>``).
 
     Raises:
         SystemExit: on an unknown policy. FileNotFoundError / ValueError: a library that does
@@ -343,7 +344,7 @@ def run_eval(cfg: Any, policy: str | None = None) -> dict[str, Any]:
     runner = BenchmarkRunner(make_world=world, max_replans=int(cfg.eval.max_replans),
                              max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
                              video=bool(cfg.eval.video), **kwargs)
-    out = _eval_dir(cfg, policy)
+    out = out_dir if out_dir is not None else _eval_dir(cfg, policy)
     check_writable(out)  # fail before any episode runs, not after the last one
     # eval.workers=ray: the runner's worker pool sends every episode to Ray as a remote task
     # (robot_skills.execution.pool); results are merged by task, condition and seed either way.
@@ -394,8 +395,33 @@ def _peak_rss_gib() -> float:
     return max(own, kids) / (1024 ** 2)  # ru_maxrss is KiB on Linux
 
 
+def run_compositions(cfg: Any) -> dict[str, Any]:
+    """Composite tasks nobody demonstrated, run with the library just trained: the tasks
+    ``suite.compose_tasks`` of ``suite.compose_path`` (``suite.compose_episodes`` seeded episodes
+    each), results in ``<run_dir>/eval_learned_compose/``.
+
+    Raises:
+        SystemExit: a named task not runnable, or an incomplete run (as :func:`run_eval`).
+    """
+    from omegaconf import OmegaConf, open_dict
+
+    sub = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    with open_dict(sub):
+        sub.suite.name = f"{cfg.suite.name}_compositions"
+        sub.suite.path = str(cfg.suite.compose_path)
+        sub.suite.tasks = list(cfg.suite.compose_tasks)
+        sub.suite.compose_path = None
+        sub.eval.episodes_per_task = int(cfg.suite.compose_episodes)
+        sub.eval.perturbations = None
+        sub.eval.policy = "learned"
+    print(f"\ncomposition: {len(sub.suite.tasks)} composite task(s) of {sub.suite.path} that no "
+          "demonstration shows, with the same library")
+    return run_eval(sub, out_dir=_run_dir(cfg) / "eval_learned_compose")
+
+
 def run_quickstart(cfg: Any) -> dict[str, Any]:
-    """The main job: collect -> train -> eval, printing wall time per stage and peak memory."""
+    """The main job: collect -> train -> eval (then, when the suite names composite tasks, those
+    with the same library), printing wall time per stage and peak memory."""
     stages: dict[str, float] = {}
     t0 = time.perf_counter()
     run_collect(cfg)
@@ -406,6 +432,10 @@ def run_quickstart(cfg: Any) -> dict[str, Any]:
     t2 = time.perf_counter()
     results = run_eval(cfg)
     stages["eval"] = time.perf_counter() - t2
+    if cfg.suite.get("compose_path") and cfg.suite.get("compose_tasks"):
+        t3 = time.perf_counter()
+        results["compositions"] = run_compositions(cfg)
+        stages["compose"] = time.perf_counter() - t3
     stages["total"] = time.perf_counter() - t0
     peak = _peak_rss_gib()
     print("wall time per stage: " + ", ".join(f"{k} {v:.0f} s" for k, v in stages.items()))

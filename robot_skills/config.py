@@ -41,6 +41,11 @@ class SuiteConfig:
     path: str = MISSING               # LIBERO suite name or a directory of .bddl files
     max_episode_steps: int = 600
     tasks: list[str] | None = None    # only these file stems (None: all runnable)
+    # The main job's composition step: after the suite's table, these composite tasks (file
+    # stems in compose_path, e.g. the shipped `compositions` suite) run with the same library.
+    compose_path: str | None = None
+    compose_tasks: list[str] | None = None
+    compose_episodes: int = 5
 
 
 @dataclass

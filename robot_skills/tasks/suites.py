@@ -8,6 +8,10 @@ into a cache directory:
 * cache root: ``$ROBOT_SKILLS_CACHE/libero_bddl`` or ``~/.cache/robot_skills/libero_bddl``;
 * ``$ROBOT_SKILLS_LIBERO_BDDL`` may name an existing ``bddl_files`` directory (holding
   ``libero_goal/`` etc.), which is then used as is and nothing is downloaded.
+
+The project's own suites ship as package data (:data:`PROJECT_SUITES`): ``compositions`` holds
+long-horizon tasks written by this project in LIBERO's BDDL dialect, in the scenes of libero_goal
+and libero_90 (scene layouts copied from LIBERO's files; see its ``README.md``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import sys
 import tarfile
 import tempfile
 from collections.abc import Callable, Collection
+from importlib.resources import files
 from pathlib import Path, PurePosixPath
 
 from robot_skills.tasks.bddl import BddlParseError, load_bddl
@@ -27,6 +32,8 @@ from robot_skills.tasks.bddl import BddlParseError, load_bddl
 LIBERO_SUITES = ("libero_goal", "libero_spatial", "libero_object", "libero_10", "libero_90")
 LIBERO_PIN = "libero==0.1.1"
 _MARKER = "libero/libero/bddl_files/"
+PROJECT_SUITES = ("compositions",)
+"""Suites shipped inside this package, under ``robot_skills/tasks/data/<name>/``."""
 
 
 class SuiteNotFoundError(FileNotFoundError):
@@ -124,12 +131,29 @@ def fetch_libero_bddl(dest: Path | None = None,
     return dest
 
 
+def project_suite_dir(name: str) -> Path:
+    """The directory of a suite shipped with this package (one of :data:`PROJECT_SUITES`).
+
+    Raises:
+        SuiteNotFoundError: an unknown name, or the package data is missing (an install that
+            left out ``robot_skills/tasks/data/<name>/*.bddl``).
+    """
+    if name not in PROJECT_SUITES:
+        raise SuiteNotFoundError(f"{name!r} is not one of this package's suites {list(PROJECT_SUITES)}")
+    d = Path(str(files("robot_skills.tasks").joinpath("data", name)))
+    if not d.is_dir() or not any(d.glob("*.bddl")):
+        raise SuiteNotFoundError(f"the package's suite {name!r} has no .bddl files in {d} "
+                                 f"(package data missing from this install?)")
+    return d
+
+
 def resolve_suite(name_or_path: str | os.PathLike,
                   downloader: Callable[[Path], Path] = _pip_download) -> Path:
     """Return the directory of ``.bddl`` files for a suite.
 
     Args:
-        name_or_path: a directory of ``.bddl`` files (used as is), or a LIBERO suite name
+        name_or_path: a directory of ``.bddl`` files (used as is), one of this package's suites
+            (:data:`PROJECT_SUITES`: ``compositions``), or a LIBERO suite name
             (``libero_goal``, ``libero_spatial``, ``libero_object``, ``libero_10``, ``libero_90``).
             A suite name is looked up in ``$ROBOT_SKILLS_LIBERO_BDDL`` if set, else in the cache,
             which is filled by :func:`fetch_libero_bddl` on first use.
@@ -145,8 +169,11 @@ def resolve_suite(name_or_path: str | os.PathLike,
             raise SuiteNotFoundError(f"{p} holds no .bddl files")
         return p
     name = str(name_or_path)
+    if name in PROJECT_SUITES:
+        return project_suite_dir(name)
     if name not in LIBERO_SUITES:
-        raise SuiteNotFoundError(f"{name!r} is neither a directory of .bddl files nor a LIBERO "
+        raise SuiteNotFoundError(f"{name!r} is neither a directory of .bddl files, nor one of "
+                                 f"this package's suites {list(PROJECT_SUITES)}, nor a LIBERO "
                                  f"suite name {list(LIBERO_SUITES)}")
     env = os.environ.get("ROBOT_SKILLS_LIBERO_BDDL")
     if env:
