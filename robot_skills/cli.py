@@ -173,7 +173,8 @@ def run_collect(cfg: Any) -> dict[str, Any]:
         jobs = skill_centric_jobs(scenes, int(cfg.collect.demos_per_call),
                                   seed=int(cfg.collect.seed),
                                   region_scale_max=float(cfg.collect.region_scale_max),
-                                  max_prefix=int(cfg.collect.max_prefix))
+                                  max_prefix=int(cfg.collect.max_prefix),
+                                  min_per_verb=int(cfg.collect.get("min_per_verb", 0)))
         for sc in scenes:
             verbs = sorted({c.skill for c in sc.calls})
             print(f"scene {sc.label} ({len(sc.task_paths)} file(s)): {len(sc.calls)} grounded "
@@ -341,6 +342,12 @@ def run_eval(cfg: Any, policy: str | None = None, out_dir: Path | None = None) -
         kwargs.update(make_skills=factory, planner=build_planner(cfg))
     perturbations = (load_perturbation_suite(Path(cfg.eval.perturbations))
                      if cfg.eval.perturbations else None)
+    if cfg.eval.get("paraphrases", False):
+        # the language axis: each task planned from its instruction, and under a perturbation
+        # named `paraphrase` from one of the project's paraphrases (docs/language.md)
+        from robot_skills.planning.language import ParaphraseInstructions
+
+        kwargs["instructions"] = ParaphraseInstructions(plan_from_language=True)
     runner = BenchmarkRunner(make_world=world, max_replans=int(cfg.eval.max_replans),
                              max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
                              video=bool(cfg.eval.video), **kwargs)

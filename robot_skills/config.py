@@ -63,6 +63,7 @@ class CollectConfig:
     mode: str = "task"                # task | skill_centric (robot_skills.data.skill_centric)
     demos_per_call: int = 4           # skill_centric: episodes per grounded call of each scene
     max_prefix: int = 2               # skill_centric: most random valid calls before the target
+    min_per_verb: int = 24            # skill_centric: target episodes per verb at least
 
 
 @dataclass
@@ -139,6 +140,8 @@ class EvalConfig:
     max_replans: int = 2
     workers: str = "local"            # local (root `workers` processes) | ray
     ray_address: str | None = None    # eval.workers=ray: None = a new local Ray instance
+    paraphrases: bool = False         # plan from each task's instruction (planner=language);
+                                      # a perturbation named `paraphrase` uses a paraphrase
     skills: dict[str, Any] = field(default_factory=dict)
 
 

@@ -4,6 +4,7 @@ collection on LIBERO's libero_goal scene with the scripted experts."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,17 @@ def test_skill_centric_collection_on_libero_goal(tmp_path: Path) -> None:
     assert {"pick", "place_on"} <= set(cov) or "close" in cov
     kinds = {k for c in cov.values() for k in c["start_kinds"]}
     assert START_INITIAL in kinds
+
+
+def test_rare_verbs_get_at_least_min_per_verb_episodes() -> None:
+    from robot_skills.data.skill_centric import SceneCalls
+
+    calls = [SkillCall("turn_on", ("stove_1",))] + [
+        SkillCall("place_on", (f"o{i}", "plate_1")) for i in range(10)]
+    scene = SceneCalls("k", "S", ("a.bddl",), tuple(calls), {},
+                       {str(c): ("a.bddl",) for c in calls})
+    jobs = skill_centric_jobs([scene], 1, min_per_verb=5)
+    targets = Counter(j.target.split("(")[0] for j in jobs)
+    assert targets == {"turn_on": 5, "place_on": 10}
+    with pytest.raises(ValueError, match="min_per_verb"):
+        skill_centric_jobs([scene], 1, min_per_verb=-1)

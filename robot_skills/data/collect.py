@@ -251,6 +251,26 @@ class _CollectFactories:
     keep_failures: bool
 
 
+def _absurd_pose(ep: EpisodeData) -> str:
+    """The first object or end-effector position beyond the dataset's absurdity bound
+    (:data:`robot_skills.data.dataset.DEFAULT_VALUE_BOUNDS`), described, or ``""``: an episode
+    the simulator flung an object out of is dropped here instead of failing validation of the
+    whole file at training time."""
+    from robot_skills.data.dataset import DEFAULT_VALUE_BOUNDS
+
+    bound = DEFAULT_VALUE_BOUNDS.max_abs_position
+    if bound is None:
+        return ""
+    for t, obs in enumerate(ep.observations):
+        if not np.all(np.abs(np.asarray(obs.ee_pos)) <= bound):
+            return f"end-effector at {np.asarray(obs.ee_pos).round(2).tolist()} m, step {t}"
+        for name, pose in obs.object_poses.items():
+            p = np.asarray(pose)[:3]
+            if not np.all(np.abs(p) <= bound):
+                return f"{name} at {p.round(2).tolist()} m, step {t} (beyond {bound} m)"
+    return ""
+
+
 def collect_episode(job: CollectJob, factories: _CollectFactories
                     ) -> tuple[CollectJob, EpisodeData | None, dict[str, Any]]:
     """Worker: one expert episode. Returns ``(job, episode or None, summary)``.
@@ -275,6 +295,9 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
     finally:
         if world is not None:
             world.robot.disconnect()
+    absurd = _absurd_pose(ep) if ok else ""
+    if absurd:  # e.g. an object flung off by a simulator instability: never training data
+        ok, res = False, {**res, "reason": f"invalid_episode: {absurd}"}
     summary = {"seed": job.seed, "success": ok, "steps": res["steps"], "reason": res["reason"],
                "region_scale": job.region_scale, "wall_s": time.perf_counter() - t0}
     if job.target:

@@ -294,7 +294,10 @@ def scene_calls(task_paths: Sequence[str | os.PathLike], make_world: Any, seed: 
                 world.robot.disconnect()
             grounded[layout] = grounded_calls(problem, specs, planner)
         calls, excluded = grounded[layout]
-        g = groups.setdefault(key, {"label": scene_label(Path(path).stem), "paths": [],
+        label = scene_label(Path(path).stem)
+        if label == Path(path).stem:  # no scene prefix (libero_goal): name it by its directory
+            label = Path(path).parent.name
+        g = groups.setdefault(key, {"label": label, "paths": [],
                                     "calls": {}, "excluded": {}, "call_paths": {}})
         g["paths"].append(path)
         g["calls"].update({str(c): c for c in calls})
@@ -311,31 +314,39 @@ def scene_calls(task_paths: Sequence[str | os.PathLike], make_world: Any, seed: 
 
 
 def skill_centric_jobs(scenes: Sequence[SceneCalls], demos_per_call: int, *, seed: int = 1000,
-                       region_scale_max: float = 1.0, max_prefix: int = 2) -> list[Any]:
+                       region_scale_max: float = 1.0, max_prefix: int = 2,
+                       min_per_verb: int = 0) -> list[Any]:
     """The collection episodes of a skill-centric collection: ``demos_per_call`` per grounded
     call of every scene, each on one of the scene's task files (drawn per episode), with a
     distinct seed, a widened-region factor ``U(1, region_scale_max)`` and up to ``max_prefix``
-    random calls before the target.
+    random calls before the target. A verb with few groundings (a suite with three stoves has six
+    ``turn_on``/``turn_off`` calls but hundreds of ``place_on`` ones) gets more episodes per call
+    until it has at least ``min_per_verb`` target episodes in all.
 
     Returns:
         :class:`robot_skills.data.collect.CollectJob` list, seeds ``seed, seed + 1, ...``.
 
     Raises:
-        ValueError: ``demos_per_call < 1``, ``max_prefix < 0`` or ``region_scale_max < 1``.
+        ValueError: ``demos_per_call < 1``, ``max_prefix < 0``, ``min_per_verb < 0`` or
+            ``region_scale_max < 1``.
     """
     from robot_skills.data.collect import CollectJob
 
+    if min_per_verb < 0:
+        raise ValueError(f"min_per_verb must be >= 0, got {min_per_verb}")
     if demos_per_call < 1:
         raise ValueError(f"demos_per_call must be >= 1, got {demos_per_call}")
     if max_prefix < 0:
         raise ValueError(f"max_prefix must be >= 0, got {max_prefix}")
     if not region_scale_max >= 1.0:
         raise ValueError(f"region_scale_max must be >= 1, got {region_scale_max}")
+    per_verb = Counter(c.skill for sc in scenes for c in sc.calls)
     jobs, k = [], 0
     for scene in scenes:
         for call in scene.calls:
             paths = scene.call_paths[str(call)]
-            for _ in range(demos_per_call):
+            n_call = max(demos_per_call, -(-int(min_per_verb) // per_verb[call.skill]))
+            for _ in range(n_call):
                 rng = np.random.default_rng([seed + k, 17])
                 path = paths[int(rng.integers(len(paths)))]
                 cands = tuple(c for c, ps in scene.call_paths.items() if path in ps)

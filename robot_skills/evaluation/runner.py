@@ -105,6 +105,7 @@ class _Factories:
     mode: str
     max_replans: int
     max_steps: int | None
+    instructions: Callable[[str, str | None, int], str | None] | None = None
 
 
 def _frame(world: Any, obs: Any) -> np.ndarray | None:
@@ -179,6 +180,21 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
         else:
             skills = factories.make_skills(Path(job.task_path))
             planner = factories.planner(skills.specs) if factories.planner is not None else None
+            if factories.instructions is None and hasattr(planner, "set_instruction"):
+                planner.set_instruction(None, job.task_path)  # a language planner: the file's
+            elif factories.instructions is not None:  # the language axis: plan from language
+                cond = job.perturbation.name if job.perturbation else None
+                instruction = factories.instructions(job.task_path, cond, job.episode)
+                if instruction is not None:
+                    set_instruction = getattr(planner, "set_instruction", None)
+                    if set_instruction is None:
+                        raise TypeError(f"planner {type(planner).__name__} cannot plan from an "
+                                        f"instruction (use planner=language)")
+                    set_instruction(instruction, job.task_path)
+                    rec["instruction"] = instruction
+            if hasattr(planner, "set_camera"):  # a VLM planner sees the current camera images
+                planner.set_camera(lambda: dict(getattr(world.robot.observe(), "images", None)
+                                                or {}))
             ex = Executor(world, skills, planner, max_replans=factories.max_replans,
                           max_steps=factories.max_steps, on_step=on_step)
             result = ex.run()
@@ -388,6 +404,12 @@ class BenchmarkRunner:
         workers: parallel worker processes (``spawn``); 1 runs in this process.
         video: record one rollout video per task and condition (needs ``out_dir``).
         progress: show a tqdm progress bar over episodes.
+        instructions: ``instructions(task_path, condition, episode) -> str | None``: the
+            instruction each episode's planner plans from (``planner.set_instruction``), e.g.
+            :class:`robot_skills.planning.language.ParaphraseInstructions` for the language
+            axis (a paraphrase per episode under a ``paraphrase`` condition); ``None``: a
+            planner with ``set_instruction`` (``planner=language|vlm``) plans from the file's own
+            instruction, any other from the file's goal.
     """
 
     make_world: Callable[..., Any]
@@ -400,6 +422,7 @@ class BenchmarkRunner:
     workers: int = 1
     video: bool = True
     progress: bool = True
+    instructions: Callable[[str, str | None, int], str | None] | None = None
     _meta: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -409,7 +432,7 @@ class BenchmarkRunner:
             raise ValueError("composed mode needs make_skills")
         if self.mode == "monolithic" and self.make_task_policy is None:
             raise ValueError("monolithic mode needs make_task_policy")
-        for name in ("make_world", "make_skills", "make_task_policy", "planner"):
+        for name in ("make_world", "make_skills", "make_task_policy", "planner", "instructions"):
             f = getattr(self, name)
             if f is not None and not callable(f):
                 raise TypeError(f"{name} must be a callable factory, got {type(f).__name__} "
@@ -474,7 +497,8 @@ class BenchmarkRunner:
                         video = str(out / "videos" / f"{name.replace('/', '__')}{suffix}.mp4")
                     jobs.append(EpisodeJob(ti, str(path), name, pert, i, base_seed + i, video))
         factories = _Factories(self.make_world, self.make_skills, self.planner,
-                               self.make_task_policy, self.mode, self.max_replans, self.max_steps)
+                               self.make_task_policy, self.mode, self.max_replans, self.max_steps,
+                               instructions=self.instructions)
         t0 = time.perf_counter()
         episodes = self._run_jobs(jobs, factories)
         wall = time.perf_counter() - t0
