@@ -175,13 +175,28 @@ def run_collect(cfg: Any) -> dict[str, Any]:
                                   region_scale_max=float(cfg.collect.region_scale_max),
                                   max_prefix=int(cfg.collect.max_prefix),
                                   min_per_verb=int(cfg.collect.get("min_per_verb", 0)))
+        if int(cfg.collect.demos_per_task) > 0:
+            # the suite's own goals are among the targets too: demos_per_task episodes of each
+            # task file's goal, seeds after the skill-centric ones
+            import numpy as np
+
+            from robot_skills.data.collect import CollectJob
+
+            base = int(cfg.collect.seed) + len(jobs)
+            rmax = float(cfg.collect.region_scale_max)
+            jobs += [CollectJob(str(p), base + k * int(cfg.collect.demos_per_task) + i,
+                                float(np.random.default_rng([base + k * 1000 + i, 17]).uniform(
+                                    1.0, rmax)))
+                     for k, p in enumerate(tasks) for i in range(int(cfg.collect.demos_per_task))]
         for sc in scenes:
             verbs = sorted({c.skill for c in sc.calls})
             print(f"scene {sc.label} ({len(sc.task_paths)} file(s)): {len(sc.calls)} grounded "
                   f"calls of {len(verbs)} verbs ({', '.join(verbs)}); "
                   f"{len(sc.excluded)} not plannable")
-        print(f"skill-centric collection: {len(jobs)} episodes over {len(scenes)} scene(s) "
-              f"(grounded in {time.perf_counter() - t_scan:.1f} s)")
+        n_task = sum(1 for j in jobs if not j.target)
+        print(f"skill-centric collection: {len(jobs) - n_task} episodes of grounded calls over "
+              f"{len(scenes)} scene(s) (grounded in {time.perf_counter() - t_scan:.1f} s)"
+              + (f" + {n_task} episodes of the suite's own goals" if n_task else ""))
     summary = collect_demos(tasks, out, int(cfg.collect.demos_per_task), jobs=jobs,
                             make_world=world, make_experts=_build(cfg.collect.experts),
                             seed=int(cfg.collect.seed),
@@ -201,12 +216,15 @@ def run_collect(cfg: Any) -> dict[str, Any]:
               f"{100 * sum(rates) / max(1, len(rates)):.1f}% over {len(rates)} tasks")
     else:
         calls = summary.get("calls", {})
-        ok = sum(c["successes"] for c in calls.values())
+        ok = sum(e["success"] for v in summary["tasks"].values() for e in v["episodes"])
+        partial = sum(1 for v in summary["tasks"].values() for e in v["episodes"]
+                      if not e["success"] and e.get("kept_sub_goals", 0) > 0)
         failing = sorted(c for c, v in calls.items() if v["successes"] == 0)
         print(f"collected {summary['demos']} demos -> {out}; expert success "
-              f"{100 * ok / max(1, len(jobs)):.1f}% over {len(jobs)} episodes of {len(calls)} "
-              f"calls" + (f"; never demonstrated: {', '.join(failing[:8])}"
-                          + (" ..." if len(failing) > 8 else "") if failing else ""))
+              f"{100 * ok / max(1, len(jobs)):.1f}% over {len(jobs)} episodes ({len(calls)} "
+              f"grounded calls as targets; {partial} failed episodes kept up to their last "
+              "sub-goal reached)" + (f"; never reached as a target: {', '.join(failing[:8])}"
+                                     + (" ..." if len(failing) > 8 else "") if failing else ""))
     print(f"data budget ({mode}): {summary['demos']} demos, {steps} control steps, "
           f"{summary['wall_s']:.0f} s collection")
     not_built = [(task, e["seed"]) for task, v in summary["tasks"].items()
@@ -248,10 +266,14 @@ def run_train(cfg: Any) -> Path:
                                 VisuomotorTrainConfig.from_mapping(_plain(cfg.policy.visuomotor)))
         print(f"visuomotor skills -> {vlib}")
         return vlib
+    extra = [Path(p) for p in (cfg.training.get("extra_demos") or [])]
+    missing = [str(p) for p in extra if not p.is_file()]
+    if missing:
+        raise SystemExit(f"training.extra_demos: no such file(s): {missing}")
     if cfg.training.skill_library:
-        lib = train_skill_library([demos], lib, tcfg)
+        lib = train_skill_library([demos, *extra], lib, tcfg)
         print(f"skill library -> {lib}")
-        report_coverage(cfg, demos, lib)
+        report_coverage(cfg, [demos, *extra], lib)
     if cfg.eval.policy == "monolithic" or cfg.get("baseline", False):
         # Same demonstrations as the skills (the data budget); each task policy sees only its own
         # task's demos, so it gets proportionally fewer optimisation steps.
@@ -263,8 +285,8 @@ def run_train(cfg: Any) -> Path:
     return lib
 
 
-def report_coverage(cfg: Any, demos: Path, lib: Path) -> dict[str, Any]:
-    """Print per-skill coverage of ``demos`` (grounded calls x kinds of start state) and, with
+def report_coverage(cfg: Any, demos: Sequence[Path], lib: Path) -> dict[str, Any]:
+    """Print per-skill coverage of the ``demos`` files (grounded calls x start kinds) and, with
     ``training.held_in_calls > 0``, per-skill success of the library ``lib`` on held-in calls;
     written to ``<run_dir>/skill_coverage.json``.
 
@@ -274,13 +296,13 @@ def report_coverage(cfg: Any, demos: Path, lib: Path) -> dict[str, Any]:
     from robot_skills.data.skill_centric import coverage_from_hdf5, format_coverage
     from robot_skills.evaluation.skill_eval import evaluate_held_in, held_in_jobs
 
-    cov = coverage_from_hdf5([demos])
+    cov = coverage_from_hdf5(list(demos))
     out: dict[str, Any] = {"coverage": cov}
     n = int(cfg.training.get("held_in_calls", 0))
     success = None
     if n > 0:
         factory = _build(cfg.eval.skills.learned)
-        jobs = held_in_jobs([demos], calls_per_skill=n, seed=int(cfg.eval.seed) + 90_000)
+        jobs = held_in_jobs(list(demos), calls_per_skill=n, seed=int(cfg.eval.seed) + 90_000)
         factory(Path(jobs[0].task_path))  # the library loads before any episode runs
         res = evaluate_held_in(jobs, make_world=build_world(cfg), make_skills=factory,
                                planner=build_planner(cfg),

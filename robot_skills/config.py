@@ -126,6 +126,8 @@ class TrainingConfig:
     resume: bool = True
     num_workers: int = 0
     held_in_calls: int = 3            # per verb: held-in calls run after training (0: skip)
+    extra_demos: list[str] = field(default_factory=list)  # more HDF5 files trained on with
+                                                          # <run_dir>/demos.hdf5
 
 
 @dataclass

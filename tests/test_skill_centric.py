@@ -152,6 +152,32 @@ def test_skill_centric_collection_on_libero_goal(tmp_path: Path) -> None:
     assert START_INITIAL in kinds
 
 
+def test_a_failed_sub_goal_keeps_the_sub_goals_reached_before_it(tmp_path: Path) -> None:
+    """The scripted place_in expert cannot put the cream cheese into the bowl (an object
+    container); the drawer opened before it is still a demonstration of `open`."""
+    from robot_skills.data.collect import CollectJob, NoiseConfig, collect_demos
+    from sim.factories import ExpertSkills, SimWorldFactory
+
+    path = str(LIBERO_BDDL / "libero_goal" / "put_the_cream_cheese_in_the_bowl.bddl")
+    # seed 6 draws a one-call prefix (rng([6, 31]) in run_expert_episode)
+    job = CollectJob(path, 6, 1.0, "place_in(cream_cheese_1, akita_black_bowl_1)", 1,
+                     ("open(wooden_cabinet_1_top_region)",))
+    out = tmp_path / "demos.hdf5"
+    summary = collect_demos([path], out, 1, jobs=[job], make_world=SimWorldFactory(),
+                            make_experts=ExpertSkills(), noise=NoiseConfig(0.0, 0.0),
+                            max_steps=300, max_replans=0, workers=1, progress=False)
+    ep = summary["tasks"]["put_the_cream_cheese_in_the_bowl"]["episodes"][0]
+    assert ep["sub_goals"][0] == "(Open wooden_cabinet_1_top_region)"
+    assert not ep["success"] and ep["kept_sub_goals"] == 1
+    with DemoReader(out) as r:
+        (name,) = r.demos
+        from robot_skills.data.dataset import read_segments
+
+        segs = read_segments(r, name, out)
+        n = r.num_samples(name)
+    assert [s.skill for s in segs] == ["open"] and segs[-1].end == n  # cut after the open
+
+
 def test_rare_verbs_get_at_least_min_per_verb_episodes() -> None:
     from robot_skills.data.skill_centric import SceneCalls
 

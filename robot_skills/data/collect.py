@@ -148,7 +148,9 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
     prefix of up to ``max_prefix`` calls drawn from ``candidates``, then the target call's goal
     (:func:`robot_skills.data.skill_centric.sample_episode_goals`, seeded by ``seed``), are run as
     successive sub-goals in one episode; the episode succeeds when every sub-goal is reached, each
-    within ``max_steps``.
+    within ``max_steps``. When a sub-goal fails, the recording is cut after the last sub-goal
+    reached (``result_dict["kept_sub_goals"]`` of them; their segments are whole demonstrations of
+    their calls) and the rest is dropped.
 
     Args:
         world: the robot in its task; ``world.robot.reset(seed)`` samples the initial state.
@@ -195,7 +197,9 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
             return False, ep, {"success": False, "steps": 0, "reason": f"no_start_state: {e}",
                                "sub_goals": []}
         res = {"success": True, "steps": 0, "reason": "success", "replans": 0, "calls": [],
-               "sub_goals": [" ".join(format_atom(a) for a in sorted(g)) for g in goals]}
+               "sub_goals": [" ".join(format_atom(a) for a in sorted(g)) for g in goals],
+               "kept_sub_goals": 0}
+        kept_steps = 0
         for k, g in enumerate(goals):
             result = Executor(world, skills, planner, max_steps=max_steps,
                               max_replans=max_replans,
@@ -209,6 +213,16 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
                            messages=[f"sub-goal {k + 1}/{len(goals)} {res['sub_goals'][k]} "
                                      "not reached"] + list(r.get("messages", [])))
                 break
+            res["kept_sub_goals"], kept_steps = k + 1, len(rec.actions)
+        if not res["success"]:
+            # keep what the sub-goals reached before the failing one (their segments are whole
+            # demonstrations of their calls); drop the rest
+            if len(labels) != len(rec.actions):
+                raise RuntimeError(f"recorded {len(rec.actions)} steps but logged {len(labels)} "
+                                   "expert labels")
+            del rec.observations[kept_steps:], rec.actions[kept_steps:], labels[kept_steps:]
+            del states[kept_steps:]
+            rec.segments[:] = [sg for sg in rec.segments if sg.end <= kept_steps]
     n = len(rec.actions)
     if len(labels) != n:
         raise RuntimeError(f"recorded {n} steps but logged {len(labels)} expert labels")
@@ -295,14 +309,17 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
     finally:
         if world is not None:
             world.robot.disconnect()
-    absurd = _absurd_pose(ep) if ok else ""
+    keep = ok or res.get("kept_sub_goals", 0) > 0
+    absurd = _absurd_pose(ep) if keep else ""
     if absurd:  # e.g. an object flung off by a simulator instability: never training data
-        ok, res = False, {**res, "reason": f"invalid_episode: {absurd}"}
+        ok, keep = False, False
+        res = {**res, "reason": f"invalid_episode: {absurd}", "kept_sub_goals": 0}
     summary = {"seed": job.seed, "success": ok, "steps": res["steps"], "reason": res["reason"],
                "region_scale": job.region_scale, "wall_s": time.perf_counter() - t0}
     if job.target:
-        summary.update(target=job.target, sub_goals=res.get("sub_goals", []))
-    if not (ok or factories.keep_failures):
+        summary.update(target=job.target, sub_goals=res.get("sub_goals", []),
+                       kept_sub_goals=res.get("kept_sub_goals", 0))
+    if not (keep or factories.keep_failures) or len(ep.actions) == 0:
         return job, None, summary
     task = getattr(world, "task", None)
     ep.attrs = {"task": Path(job.task_path).stem, "bddl": str(job.task_path), "seed": int(job.seed),
@@ -334,11 +351,14 @@ def _describe(obj: Any) -> str:
 
 def _episode_config(make_world: Any, make_experts: Any, noise: NoiseConfig, max_steps: int,
                     max_replans: int, region_scale_max: float, keep_failures: bool,
-                    image_codec: str = DEFAULT_CODEC) -> dict[str, Any]:
+                    image_codec: str = DEFAULT_CODEC, skill_centric: bool = False
+                    ) -> dict[str, Any]:
     """Everything, besides the task file and the seed, that decides what an episode records.
     (The cameras are part of the world factory's description; the image codec is listed only
     when it is not the default, so state-only collections keep their fingerprint.)"""
     extra = {} if image_codec == DEFAULT_CODEC else {"image_codec": image_codec}
+    if skill_centric:  # partial episodes keep the sub-goals reached
+        extra["skill_centric"] = "partial-sub-goals/1"
     return {**extra, "format": COLLECT_FORMAT, "make_world": _describe(make_world),
             "make_experts": _describe(make_experts), "noise_std": float(noise.std),
             "noise_prob": float(noise.prob), "max_steps": int(max_steps),
@@ -541,7 +561,8 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
             if len(set(jobs)) != len(jobs):
                 raise ValueError("jobs must be distinct (task file, seed, target) episodes")
         config = _episode_config(make_world, make_experts, noise, max_steps, max_replans,
-                                 region_scale_max, keep_failures, image_codec)
+                                 region_scale_max, keep_failures, image_codec,
+                                 skill_centric=any(j.target for j in jobs))
         fp = _fingerprint(config)
         _open_work_dir(work, config, fp, resume, say)
         t0 = time.perf_counter()
