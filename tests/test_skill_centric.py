@@ -152,6 +152,7 @@ def test_skill_centric_collection_on_libero_goal(tmp_path: Path) -> None:
     assert START_INITIAL in kinds
 
 
+@pytest.mark.slow
 def test_a_failed_sub_goal_keeps_the_sub_goals_reached_before_it(tmp_path: Path) -> None:
     """The scripted place_in expert cannot put the cream cheese into the bowl (an object
     container); the drawer opened before it is still a demonstration of `open`."""

@@ -527,7 +527,7 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
         written, wall time, path, and ``resumed_episodes`` (episodes reused from a killed run).
 
     Raises:
-        ValueError: if no task paths are given, ``demos_per_task < 1`` or
+        ValueError: if no task paths are given, ``demos_per_task < 1`` (without ``jobs``) or
             ``region_scale_max < 1``; or an episode's data is malformed (NaN actions, ...).
         RuntimeError: if not a single demonstration could be recorded (nothing is written), or
             another process is collecting into ``out_path``.
@@ -535,7 +535,7 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
     """
     if not task_paths:
         raise ValueError("collect_demos needs at least one task file")
-    if demos_per_task < 1:
+    if demos_per_task < 1 and jobs is None:
         raise ValueError(f"demos_per_task must be >= 1, got {demos_per_task}")
     if not region_scale_max >= 1.0:
         raise ValueError(f"region_scale_max must be >= 1, got {region_scale_max}")
