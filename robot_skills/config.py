@@ -52,7 +52,7 @@ class SuiteConfig:
 class CollectConfig:
     """Scripted-expert demonstrations (``configs/collect/``)."""
 
-    demos_per_task: int = 30
+    demos_per_task: int = 20
     noise_std: float = 0.005          # m per step
     noise_prob: float = 0.3
     region_scale_max: float = 6.0
@@ -60,10 +60,10 @@ class CollectConfig:
     max_replans: int = 2
     experts: Any = None               # a SkillSet factory (`_target_`)
     image_codec: str = "gzip"         # camera images (world.cameras): gzip | lzf | png | jpeg
-    mode: str = "task"                # task | skill_centric (robot_skills.data.skill_centric)
-    demos_per_call: int = 4           # skill_centric: episodes per grounded call of each scene
+    mode: str = "skill_centric"       # task | skill_centric (robot_skills.data.skill_centric)
+    demos_per_call: int = 2           # skill_centric: episodes per grounded call of each scene
     max_prefix: int = 2               # skill_centric: most random valid calls before the target
-    min_per_verb: int = 24            # skill_centric: target episodes per verb at least
+    min_per_verb: int = 16            # skill_centric: target episodes per verb at least
 
 
 @dataclass

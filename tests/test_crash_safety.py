@@ -46,8 +46,9 @@ TESTS = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent  # the venv's bin: rs-collect, rs-train
 SUITE = resolve_suite("libero_goal")
 TASK = ["+suite.tasks=[put_the_bowl_on_the_plate]", f"suite.path={SUITE}"]
-COLLECT = [*TASK, "collect.demos_per_task=4", "workers=1"]
-TRAIN = [*TASK, "training.steps=60", "training.lora_steps=20", "training.checkpoint_every=20",
+COLLECT = [*TASK, "collect.mode=task", "collect.demos_per_task=4", "workers=1"]
+TRAIN = [*TASK, "training.held_in_calls=0", "training.steps=60", "training.lora_steps=20",
+         "training.checkpoint_every=20",
          "policy.hidden=64", "policy.layers=2", "training.device=cpu"]
 
 
@@ -296,7 +297,7 @@ def test_rs_collect_killed_anywhere_resumes_to_the_same_file(tmp_path) -> None:
     """Kill points: after a seeded number (1-2) of episodes finished by this attempt plus a
     seeded delay shorter than an episode, so kills land inside episodes and inside record
     writes; each attempt resumes the previous one. Then an unkilled rerun finishes."""
-    over = [*TASK, "collect.demos_per_task=6", "workers=1"]
+    over = [*TASK, "collect.mode=task", "collect.demos_per_task=6", "workers=1"]
     ref = tmp_path / "ref"
     _run(_rs("collect", ref, *over), tmp_path)
     run = tmp_path / "run"

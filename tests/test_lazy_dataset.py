@@ -64,7 +64,8 @@ def real_demos(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("real")
     cfg = cli.load_config([f"run_dir={run}", f"suite.path={LIBERO_BDDL / 'libero_goal'}",
                            "+suite.tasks=[put_the_bowl_on_the_plate]", "workers=1",
-                           "collect.demos_per_task=2", "suite.max_episode_steps=400"])
+                           "collect.mode=task", "collect.demos_per_task=2",
+                           "suite.max_episode_steps=400"])
     cli.run_collect(cfg)
     return run / "demos.hdf5"
 

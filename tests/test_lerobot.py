@@ -149,7 +149,8 @@ def test_round_trip_of_real_sim_demos(tmp_path):
     run = tmp_path / "run"
     cfg = cli.load_config([f"run_dir={run}", f"suite.path={LIBERO_BDDL / 'libero_goal'}",
                            "+suite.tasks=[put_the_bowl_on_the_plate]", "workers=1",
-                           "collect.demos_per_task=2", "suite.max_episode_steps=400"])
+                           "collect.mode=task", "collect.demos_per_task=2",
+                           "suite.max_episode_steps=400"])
     cli.run_collect(cfg)
     src = run / "demos.hdf5"
     assert export_lerobot_main([str(src), str(tmp_path / "ds")]) == 0

@@ -25,7 +25,8 @@ TASK = "put_the_bowl_on_the_plate"
 
 def _overrides(run_dir: Path, *extra: str) -> list[str]:
     return [f"run_dir={run_dir}", f"suite.path={GOAL_DIR}", f"+suite.tasks=[{TASK}]",
-            "workers=1", "collect.demos_per_task=2", "training.steps=30",
+            "workers=1", "collect.mode=task", "collect.demos_per_task=2",
+            "training.held_in_calls=0", "training.steps=30",
             "training.lora_steps=10", "training.checkpoint_every=20", "policy.hidden=64",
             "policy.layers=2", "eval.episodes_per_task=1", "eval.video=false",
             "suite.max_episode_steps=150", *extra]

@@ -74,8 +74,8 @@ def library(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")
     common = [f"run_dir={run}", f"suite.path={GOAL_DIR}", f"+suite.tasks=[{TASK_NAME}]",
               "workers=1"]
-    for verb, extra in (("collect", ["collect.demos_per_task=30"]),
-                        ("train", ["training.steps=4000"])):
+    for verb, extra in (("collect", ["collect.mode=task", "collect.demos_per_task=30"]),
+                        ("train", ["training.steps=4000", "training.held_in_calls=0"])):
         exe = shutil.which(f"rs-{verb}", path=str(Path(sys.executable).parent))
         assert exe, f"rs-{verb} is not installed"
         out = subprocess.run([exe, *common, *extra], capture_output=True, text=True,

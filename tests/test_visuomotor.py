@@ -308,7 +308,8 @@ def test_visuomotor_collect_train_eval_on_one_libero_goal_task(tmp_path: Path) -
     task = "put_the_bowl_on_the_plate"
     cfg = cli.load_config(["+experiment=visuomotor_cpu", f"run_dir={tmp_path}",
                            f"suite.path={LIBERO_BDDL / 'libero_goal'}", f"+suite.tasks=[{task}]",
-                           "workers=1", "collect.demos_per_task=2", "training.steps=40",
+                           "workers=1", "collect.mode=task", "collect.demos_per_task=2",
+                           "training.steps=40",
                            "training.checkpoint_every=20", "eval.episodes_per_task=1",
                            "eval.video=false", "suite.max_episode_steps=120"])
     cli.run_collect(cfg)
