@@ -54,8 +54,8 @@ from tqdm.auto import tqdm
 from robot_skills.data.dataset import SkillChunkDataset
 from robot_skills.domain.verbs import SKILL_SPECS, Parameter, SkillSpec
 from robot_skills.policies.bc import LOSS_KINDS, BCConfig, GoalConditionedBC
-from robot_skills.policies.lora import inject_lora, lora_state_dict
 from robot_skills.policies.normalization import NormStats
+from robot_skills.policies.peft_adapter import adapter_state, attach, lora_config
 from robot_skills.skills.skill_dir import save_base, save_skill
 from robot_skills.training.checkpoint import (
     Checkpoint,
@@ -810,16 +810,18 @@ def train_lora_adapter(base: GoalConditionedBC, ds: SkillChunkDataset, stats: No
     _seed_all(cfg.seed + 1 + sum(map(ord, name)))
     model = copy.deepcopy(base).to(ctx.device)
     model.loss_kind = cfg.loss
-    layers = inject_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+    pcfg = lora_config(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+    peft_model = attach(model, pcfg)  # PEFT LoRA layers, in place; `model` keeps compute_loss
+    layers = sorted(pcfg.target_modules)
     model.to(ctx.device)
     train, val = _split(ds, cfg)
     res = fit(model, train.tensors(stats, ctx.device), cfg.lora_fit_config(), ctx=ctx,
               work_dir=work_dir / f"lora_{name}",
               tb_dir=(work_dir / "tb" / f"lora_{name}") if cfg.tensorboard else None,
               desc=f"lora:{name}", val_data=val.tensors(stats, ctx.device) if val else None,
-              fingerprint=_fingerprint(cfg, ds, f"lora:{name}"))
+              fingerprint=_fingerprint(cfg, ds, f"lora-peft:{name}"))
     assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
-    return lora_state_dict(model), res, layers
+    return adapter_state(peft_model), res, layers
 
 
 def _metrics(res: FitResult) -> dict[str, Any]:
@@ -911,8 +913,9 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                 metrics = _metrics(res)
             else:  # zero-step adapter: B = 0, the skill is the base itself
                 m = copy.deepcopy(base).cpu()
-                layers = inject_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
-                state, metrics = lora_state_dict(m), {"steps": 0}
+                pcfg = lora_config(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+                state, metrics = adapter_state(attach(m, pcfg)), {"steps": 0}
+                layers = sorted(pcfg.target_modules)
             if build is not None:
                 prov = {"dataset_sha256": data_sha, "num_samples": len(sub),
                         "config": cfg.to_dict(), "code_version": version,
