@@ -443,3 +443,23 @@ def test_older_format_libraries_still_load_with_the_same_actions(lib):
     x = torch.randn(3, FEATURE_DIM)
     with torch.no_grad():
         torch.testing.assert_close(a(x, torch.full((3,), sid)), b(x, torch.full((3,), sid)))
+
+
+def test_eval_config_passes_tier_and_pins_to_the_skill_set(lib):
+    from hydra.utils import instantiate
+
+    from robot_skills import cli as main_cli
+
+    root, *_ = lib
+    cfg = main_cli.load_config([f"run_dir={root.parent}", "eval.skills.learned.library=" + str(root),
+                                "eval.skills.learned.pins={pick: 1.0.0}"])
+    factory = instantiate(cfg.eval.skills.learned)
+    assert factory.pins == (("pick", "1.0.0"),) and factory.min_tier == "sim"
+    assert factory().policies["pick"].manifest["version"] == "1.0.0"
+    cfg = main_cli.load_config([f"run_dir={root.parent}", "eval.skills.learned.library=" + str(root),
+                                "eval.skills.learned.min_tier=autonomous"])
+    with pytest.raises(ValueError, match=r"2 skill\(s\) refused: pick: TrustTierError: .*"
+                                         r"'autonomous'"):
+        instantiate(cfg.eval.skills.learned)()
+    with pytest.raises(ValueError, match="unknown trust tier 'trusted'"):
+        LibrarySkills(str(root), min_tier="trusted")

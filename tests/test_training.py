@@ -28,6 +28,7 @@ from robot_skills.training.trainer import (
     train_base,
     train_lora_adapter,
     train_skill_library,
+    train_skill_version,
     train_task_policy,
 )
 
@@ -346,3 +347,26 @@ def test_fit_under_ddp_all_reduces_gradients_through_the_wrapper(tmp_path):
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     torch.testing.assert_close(r0["synced"], r1["synced"], rtol=0, atol=1e-7)
     assert not torch.allclose(r0["unsynced"], r1["unsynced"], atol=1e-4)
+
+
+def test_train_skill_version_adds_a_version_beside_the_others(demos, tmp_path):
+    from robot_skills.skills.skill_dir import read_manifest
+
+    cfg = TrainConfig(**{**SMALL, "hidden": 32}, steps=20, lora_steps=10, lora_rank=2)
+    out = train_skill_library([demos[0]], tmp_path / "lib", cfg)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+              and ".work" not in p.parts}
+    d = train_skill_version([demos[0]], out, "pick", "1.1.0", cfg)
+    assert d == out / "pick@1.1.0"
+    lib = SkillLibrary(out)
+    assert [v.version for v in lib.versions("pick")] == ["1.0.0", "1.1.0"]
+    assert lib.resolve("pick").version == "1.1.0" and set(lib.verify_all().values()) == {"ok"}
+    m = read_manifest(d)
+    assert m["trust_tier"] == "sim" and m["provenance"]["parent_version"] == "1.0.0"
+    assert m["base_policy"]["sha256"] == lib.base()[0].sha256
+    # nothing else changed: base, other skills, the older version
+    assert all(p.read_bytes() == b for p, b in before.items())
+    with pytest.raises(ValueError, match=r"pick@1\.0\.5 is not newer than the newest version "
+                                         r"1\.1\.0"):
+        train_skill_version([demos[0]], out, "pick", "1.0.5", cfg)
+    assert not (out / "pick@1.0.5").exists()

@@ -428,13 +428,20 @@ class LibrarySkills:
         library: the library root (``<run_dir>/skills``).
         ensemble_m: ACT temporal-ensembling coefficient (None = open-loop chunks).
         min_tier: the caller's required trust tier (see :meth:`SkillLibrary.resolve`).
-        pins: ``((skill name, version), ...)`` exact versions to use.
+        pins: exact versions to use: ``((skill name, version), ...)`` or a mapping (None = no
+            pins).
     """
 
     library: str
     ensemble_m: float | None = 0.01
     min_tier: str = "sim"
-    pins: tuple[tuple[str, str], ...] = ()
+    pins: tuple[tuple[str, str], ...] | Mapping[str, str] | None = ()
+
+    def __post_init__(self) -> None:
+        # a mapping (e.g. from the Hydra config) becomes sorted pairs: hashable, picklable
+        pins = self.pins.items() if isinstance(self.pins, Mapping) else (self.pins or ())
+        object.__setattr__(self, "pins", tuple(sorted((str(k), str(v)) for k, v in pins)))
+        tier_rank(self.min_tier)
 
     def __call__(self, task_path: str | os.PathLike | None = None) -> SkillSet:
         """Load and verify every skill at its resolved version (the same library for every

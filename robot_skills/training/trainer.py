@@ -928,6 +928,75 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     return out
 
 
+def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,
+                        library_root: str | os.PathLike, name: str, version: str,
+                        cfg: TrainConfig | None = None) -> Path:
+    """Train a new version of one skill beside the existing ones: a LoRA adapter on the
+    library's (unchanged) base, written to ``<library_root>/<name>@<version>/`` at trust tier
+    ``sim``. The base, the other skills and every other version are left untouched, so
+    promotions and pins keep their meaning (:func:`train_skill_library` replaces the whole
+    library instead).
+
+    The adapter uses the normalisation of the skill's newest version (the statistics the base
+    was trained with), and the base's skill vocabulary for skill ids.
+
+    Args:
+        hdf5_paths: demonstration files with segments of ``name``.
+        library_root: an existing library.
+        name: the skill (must be in the base's vocabulary and the library).
+        version: ``MAJOR.MINOR.PATCH``, newer than every existing version of ``name``.
+        cfg: hyper-parameters (``lora_*``, ``chunk_size``, ``device``...; defaults if None).
+
+    Returns:
+        The new version's directory.
+
+    Raises:
+        KeyError: unknown skill. ValueError: a version that is not newer than the existing
+            ones, a chunk size that differs from the base's, no samples of ``name``.
+            SkillFormatError / SkillIntegrityError: the library does not verify.
+    """
+    from robot_skills.skills.library import SkillLibrary
+    from robot_skills.skills.skill_dir import contract_to_spec, parse_version
+
+    cfg = cfg or TrainConfig()
+    lib = SkillLibrary(library_root)
+    info, base_state = lib.base()
+    versions = lib.versions(name)
+    if parse_version(version, f"version of {name}") <= versions[-1].key:
+        raise ValueError(f"{name}@{version} is not newer than the newest version "
+                         f"{versions[-1].version}; versions: {[v.version for v in versions]}")
+    if name not in info.skills:
+        raise KeyError(f"skill {name!r} is not in the base's vocabulary {info.skills}")
+    if cfg.chunk_size != info.arch.chunk_size:
+        raise ValueError(f"chunk_size {cfg.chunk_size} differs from the base's "
+                         f"{info.arch.chunk_size}")
+    newest = versions[-1]
+    from robot_skills.skills.skill_dir import load_skill
+
+    parent = load_skill(newest.path, info if newest.manifest["adapter"]["kind"] == "lora"
+                        else None)
+    paths = [hdf5_paths] if isinstance(hdf5_paths, (str, os.PathLike)) else list(hdf5_paths)
+    configure_threads(cfg.num_threads)
+    ctx = init_distributed(cfg.device)
+    ds = SkillChunkDataset.from_hdf5(paths, [name], cfg.chunk_size, skill_vocab=info.skills)
+    base = GoalConditionedBC(info.arch)
+    base.load_state_dict(base_state)
+    base = base.to(ctx.device)
+    work = library_work_dir(library_root) / f"version_{name}@{version}"
+    state, res, layers = train_lora_adapter(base, ds.for_skill(name), parent.stats, cfg, work,
+                                            ctx, f"{name}@{version}")
+    prov = {"dataset_sha256": dataset_sha256(paths), "dataset_files": [str(p) for p in paths],
+            "num_samples": len(ds), "config": cfg.to_dict(), "code_version": code_version(),
+            "metrics": {"lora": _metrics(res)}, "parent_version": newest.version}
+    return save_skill(Path(library_root) / f"{name}@{version}",
+                      spec=contract_to_spec(newest.manifest, str(newest.path)),
+                      adapter_state=state, stats=parent.stats,
+                      adapter={"kind": "lora", "rank": cfg.lora_rank, "alpha": cfg.lora_alpha,
+                               "target_layers": layers},
+                      base=info, skill_id=info.skills.index(name), version=version,
+                      provenance=prov, trust_tier="sim", overwrite=False)
+
+
 def train_task_policy(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,
                       library_root: str | os.PathLike, task_id: str, args: Sequence[str],
                       cfg: TrainConfig | None = None, task: str | None = None,
