@@ -235,7 +235,7 @@ def promote(library: SkillLibrary, name: str, version: str, to_tier: str, evalua
                         history={"event": "promote", "from": cand.tier, "to": to_tier,
                                  "at": rec["at"], "skill_success": result.skill_success,
                                  "incumbent": result.composed.get("incumbent_version")})
-    library._cache.pop(cand.path, None)
+    library.invalidate(cand.path)
     return m
 
 
@@ -259,7 +259,7 @@ def retire(library: SkillLibrary, name: str, version: str, reason: str) -> dict[
     at = _now()
     m = update_manifest(v.path, retired={"at": at, "reason": reason.strip()},
                         history={"event": "retire", "at": at, "reason": reason.strip()})
-    library._cache.pop(v.path, None)
+    library.invalidate(v.path)
     return m
 
 

@@ -363,6 +363,14 @@ class SkillLibrary:
                              + "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())))
         return SkillSet(policies, specs)
 
+    def invalidate(self, path: str | os.PathLike | None = None) -> None:
+        """Forget the loaded skill of directory ``path`` (all when None), e.g. after its
+        contract was rewritten by a promotion or retirement."""
+        if path is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(Path(path), None)
+
     def verify_entry(self, entry: str) -> None:
         """Verify one skill directory fully (contract, file sizes and hashes, base hash, finite
         weights, weights fit the arch, the merged network builds).
