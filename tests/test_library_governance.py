@@ -463,3 +463,54 @@ def test_eval_config_passes_tier_and_pins_to_the_skill_set(lib):
         instantiate(cfg.eval.skills.learned)()
     with pytest.raises(ValueError, match="unknown trust tier 'trusted'"):
         LibrarySkills(str(root), min_tier="trusted")
+
+
+# ------------------------------------------------------------------------ static merges (PEFT)
+def _linear_weights(model):
+    return {n: m.weight.detach().clone() for n, m in model.named_modules()
+            if type(m) is nn.Linear}
+
+
+def test_static_merges_with_peft(lib):
+    from robot_skills.skills.merge import merge_adapters, save_merged_skill
+
+    root, base, info, good = lib
+    L = SkillLibrary(root)
+    w0 = _linear_weights(base)
+    deltas = {}
+    for ref in ("pick@1.0.0", "place_on@1.0.0"):
+        name, ver = ref.split("@")
+        m, _ = build_model(load_skill(root / ref, info), load_base(root)[1])
+        deltas[ref] = {k: v - w0[k] for k, v in _linear_weights(m).items()}
+    # cat: the merged delta is exactly the weighted sum of the sources' deltas; ranks add up
+    state, ad = merge_adapters(L, ["pick@1.0.0", "place_on@1.0.0"], [1.0, 0.5], "cat")
+    assert ad["rank"] == 16
+    d = save_merged_skill(L, ["pick@1.0.0", "place_on@1.0.0"], [1.0, 0.5], "cat",
+                          SKILL_SPECS["pick"], "2.0.0", 0)
+    assert read_manifest(d)["provenance"]["merge"]["sources"] == ["pick@1.0.0",
+                                                                  "place_on@1.0.0"]
+    assert SkillLibrary(root).verify_all()["pick@2.0.0"] == "ok"
+    merged, _ = build_model(load_skill(d, info), load_base(root)[1])
+    for k, v in _linear_weights(merged).items():
+        want = deltas["pick@1.0.0"][k] + 0.5 * deltas["place_on@1.0.0"][k]
+        torch.testing.assert_close(v - w0[k], want, rtol=1e-4, atol=1e-5)
+    # linear with weights (1, 0) is the first adapter itself
+    state, ad = merge_adapters(L, ["pick@1.0.0", "place_on@1.0.0"], [1.0, 0.0], "linear")
+    assert ad["rank"] == 8
+    from robot_skills.policies.peft_adapter import apply_adapter, config_dict
+
+    m = GoalConditionedBC(ARCH)
+    m.load_state_dict(base.state_dict())
+    m = apply_adapter(m, config_dict(ad["rank"], ad["alpha"], ad["target_layers"], info.sha256),
+                      state)
+    for k, v in _linear_weights(m).items():
+        torch.testing.assert_close(v - w0[k], deltas["pick@1.0.0"][k], rtol=1e-4, atol=1e-5)
+    torch.manual_seed(0)
+    for method, kw in (("ties", {"density": 0.5}), ("dare_linear", {"density": 0.7}),
+                       ("svd", {})):
+        st, a = merge_adapters(L, ["pick@1.0.0", "place_on@1.0.0"], [1.0, 1.0], method, **kw)
+        assert a["rank"] == 8 and all(bool(torch.isfinite(t).all()) for t in st.values())
+    with pytest.raises(ValueError, match=r"'ties' needs density"):
+        merge_adapters(L, ["pick", "place_on"], [1.0, 1.0], "ties")
+    with pytest.raises(ValueError, match="two or more"):
+        merge_adapters(L, ["pick"], [1.0], "cat")
