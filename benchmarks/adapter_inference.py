@@ -11,8 +11,10 @@ directory, then:
   skill, base weights already in memory (``--loads`` repetitions after a first call,
   is reported apart);
 * inference: one forward pass ``(1, FEATURE_DIM) -> (1, H, 7)`` under ``torch.inference_mode``
-  with one thread, for the base alone, the merged skill, and the unmerged PEFT model (adapter
-  matmuls at run time), ``--iters`` timed calls after 200 warm-up calls. Target: merged p99 <= 1 ms.
+  with one thread, for the base alone, the merged skill, the unmerged PEFT model (adapter
+  matmuls at run time) and PSEC over 3 adapters (:mod:`robot_skills.policies.psec`: weight network
+  + one concatenated low-rank product per layer), ``--iters`` timed calls after 200 warm-up
+  calls. Targets: merged p99 <= 1 ms, PSEC <= 1.5x merged.
 
 Usage::
 
@@ -84,6 +86,19 @@ def main() -> None:
         d = save_skill(root / "pick", spec=SKILL_SPECS["pick"], adapter_state=adapter_state(pm),
                        stats=stats, adapter={"kind": "lora", "rank": a.rank,
                                              "alpha": 2.0 * a.rank}, base=info, skill_id=0)
+        for i, extra in enumerate(("place_on", "push")):  # two more skills for PSEC over 3
+            with torch.no_grad():
+                for n, p in pm.named_parameters():
+                    if "lora_" in n:
+                        p.normal_(0, 0.01 * (i + 2))
+            save_skill(root / extra, spec=SKILL_SPECS[extra], adapter_state=adapter_state(pm),
+                       stats=stats, adapter={"kind": "lora", "rank": a.rank,
+                                             "alpha": 2.0 * a.rank}, base=info,
+                       skill_id=skills.index(extra))
+        from robot_skills.skills.library import SkillLibrary
+        from robot_skills.skills.merge import psec_from_library
+
+        psec = psec_from_library(SkillLibrary(root), ["pick", "place_on", "push"]).eval()
         a_bytes = (d / "adapter_model.safetensors").stat().st_size
         b_bytes = (root / "base" / "base.safetensors").stat().st_size
         out["adapter_bytes"], out["base_bytes"] = a_bytes, b_bytes
@@ -101,7 +116,7 @@ def main() -> None:
         ids = torch.tensor([sid])
         with torch.inference_mode():
             for label, net in (("base", base), ("merged", merged.eval()),
-                               ("peft_unmerged", unmerged.eval())):
+                               ("peft_unmerged", unmerged.eval()), ("psec_3", psec)):
                 out[f"infer_{label}"] = _latency(lambda net=net: net(x, ids), a.iters)
             diff = (merged(x, ids) - unmerged(x, ids)).abs().max().item()
         out["merged_vs_unmerged_max_abs"] = diff
@@ -109,11 +124,14 @@ def main() -> None:
           f"({b_bytes} B)")
     print(f"load + verify + merge: first {out['load_merge_first_ms']:.1f} ms, "
           f"then p50 {out['load_merge_ms_p50']:.1f} ms")
-    for label in ("base", "merged", "peft_unmerged"):
+    for label in ("base", "merged", "peft_unmerged", "psec_3"):
         r = out[f"infer_{label}"]
         print(f"one action, CPU, batch 1, 1 thread, {label:14s}: p50 {r['p50_ms']:.3f} ms  "
               f"p99 {r['p99_ms']:.3f} ms")
     print(f"merged vs unmerged outputs: max |diff| {diff:.2e}")
+    ratio = out["infer_psec_3"]["p99_ms"] / out["infer_merged"]["p99_ms"]
+    out["psec_over_merged_p99"] = ratio
+    print(f"PSEC over 3 adapters / merged, p99: {ratio:.2f}x (target <= 1.5x)")
     if a.json:
         a.json.write_text(json.dumps(out, indent=2))
 

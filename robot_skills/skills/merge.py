@@ -156,3 +156,29 @@ def save_merged_skill(library: SkillLibrary, refs: Sequence[str], weights: Seque
     return save_skill(dest, spec=spec, adapter_state=state, stats=stats, adapter=adapter,
                       base=library.base()[0], skill_id=skill_id, version=version,
                       provenance=prov, trust_tier="sim", overwrite=False)
+
+
+def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 64,
+                      reg: float = 1e-3, loss: str = "l1") -> Any:
+    """A :class:`~robot_skills.policies.psec.PSECPolicy` over the library's base and the LoRA
+    skills ``refs`` (``name`` or ``name@version``), every file verified on load.
+
+    Raises:
+        ValueError: a ``full`` skill, or skills adapting different layers. Load errors as
+            :func:`load_skill`.
+    """
+    from robot_skills.policies.psec import PSECPolicy, peft_pairs
+
+    info, base_state = library.base()
+    pairs = []
+    for r in refs:
+        name, ver = split_entry(r)
+        v = library.resolve(name, "sim", ver)
+        sk = load_skill(v.path, info if v.manifest["adapter"]["kind"] == "lora" else None)
+        if sk.adapter_config is None:
+            raise ValueError(f"{v} is not a PEFT LoRA skill; PSEC composes LoRA adapters")
+        pairs.append(peft_pairs(sk.adapter_state, float(sk.adapter_config["lora_alpha"]),
+                                int(sk.adapter_config["r"])))
+    base = GoalConditionedBC(info.arch)
+    base.load_state_dict(base_state)
+    return PSECPolicy(base, pairs, hidden=hidden, reg=reg, loss=loss)
