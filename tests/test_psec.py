@@ -4,6 +4,7 @@ that training only the weight network learns which skill the demonstrations show
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from robot_skills.domain.verbs import SKILL_SPECS
@@ -22,6 +23,15 @@ from robot_skills.skills.merge import merge_adapters, psec_from_library
 from robot_skills.skills.skill_dir import build_model, load_base, load_skill, save_base, save_skill
 
 SKILLS = ["pick", "place_on", "push"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one intra-op thread is ~10x faster than two on a loaded 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 ARCH = BCConfig(num_skills=3, chunk_size=4, hidden=32, layers=3)
 
 
@@ -97,3 +107,34 @@ def test_only_the_weight_network_trains_and_finds_the_demonstrated_skill(tmp_pat
     assert int(w.argmax()) == 1 and float(w[1]) > 0.8, w
     for k, v in psec.policy.state_dict().items():  # base and adapters untouched
         torch.testing.assert_close(v, frozen[k], rtol=0, atol=0)
+
+
+def test_cat_learns_per_layer_weights_for_the_demonstrated_skill(tmp_path):
+    from robot_skills.skills.merge import cat_from_library
+
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    cat = cat_from_library(lib, SKILLS)
+    x = torch.randn(128, FEATURE_DIM)
+    sid = torch.zeros(128, dtype=torch.long)
+    # initial weights 1/K: the uniform cat merge, as PSEC untrained
+    with torch.no_grad():
+        torch.testing.assert_close(cat(x, sid), psec_from_library(lib, SKILLS)(x, sid),
+                                   rtol=1e-4, atol=1e-5)
+    teacher, _ = build_model(load_skill(root / "push", info), load_base(root)[1])
+    with torch.no_grad():
+        y = teacher(x, sid)
+    params = [p for p in cat.parameters() if p.requires_grad]
+    assert len(params) == len(cat.layers)  # one (K,) weight vector per adapted layer
+    opt = torch.optim.Adam(params, lr=5e-2)
+    batch = {"features": x, "skill_id": sid, "actions": y}
+    with torch.no_grad():
+        first = float(cat.compute_loss(batch))
+    for _ in range(150):
+        opt.zero_grad()
+        loss = cat.compute_loss(batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first, (first, loss.item())
+    for name, w in cat.layer_weights().items():  # push's weight dominates in every layer
+        assert int(w.argmax()) == 2, (name, w)

@@ -167,3 +167,76 @@ def peft_pairs(state: Mapping[str, torch.Tensor], lora_alpha: float, r: int
             layer = k[len(prefix):-len(".lora_A.weight")]
             out[layer] = (v, state[f"{prefix}{layer}.lora_B.weight"], float(lora_alpha) / r)
     return out
+
+
+class CATLinear(PSECLinear):
+    """LoRA Soups' CAT layer (Prabhakar et al., 2024, "LoRA Soups: Merging LoRAs for Practical
+    Skill Composition Tasks", arXiv:2410.13025): ``W0 x + b + sum_i w_i B_i (s_i A_i) x`` with one
+    learned scalar ``w_i`` per skill *per layer* (state-independent), the adapters frozen.
+
+    Args:
+        base, As, Bs, scalings: as :class:`PSECLinear`.
+        init: initial ``w_i`` (default ``1/K``: the uniform ``cat`` merge).
+    """
+
+    def __init__(self, base: nn.Linear, As: Sequence[torch.Tensor], Bs: Sequence[torch.Tensor],
+                 scalings: Sequence[float], init: float | None = None) -> None:
+        super().__init__(base, As, Bs, scalings, _Alpha())
+        k = len(As)
+        self.w = nn.Parameter(torch.full((k,), 1.0 / k if init is None else float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(..., in) -> (..., out)``."""
+        low = ((x @ self.A.t()) * self.w[self.seg]) @ self.B.t()
+        return self.base(x) + low
+
+
+class CATPolicy(nn.Module):
+    """A :class:`GoalConditionedBC` whose adapted layers are :class:`CATLinear`: only the
+    per-layer skill weights train (LoRA Soups' CAT), with the same chunk loss.
+
+    Args:
+        base: the base network with its weights loaded (modified in place).
+        adapters: as :class:`PSECPolicy`.
+        loss: chunk loss kind.
+
+    Raises:
+        ValueError: no adapters, or adapters over different layers.
+    """
+
+    def __init__(self, base: GoalConditionedBC,
+                 adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
+                 loss: str = "l1") -> None:
+        super().__init__()
+        if not adapters:
+            raise ValueError("CAT needs at least one adapter")
+        layers = sorted(adapters[0])
+        if any(sorted(a) != layers for a in adapters):
+            raise ValueError(f"every adapter must adapt the same layers; got "
+                             f"{[sorted(a) for a in adapters]}")
+        self.loss_kind = loss
+        for p in base.parameters():
+            p.requires_grad_(False)
+        for name in layers:
+            lin = base.get_submodule(name)
+            if not isinstance(lin, nn.Linear):
+                raise ValueError(f"layer {name!r} of the base is not nn.Linear")
+            new = CATLinear(lin, [a[name][0] for a in adapters], [a[name][1] for a in adapters],
+                            [a[name][2] for a in adapters])
+            parent, _, child = name.rpartition(".")
+            setattr(base.get_submodule(parent) if parent else base, child, new)
+        self.policy = base
+        self.layers = layers
+
+    def layer_weights(self) -> dict[str, torch.Tensor]:
+        """Layer name -> its ``(K,)`` skill weights (detached)."""
+        return {n: self.policy.get_submodule(n).w.detach().clone() for n in self.layers}
+
+    def forward(self, features: torch.Tensor, skill_id: torch.Tensor) -> torch.Tensor:
+        """``(B, FEATURE_DIM), (B,) -> (B, H, 7)`` normalised actions."""
+        return self.policy(features, skill_id)
+
+    def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Masked chunk loss of one batch (no regulariser)."""
+        pred = self(batch["features"], batch["skill_id"])
+        return chunk_loss(pred.float(), batch["actions"], batch.get("mask"), self.loss_kind)

@@ -158,6 +158,38 @@ def save_merged_skill(library: SkillLibrary, refs: Sequence[str], weights: Seque
                       provenance=prov, trust_tier="sim", overwrite=False)
 
 
+def _adapter_pairs(library: SkillLibrary, refs: Sequence[str]) -> list[dict[str, Any]]:
+    from robot_skills.policies.psec import peft_pairs
+
+    info, _ = library.base()
+    pairs = []
+    for r in refs:
+        name, ver = split_entry(r)
+        v = library.resolve(name, "sim", ver)
+        sk = load_skill(v.path, info if v.manifest["adapter"]["kind"] == "lora" else None)
+        if sk.adapter_config is None:
+            raise ValueError(f"{v} is not a PEFT LoRA skill; only LoRA adapters compose")
+        pairs.append(peft_pairs(sk.adapter_state, float(sk.adapter_config["lora_alpha"]),
+                                int(sk.adapter_config["r"])))
+    return pairs
+
+
+def cat_from_library(library: SkillLibrary, refs: Sequence[str], loss: str = "l1") -> Any:
+    """A :class:`~robot_skills.policies.psec.CATPolicy` (LoRA Soups' CAT: learned per-layer
+    skill weights) over the library's base and the LoRA skills ``refs``, verified on load.
+
+    Raises:
+        ValueError / load errors: as :func:`psec_from_library`.
+    """
+    from robot_skills.policies.psec import CATPolicy
+
+    pairs = _adapter_pairs(library, refs)
+    info, base_state = library.base()
+    base = GoalConditionedBC(info.arch)
+    base.load_state_dict(base_state)
+    return CATPolicy(base, pairs, loss=loss)
+
+
 def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 64,
                       reg: float = 1e-3, loss: str = "l1") -> Any:
     """A :class:`~robot_skills.policies.psec.PSECPolicy` over the library's base and the LoRA
@@ -167,18 +199,10 @@ def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 
         ValueError: a ``full`` skill, or skills adapting different layers. Load errors as
             :func:`load_skill`.
     """
-    from robot_skills.policies.psec import PSECPolicy, peft_pairs
+    from robot_skills.policies.psec import PSECPolicy
 
+    pairs = _adapter_pairs(library, refs)
     info, base_state = library.base()
-    pairs = []
-    for r in refs:
-        name, ver = split_entry(r)
-        v = library.resolve(name, "sim", ver)
-        sk = load_skill(v.path, info if v.manifest["adapter"]["kind"] == "lora" else None)
-        if sk.adapter_config is None:
-            raise ValueError(f"{v} is not a PEFT LoRA skill; PSEC composes LoRA adapters")
-        pairs.append(peft_pairs(sk.adapter_state, float(sk.adapter_config["lora_alpha"]),
-                                int(sk.adapter_config["r"])))
     base = GoalConditionedBC(info.arch)
     base.load_state_dict(base_state)
     return PSECPolicy(base, pairs, hidden=hidden, reg=reg, loss=loss)
