@@ -138,3 +138,33 @@ def test_cat_learns_per_layer_weights_for_the_demonstrated_skill(tmp_path):
     assert loss.item() < 0.3 * first, (first, loss.item())
     for name, w in cat.layer_weights().items():  # push's weight dominates in every layer
         assert int(w.argmax()) == 2, (name, w)
+
+
+def test_skill_blender_starts_as_the_average_and_learns_per_dimension_weights(tmp_path):
+    from robot_skills.skills.merge import blender_from_library
+
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    bl = blender_from_library(lib, SKILLS)
+    prims = [build_model(load_skill(root / s, info), load_base(root)[1]) for s in SKILLS]
+    x = torch.randn(128, FEATURE_DIM)
+    with torch.no_grad():
+        outs = [m(x, torch.full((128,), sid)) for m, sid in prims]
+        torch.testing.assert_close(bl(x), sum(outs) / 3, rtol=1e-4, atol=1e-5)
+        # target: dims 0-2 from 'pick', dims 3-6 from 'push'
+        y = torch.cat([outs[0][..., :3], outs[2][..., 3:]], dim=-1)
+    assert {id(p) for p in bl.parameters() if p.requires_grad} == \
+        {id(p) for m in (bl.trunk, bl.goal_head, bl.weight_head) for p in m.parameters()}
+    opt = torch.optim.Adam([p for p in bl.parameters() if p.requires_grad], lr=1e-2)
+    batch = {"features": x, "actions": y}
+    with torch.no_grad():
+        first = float(bl.compute_loss(batch))
+    for _ in range(200):
+        opt.zero_grad()
+        loss = bl.compute_loss(batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first, (first, loss.item())
+    with torch.no_grad():
+        w = bl.weights(x).mean(0)  # (K, A)
+    assert (w[0, :3] > 0.6).all() and (w[2, 3:] > 0.6).all(), w

@@ -206,3 +206,24 @@ def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 
     base = GoalConditionedBC(info.arch)
     base.load_state_dict(base_state)
     return PSECPolicy(base, pairs, hidden=hidden, reg=reg, loss=loss)
+
+
+def blender_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 128,
+                         goal_scale: float = 0.5, loss: str = "l1") -> Any:
+    """A :class:`~robot_skills.policies.blend.SkillBlender` over the merged networks of ``refs``
+    (LoRA or whole-policy skills; ``name`` or ``name@version``), every file verified on load.
+
+    Raises:
+        Load errors as :func:`load_skill`; ValueError from :class:`SkillBlender`.
+    """
+    from robot_skills.policies.blend import SkillBlender
+    from robot_skills.skills.skill_dir import build_model
+
+    prims = []
+    for r in refs:
+        name, ver = split_entry(r)
+        v = library.resolve(name, "sim", ver)
+        lora = v.manifest["adapter"]["kind"] == "lora"
+        sk = load_skill(v.path, library.base()[0] if lora else None)
+        prims.append(build_model(sk, library.base()[1] if lora else None, merge=True))
+    return SkillBlender(prims, hidden=hidden, goal_scale=goal_scale, loss=loss)
