@@ -300,9 +300,14 @@ def report_coverage(cfg: Any, demos: Sequence[Path], lib: Path) -> dict[str, Any
     out: dict[str, Any] = {"coverage": cov}
     n = int(cfg.training.get("held_in_calls", 0))
     success = None
+    jobs = []
     if n > 0:
+        try:
+            jobs = held_in_jobs(list(demos), calls_per_skill=n, seed=int(cfg.eval.seed) + 90_000)
+        except ValueError as e:  # e.g. demos imported from rosbags carry no task file
+            print(f"held-in calls skipped: {e}")
+    if jobs:
         factory = _build(cfg.eval.skills.learned)
-        jobs = held_in_jobs(list(demos), calls_per_skill=n, seed=int(cfg.eval.seed) + 90_000)
         factory(Path(jobs[0].task_path))  # the library loads before any episode runs
         res = evaluate_held_in(jobs, make_world=build_world(cfg), make_skills=factory,
                                planner=build_planner(cfg),

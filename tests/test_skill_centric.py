@@ -191,3 +191,20 @@ def test_rare_verbs_get_at_least_min_per_verb_episodes() -> None:
     assert targets == {"turn_on": 5, "place_on": 10}
     with pytest.raises(ValueError, match="min_per_verb"):
         skill_centric_jobs([scene], 1, min_per_verb=-1)
+
+
+def test_rs_train_coverage_report_without_task_files(tmp_path: Path, capsys) -> None:
+    """Demos with no task file (e.g. imported from rosbags) still get their coverage printed;
+    the held-in calls are skipped with a message instead of failing the training run."""
+    from robot_skills import cli
+    from robot_skills.data.dataset import write_synthetic_demos
+
+    demos = tmp_path / "demos.hdf5"
+    write_synthetic_demos(demos, num_demos=3)
+    out = cli.report_coverage(cli.load_config([f"run_dir={tmp_path}"]), [demos],
+                              tmp_path / "skills")
+    text = capsys.readouterr().out
+    assert "held-in calls skipped" in text and "place_on" in text
+    assert set(out) == {"coverage"} and out["coverage"]["place_on"]["segments"] == 3
+    saved = json.loads((tmp_path / "skill_coverage.json").read_text())
+    assert saved["coverage"]["pick"]["start_kinds"] == {"initial": 3}
