@@ -96,9 +96,9 @@ def grounded_calls(problem: SymbolicProblem, specs: Mapping[str, SkillSpec] = SK
         planner: the planner that checks reachability (default: one over ``specs``).
 
     Returns:
-        ``(calls, excluded)``: the plannable calls, sorted by their string; and call string ->
-        reason for the grounded calls left out (goal already true in the initial state of a
-        fixture-only call, or no plan).
+        ``(calls, excluded)``: the plannable calls, sorted by their string (a call whose goal
+        already holds, such as closing a closed drawer, is kept: its episodes undo it first); and
+        call string -> reason for the grounded calls left out (no goal atom, or no plan).
     """
     planner = planner or SymbolicPlanner(specs)
     calls, excluded = [], {}
