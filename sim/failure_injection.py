@@ -114,6 +114,14 @@ def _free_qadr(world: Any, joint: str) -> tuple[int, int]:
     return int(j.qposadr[0]), int(j.dofadr[0])
 
 
+def _free_pose(world: Any, obj: str, fault: str) -> np.ndarray:
+    """``(7,)`` copy of object ``obj``'s free-joint pose ``[x, y, z, qw, qx, qy, qz]`` (world
+    frame, m) — what a fault restores or moves from. Raises FailureInjectionError for an unknown
+    object."""
+    qa, _ = _free_qadr(world, _object(world, obj, fault).free_joint)
+    return world.data.qpos[qa:qa + 7].copy()
+
+
 def _body_subtree(model: mujoco.MjModel, root: int) -> set[int]:
     out = {root}
     for b in range(root + 1, model.nbody):
@@ -178,9 +186,7 @@ class KnockOff(Fault):
 
     def prepare(self, world: Any) -> None:
         """Remember the object's current free-joint pose (world frame)."""
-        info = _object(world, self.obj, f"KnockOff({self.obj})")
-        qa, _ = _free_qadr(world, info.free_joint)
-        self._start = world.data.qpos[qa:qa + 7].copy()
+        self._start = _free_pose(world, self.obj, f"KnockOff({self.obj})")
 
     def apply(self, world: Any) -> str:
         """Teleport the object to its pose, zero its velocity, ``mj_forward``.
@@ -277,9 +283,7 @@ class Slip(Fault):
 
     def prepare(self, world: Any) -> None:
         """Remember the object's current free-joint pose (world frame)."""
-        info = _object(world, self.obj, f"Slip({self.obj})")
-        qa, _ = _free_qadr(world, info.free_joint)
-        self._start = world.data.qpos[qa:qa + 7].copy()
+        self._start = _free_pose(world, self.obj, f"Slip({self.obj})")
 
     def apply(self, world: Any) -> str:
         """Move the held object out of the hand, zero its velocity, ``mj_forward``.
