@@ -85,7 +85,7 @@ def test_limits_the_step_from_the_measured_state():
 
 
 def test_limits_velocity_and_acceleration_of_consecutive_commands():
-    lim = limits(max_step=10.0)
+    lim = limits(max_step=10.0, step_scaling="per_joint")
     f = SafetyFilter(lim, DT)
     f.reset(Q0)
     q, v_prev = Q0.copy(), np.zeros(3)
@@ -103,6 +103,55 @@ def test_limits_velocity_and_acceleration_of_consecutive_commands():
     np.testing.assert_allclose(speeds[0], AMAX * DT)
     assert np.allclose(speeds.max(axis=0), VMAX)
     assert f.counters["limit_acceleration"] > 0 and f.counters["limit_velocity"] > 0
+
+
+def test_uniform_scaling_keeps_the_direction_of_the_step():
+    """The default: a target beyond the rate limits is approached along the straight joint-space
+    line from the previous command, one factor for every joint, and the tightest joint runs at its
+    limit; per-joint clipping bends the same step."""
+    far = Q0 + np.array([0.9, -1.3, 1.9])
+    for scaling in ("uniform", "per_joint"):
+        f = SafetyFilter(limits(max_step=0.05, step_scaling=scaling), DT)
+        f.reset(Q0)
+        q, v_prev = Q0.copy(), np.zeros(3)
+        cosines = []
+        for k in range(30):
+            d = run(f, far, q, k)
+            step = d.q_command - q
+            v = step / DT
+            assert np.all(np.abs(v) <= VMAX + TOL) and np.all(np.abs(step) <= 0.05 + TOL)
+            assert np.all(np.abs(v - v_prev) <= AMAX * DT + TOL)
+            cos = step @ (far - q) / (np.linalg.norm(step) * np.linalg.norm(far - q))
+            cosines.append(cos)
+            if scaling == "uniform":
+                assert cos == pytest.approx(1.0, abs=1e-9)  # straight at the target
+                ratio = np.abs(v - v_prev) / (AMAX * DT)
+                lim = np.minimum(np.minimum(VMAX * DT, 0.05), np.abs(v_prev) * DT + AMAX * DT * DT)
+                assert np.max(np.abs(step) / lim) == pytest.approx(1.0) or ratio.max() \
+                    == pytest.approx(1.0)  # some joint is at a limit: no slower than needed
+            q, v_prev = d.q_command, v
+        if scaling == "per_joint":
+            assert min(cosines) < 0.99  # the clipped joints lag: the direction bends
+    assert f.counters["limit_velocity"] + f.counters["limit_step"] > 0
+
+
+def test_uniform_scaling_saturates_position_limits_per_joint():
+    """A joint asked past its margin stops there; the others still make their whole step."""
+    f = SafetyFilter(limits(max_step=10.0, max_velocity=100.0, max_acceleration=1e6), DT)
+    q = np.array([0.97, 0.0, 0.0])
+    f.reset(q)
+    d = run(f, [5.0, 0.1, 0.2], q)
+    np.testing.assert_allclose(d.q_command, [0.98, 0.1, 0.2], rtol=1e-5)
+    assert d.interventions[0] == "clip_position" and not d.hold
+
+
+def test_step_scaling_is_validated():
+    with pytest.raises(ValueError, match="step_scaling"):
+        limits(step_scaling="sideways")
+    assert SafetyLimits.from_dict(dict(
+        joint_lower=LOWER, joint_upper=UPPER, max_velocity=1.0, max_acceleration=1.0,
+        workspace_lower=WS_LO, workspace_upper=WS_HI, step_scaling="per_joint")).step_scaling \
+        == "per_joint"
 
 
 def test_brakes_in_time_to_stop_at_the_margin():
@@ -255,7 +304,8 @@ def test_first_call_without_reset_anchors_at_the_measured_state():
     f = SafetyFilter(limits(), DT)
     assert f.reference[0] is None
     d = run(f, Q0 + 0.3, Q0)
-    np.testing.assert_allclose(d.q_command, Q0 + np.minimum(0.05, AMAX * DT * DT))
+    # every joint takes the same share of the step: the tightest acceleration bound sets it
+    np.testing.assert_allclose(d.q_command, Q0 + np.min(np.minimum(0.05, AMAX * DT * DT)))
 
 
 # ------------------------------------------------------------------------------- limits

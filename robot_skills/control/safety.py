@@ -34,11 +34,14 @@ and after an *infeasible* period (below) the reference is re-anchored at the mea
    the wrong shape -> ``hold`` + ``stop_skill`` (``nan_input``). A *hold* commands a controlled
    stop: the point of the feasible set (below) nearest the last command, i.e. braking at no more
    than ``max_acceleration`` (a stop category 2), then standing still at the last safe command.
-3. Otherwise the target is clipped into the feasible box, per joint the intersection of the
+3. Otherwise the target is brought into the feasible box, per joint the intersection of the
    position margins (``clip_position``), ``q_measured +/- max_step`` (``limit_step``), the
    velocity limit -- including a braking look-ahead, ``v^2 / (2 a) + v dt <= distance to the
    margin``, so the arm can always stop before a joint limit (``limit_velocity``) -- and
-   ``v_ref +/- a dt`` (``limit_acceleration``).
+   ``v_ref +/- a dt`` (``limit_acceleration``). With ``step_scaling="uniform"`` (default) the
+   target is first saturated into the position margins per joint, then the step from the stop
+   point towards it is scaled by the one largest factor that fits the box (the end-effector keeps
+   its direction); with ``"per_joint"`` each joint is clipped into the box on its own.
 4. Workspace (``workspace``): if the clipped command's tool position is further outside the box
    than the reference's (outside at all, when the reference is inside), the command is scaled
    back, by bisection, along the segment from the stop point (the feasible point nearest the last
@@ -71,6 +74,8 @@ logger = logging.getLogger("robot_skills.safety")
 INTERVENTIONS = ("clip_position", "limit_step", "limit_velocity", "limit_acceleration",
                  "workspace", "nan_input", "stale_state", "estop", "infeasible")
 """Every intervention kind the filter reports and counts."""
+STEP_SCALINGS = ("uniform", "per_joint")
+"""The ways :class:`SafetyFilter` brings a target into the rate limits (``SafetyLimits.step_scaling``)."""
 _STOP_KINDS = frozenset({"nan_input", "stale_state", "estop", "infeasible"})
 _LOG_INTERVAL_S = 1.0
 _EPS = 1e-12
@@ -89,6 +94,14 @@ class SafetyLimits:
         max_step: largest joint change per command relative to the measured state, rad (> 0).
         workspace_lower / workspace_upper: ``(3,)`` tool-position box in the robot base frame, m.
         stale_after_periods: joint states older than this many control periods stop the skill.
+        step_scaling: how a target beyond the rate limits (step, velocity, acceleration) is
+            brought into them. ``"uniform"`` (default): the whole joint step from the stop point
+            (normally the previous command) towards the target is scaled by one factor, so every
+            joint keeps its share of the motion and the end-effector moves along the path the
+            skill asked for, only slower (time scaling, as ros2_control's speed scaling and
+            Franka's rate limiter do). ``"per_joint"``: each joint is clipped on its own (faster,
+            but a limited joint lags the others and the end-effector path bends). Position
+            margins always saturate per joint (a joint at its limit does not freeze the others).
 
     Arrays are stored read-only as float64. Raises ``ValueError`` naming the offending key.
     """
@@ -102,8 +115,12 @@ class SafetyLimits:
     position_margin: float = 0.02
     max_step: float = 0.05
     stale_after_periods: int = 3
+    step_scaling: str = "uniform"
 
     def __post_init__(self) -> None:
+        if self.step_scaling not in STEP_SCALINGS:
+            raise ValueError(f"step_scaling must be one of {STEP_SCALINGS}, got "
+                             f"{self.step_scaling!r}")
         lower = _vector("joint_lower", self.joint_lower)
         n = lower.shape[0]
         vals = {
@@ -173,7 +190,7 @@ class SafetyLimits:
             raise ValueError(f"missing safety limit key(s) {missing}")
         kw = {}
         for key, value in d.items():
-            if key == "stale_after_periods":
+            if key in ("stale_after_periods", "step_scaling"):
                 kw[key] = value
             elif key in ("position_margin", "max_step"):
                 kw[key] = _scalar(key, value)
@@ -247,6 +264,30 @@ class SafetyDecision:
     hold: bool
     stop_skill: bool
     interventions: tuple[str, ...]
+
+
+def _scale_into_box(target: np.ndarray, ref: np.ndarray, start: np.ndarray, lo: np.ndarray,
+                    hi: np.ndarray) -> np.ndarray:
+    """One factor for every joint: the point ``ref + s (target - ref)`` with the largest ``s`` in
+    ``[0, 1]`` inside the box ``[lo, hi]`` -- the step keeps the direction from the previous
+    command ``ref`` to the target. When no point of that line is in the box (a joint must still
+    brake or speed up more than the line allows), the same from ``start``, which lies in the box.
+    All arrays ``(n,)``."""
+    d = target - ref
+    with np.errstate(divide="ignore", invalid="ignore"):
+        a = (lo - ref) / d
+        b = (hi - ref) / d
+    s_lo = np.where(d > 0, a, np.where(d < 0, b, np.where((lo <= ref) & (ref <= hi), -np.inf,
+                                                            np.inf)))
+    s_hi = np.where(d > 0, b, np.where(d < 0, a, np.inf))
+    s0, s1 = max(0.0, float(np.max(s_lo))), min(1.0, float(np.min(s_hi)))
+    if s0 <= s1:
+        return np.minimum(np.maximum(ref + s1 * d, lo), hi)
+    d = target - start
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d > 0, (hi - start) / d, np.where(d < 0, (lo - start) / d, np.inf))
+    s = float(min(1.0, max(0.0, float(np.min(room)))))
+    return np.minimum(np.maximum(start + s * d, lo), hi)
 
 
 def _outside(p, lo: tuple[float, ...], hi: tuple[float, ...]) -> float:
@@ -426,6 +467,9 @@ class SafetyFilter:
         else:
             cmd = np.minimum(np.maximum(qt, box_lo), box_hi)
             m = cmd != qt  # the joints that were changed, and the rules that changed them
+            if np.any(m) and self.limits.step_scaling == "uniform":
+                cmd = _scale_into_box(np.minimum(np.maximum(qt, self._lo), self._hi), qr,
+                                      q_stop, box_lo, box_hi)
             if np.any(m):
                 t = qt[m]
                 for kind, lo, hi in (("clip_position", self._lo, self._hi),
