@@ -441,6 +441,31 @@ the preset's value). ``safety.*`` override single keys of the preset's safety li
 one value for every joint or one per joint)."""
 
 
+def executor_parameters(params_file: str | Path) -> dict[str, Any]:
+    """The executor node's parameters as a parameter file sets them: :data:`_PARAMS` updated with
+    the file's ``robot_skills_executor.ros__parameters`` block (``launch/params/*.yaml``).
+
+    Raises:
+        FileNotFoundError: no such file. ValueError: no executor block, or keys the node does not
+            declare (named).
+    """
+    import yaml
+
+    path = Path(params_file)
+    if not path.is_file():
+        raise FileNotFoundError(f"no bridge parameter file {path}")
+    blocks = yaml.safe_load(path.read_text()) or {}
+    block = (blocks.get("robot_skills_executor") or {}).get("ros__parameters")
+    if not isinstance(block, Mapping):
+        raise ValueError(f"{path}: no robot_skills_executor.ros__parameters block")
+    unknown = sorted(set(block) - set(_PARAMS))
+    if unknown:
+        raise ValueError(f"{path}: unknown executor parameter(s) {unknown}")
+    p = dict(_PARAMS)
+    p.update(block)
+    return p
+
+
 def bridge_overrides(p: Mapping[str, Any]) -> dict[str, Any]:
     """The :class:`BridgeConfig` overrides the node's parameters ``p`` ask for (unset ones left
     out)."""

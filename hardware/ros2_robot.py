@@ -80,22 +80,6 @@ def image_to_array(msg: Any) -> np.ndarray:
     raise ValueError(f"unsupported image encoding {msg.encoding!r}")
 
 
-def _rotvec_between(q_from: np.ndarray, q_to: np.ndarray) -> np.ndarray:
-    """Axis-angle ``r`` (base frame) with ``exp(r) q_from = q_to`` (quaternions ``w, x, y, z``)."""
-    import mujoco
-
-    inv = np.empty(4)
-    mujoco.mju_negQuat(inv, q_from)
-    d = np.empty(4)
-    mujoco.mju_mulQuat(d, q_to, inv)
-    if d[0] < 0:
-        d = -d
-    s = float(np.linalg.norm(d[1:]))
-    if s < 1e-12:
-        return np.zeros(3)
-    return d[1:] / s * 2.0 * math.atan2(s, d[0])
-
-
 class Ros2Robot(Robot):
     """An arm under ros2_control, driven over ROS 2 topics (see the module docstring).
 
@@ -137,8 +121,9 @@ class Ros2Robot(Robot):
         self._executor: Any = None
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
-        self._controller: Any = None
-        self._filter: Any = None
+        self._path: Any = None  # robot_skills.control.command_path.JointCommandPath
+        self._controller: Any = None  # = self._path.controller
+        self._filter: Any = None  # = self._path.filter
         self._fk_pose: Any = None
         self._entities: list[str] = []
         self._reset_state()
@@ -157,8 +142,6 @@ class Ros2Robot(Robot):
         self._t0 = time.monotonic()
         self._needs_reset = True
         self._stop_reason: str | None = None
-        self._q_sent: np.ndarray | None = None
-        self._q_prev_for_applied = self._q.copy()
         self._published = 0
 
     # ------------------------------------------------------------------ Robot interface
@@ -213,8 +196,7 @@ class Ros2Robot(Robot):
             from rclpy.executors import SingleThreadedExecutor
         except ImportError as exc:
             raise ImportError("Ros2Robot needs rclpy: pip install -e '.[ros]'") from exc
-        from robot_skills.control.diff_ik import DiffIKController
-        from robot_skills.control.safety import SafetyFilter
+        from robot_skills.control.command_path import JointCommandPath
 
         cfg = self.config
         self._reset_state()
@@ -224,9 +206,9 @@ class Ros2Robot(Robot):
             self._context = rclpy.Context()
             rclpy.init(context=self._context)
         try:
-            self._controller = DiffIKController(arm=self.description, control_period=self._period)
-            self._filter = SafetyFilter(self.safety_limits, self._period,
-                                        self.description.tcp_position_fn())
+            # the same IK -> safety filter path SimRobot runs with a deployment (train as deployed)
+            self._path = JointCommandPath(self.description, self._period, self.safety_limits)
+            self._controller, self._filter = self._path.controller, self._path.filter
             self._node = rclpy.create_node(cfg.node_name, context=self._context)
             self._make_interfaces()
             self._executor = SingleThreadedExecutor(context=self._context)
@@ -297,9 +279,7 @@ class Ros2Robot(Robot):
                 raise EpisodeInvalidError(f"e-stop engaged ({self._filter.estop_reason}); release "
                                           f"it with {self.config.estop_reset_service}")
             q = self._q.copy()
-            self._controller.reset(q)
-            self._filter.reset(q)
-            self._q_sent = q.copy()
+            self._path.reset(q)
             self._stop_reason = None
             self._deadline = None
             self._t0 = time.monotonic()
@@ -364,15 +344,11 @@ class Ros2Robot(Robot):
                 self._hold_locked()
                 raise EpisodeInvalidError(f"stopped: {self._stop_reason}")
             q_meas, stamp = self._q.copy(), self._state_stamp
-            try:
-                cmd = self._controller.step(action, q_meas)
-            except ValueError:
-                bad = np.full(len(self.joint_names), np.nan)
-                d = self._filter.filter(bad, q_meas, now=time.time(), state_stamp=stamp)
-                self._publish_decision(d, t_action)
-                raise
-            d = self._filter.filter(cmd.q_target, q_meas, now=time.time(), state_stamp=stamp)
+            pc = self._path.step(action, q_meas, now=time.time(), state_stamp=stamp)
+            d = pc.decision
             self._publish_decision(d, t_action)
+            if pc.error is not None:
+                raise ValueError(pc.error)
             if d.stop_skill:
                 why = ", ".join(k for k in d.interventions
                                 if k in ("estop", "stale_state", "nan_input", "infeasible"))
@@ -384,10 +360,9 @@ class Ros2Robot(Robot):
                            f"(watchdog) on {self.joint_states_topic}")
                 self._stop_reason = why
                 raise EpisodeInvalidError(f"safety stop: {why}")
-            width = self._controller.gripper_width(cmd.applied.gripper)
             if not d.hold:
-                self._publish_gripper(width, t_action)
-            applied = self._applied(cmd, d)
+                self._publish_gripper(pc.gripper_width, t_action)
+            applied = pc.applied
         self._pace()
         return applied
 
@@ -418,12 +393,9 @@ class Ros2Robot(Robot):
 
     def _hold_locked(self) -> None:
         """Publish the filter's controlled stop (the feasible point nearest the last command)."""
-        q_ref, _ = self._filter.reference
-        if q_ref is None:
-            return
-        d = self._filter.filter(q_ref, self._q.copy(), now=time.time(),
-                                state_stamp=self._state_stamp)
-        self._publish_decision(d, time.time())
+        d = self._path.hold(self._q.copy(), now=time.time(), state_stamp=self._state_stamp)
+        if d is not None:
+            self._publish_decision(d, time.time())
 
     # ------------------------------------------------------------------ helpers
     def _ee_pose(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -433,25 +405,7 @@ class Ros2Robot(Robot):
             self._fk_pose = DiffIKController(arm=self.description, control_period=self._period)
         return self._fk_pose.forward_kinematics(q)
 
-    def _applied(self, cmd: Any, d: Any) -> Action:
-        g = float(cmd.applied.gripper)
-        if d.q_command is None or d.hold:
-            return Action(np.zeros(3), np.zeros(3), g)
-        if not d.interventions:
-            return cmd.applied
-        # The filter changed the target: report what the published command amounts to. The IK
-        # restarts from the published joints (else its own command, never sent, would wander
-        # off in the null space) but keeps its integrated EE target, the skill's intent (its
-        # anti-windup bounds that to max_lead of the measured pose).
-        p0, r0 = self._ee_pose(self._q_prev_for_applied)
-        p1, r1 = self._ee_pose(d.q_command)
-        tp, tq = self._controller.target_pose
-        self._controller.reset(d.q_command)
-        self._controller.set_target(tp, tq)
-        return Action(p1 - p0, _rotvec_between(r0, r1), g)
-
     def _publish_decision(self, d: Any, t_action: float) -> None:
-        self._q_prev_for_applied = self._q_sent if self._q_sent is not None else self._q.copy()
         if d.q_command is None:
             return
         from builtin_interfaces.msg import Duration
@@ -467,7 +421,6 @@ class Ros2Robot(Robot):
         pt.time_from_start = Duration(sec=int(tfs), nanosec=int(round((tfs % 1.0) * 1e9)))
         msg.points = [pt]
         self._traj_pub.publish(msg)
-        self._q_sent = np.asarray(d.q_command, dtype=np.float64).copy()
         self._published += 1
 
     def _publish_gripper(self, width: float, t_action: float) -> None:

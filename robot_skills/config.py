@@ -31,6 +31,10 @@ class RobotConfig:
     physics_timestep: float = 0.002   # s
     max_delta_pos: float = 0.05       # m per control step
     max_delta_rot: float = 0.5        # rad per control step
+    # A real arm's command path emulated in simulation: {preset: panda, lookahead_periods: ...,
+    # velocity_feedforward: ..., safety: {...}} (sim.sim_robot.Deployment); None: joint targets
+    # go straight to the servos.
+    deployment: Any = None
 
 
 @dataclass

@@ -98,7 +98,13 @@ class SimWorldFactory:
         robot: the ``robot`` config: ``name`` (only ``panda`` is built in simulation),
             ``control_hz`` (must match the simulator's 20 Hz), ``physics_timestep`` (s, must match
             :data:`robot_skills.robots.panda.PHYSICS_TIMESTEP`), ``max_delta_pos`` (m per step)
-            and ``max_delta_rot`` (rad per step), the action limits.
+            and ``max_delta_rot`` (rad per step), the action limits; ``deployment`` (None, or a
+            mapping: ``preset`` -- a hardware preset name or path, whose safety limits and
+            ``lookahead_periods`` the simulator then runs every command through, see
+            :class:`sim.sim_robot.Deployment` --, optional ``params``, a bridge parameter file
+            (``launch/params/*.yaml``) whose executor block (``preset``, ``lookahead_periods``,
+            ``safety.*``) applies as the bridge applies it, and optional ``lookahead_periods``,
+            ``velocity_feedforward``, ``latency_s`` and ``safety`` overrides on top).
         cameras: scene cameras rendered into every observation (``()`` = state only).
         image_size: ``(height, width)`` of camera images, pixels.
         object_clearance_m / fixture_clearance_m: kept for configs that set them; placement
@@ -132,6 +138,61 @@ class SimWorldFactory:
                              f"{panda.PHYSICS_TIMESTEP:g} s physics steps; robot config asks "
                              f"control_hz={hz:g}, physics_timestep={dt:g}")
         self.action_limits()  # validates the limits now, not in a worker
+        self.deployment()
+
+    def deployment(self) -> Any:
+        """The :class:`sim.sim_robot.Deployment` of ``robot.deployment``, or None.
+
+        The preset is read by :func:`hardware.config.load_bridge_config`, the function the bridge
+        itself uses, so simulation and arm enforce the same limits.
+
+        Raises:
+            ValueError: unknown keys, a preset whose control rate differs from the simulator's, bad
+                limits. FileNotFoundError: an unknown preset.
+        """
+        dep = self.robot.get("deployment")
+        if dep is None:
+            return None
+        if not hasattr(dep, "items"):
+            raise ValueError(f"robot.deployment must be a mapping or null, got {dep!r}")
+        dep = {str(k): v for k, v in dep.items()}
+        unknown = sorted(set(dep) - {"preset", "params", "lookahead_periods",
+                                     "velocity_feedforward", "latency_s", "safety"})
+        if unknown or not (dep.get("preset") or dep.get("params")):
+            raise ValueError(f"robot.deployment needs 'preset' or 'params' and takes only "
+                             f"lookahead_periods, velocity_feedforward, latency_s and safety "
+                             f"besides; got {sorted(dep)}")
+        from hardware.config import load_bridge_config
+        from sim.sim_robot import Deployment
+
+        over: dict[str, Any] = {}
+        preset = dep.get("preset")
+        if dep.get("params"):
+            from hardware.executor_node import executor_parameters
+
+            p = executor_parameters(dep["params"])
+            preset = preset or p.get("preset")
+            from hardware.executor_node import bridge_overrides
+
+            over.update({k: v for k, v in bridge_overrides(p).items()
+                         if k in ("lookahead_periods", "safety")})
+        if dep.get("lookahead_periods") is not None:
+            over["lookahead_periods"] = dep["lookahead_periods"]
+        if dep.get("safety") is not None:
+            over["safety"] = {**over.get("safety", {}), **dict(dep["safety"])}
+        if not preset:
+            raise ValueError(f"robot.deployment: no preset given or set in {dep.get('params')}")
+        dep["preset"] = preset
+        cfg = load_bridge_config(str(preset), **over)
+        if abs(cfg.control_hz - panda.CONTROL_HZ) > 1e-9:
+            raise ValueError(f"hardware preset {dep['preset']!r} streams at {cfg.control_hz:g} Hz; "
+                             f"the simulated Panda acts at {panda.CONTROL_HZ:g} Hz")
+        if cfg.arm != "panda":
+            raise ValueError(f"hardware preset {dep['preset']!r} is for arm {cfg.arm!r}; the "
+                             f"simulator builds a Panda")
+        return Deployment(cfg.safety_limits(), float(cfg.lookahead_periods),
+                          bool(dep.get("velocity_feedforward", False)),
+                          float(dep.get("latency_s", 0.0)), str(dep["preset"]))
 
     def action_limits(self) -> ActionLimits:
         """The robot config's per-step action bounds.
@@ -185,7 +246,8 @@ class SimWorldFactory:
         world = SimTaskWorld.from_task(task, cameras=self.cameras, image_size=self.image_size,
                                        region_scale=float(region_scale),
                                        action_limits=self.action_limits(),
-                                       perturbation=perturbation)
+                                       perturbation=perturbation,
+                                       deployment=self.deployment())
         world.perturbation_notes = notes
         return world
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,57 @@ def _add_observation_sensors(spec: mujoco.MjSpec, names: panda.PandaNames,
     return tuple(entity for entity, _, _ in frames)
 
 
+@dataclass(frozen=True)
+class Deployment:
+    """The real arm's command path, emulated: what :class:`SimRobot` runs with ``deployment``.
+
+    Each control step then goes through :class:`~robot_skills.control.command_path.JointCommandPath`
+    (the differential IK and the :class:`~robot_skills.control.safety.SafetyFilter` with these
+    limits -- the code :class:`hardware.ros2_robot.Ros2Robot` runs) and the filtered command is
+    streamed, as the bridge streams it, as a single-point trajectory ``lookahead_periods`` control
+    periods ahead to a simulated ros2_control JointTrajectoryController
+    (:class:`sim.ros_twin.TrajectoryFollower`, the twin's), sampled at every 2 ms physics step.
+    Skills collected and trained this way see the dynamics they are deployed with.
+
+    Attributes:
+        limits: the safety limits (a hardware preset's, e.g.
+            ``hardware.config.load_bridge_config("panda").safety_limits()``).
+        lookahead_periods: ``time_from_start`` of each streamed point, control periods (> 0).
+        velocity_feedforward: feed the trajectory's velocity to the servos (the twin's option).
+        latency_s: time from the observation to the command taking effect, s (>= 0; rounded to
+            2 ms physics steps, below one control period): state age + policy inference +
+            transport. The arm keeps following the previous command meanwhile, and the filter
+            measures against the observed (now stale) state, as on the wire.
+        name: where the limits came from (a preset name), for messages and run records.
+    """
+
+    limits: Any
+    lookahead_periods: float = 1.0
+    velocity_feedforward: bool = False
+    latency_s: float = 0.0
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        from robot_skills.control.safety import SafetyLimits
+
+        if not isinstance(self.limits, SafetyLimits):
+            raise ValueError(f"Deployment.limits must be SafetyLimits, got "
+                             f"{type(self.limits).__name__}")
+        if self.limits.n_joints != panda.N_ARM_JOINTS:
+            raise ValueError(f"Deployment.limits are for {self.limits.n_joints} joints; the "
+                             f"simulated Panda has {panda.N_ARM_JOINTS}")
+        la = self.lookahead_periods
+        if isinstance(la, bool) or not isinstance(la, (int, float)) or not np.isfinite(la) \
+                or la <= 0:
+            raise ValueError(f"Deployment.lookahead_periods must be a finite number > 0, got "
+                             f"{la!r}")
+        lat = self.latency_s
+        if isinstance(lat, bool) or not isinstance(lat, (int, float)) or not \
+                0.0 <= lat < 1.0 / CONTROL_HZ:
+            raise ValueError(f"Deployment.latency_s must be in [0, {1.0 / CONTROL_HZ:g}) s, got "
+                             f"{lat!r}")
+
+
 class SimRobot(Robot):
     """A simulated Panda in the scene of one LIBERO BDDL task.
 
@@ -136,6 +188,7 @@ class SimRobot(Robot):
         region_scale: float = 1.0,
         action_limits: ActionLimits | None = None,
         perturbation: Any = None,
+        deployment: Deployment | None = None,
     ) -> None:
         if not isinstance(task, BddlTask):
             task = load_bddl(task)
@@ -183,8 +236,20 @@ class SimRobot(Robot):
         if self._obs_slice.stop != m.nsensordata:
             raise RuntimeError("observation sensors are not the last block of sensordata")
 
-        self.controller = DiffIKController(control_period=self.control_period,
-                                           action_limits=self._action_limits)
+        self.deployment = deployment
+        self._path: Any = None
+        self._jtc: Any = None
+        self._grip_width = float(panda.GRIPPER_MAX_WIDTH)
+        if deployment is None:
+            self.controller = DiffIKController(control_period=self.control_period,
+                                               action_limits=self._action_limits)
+        else:
+            from robot_skills.control.command_path import JointCommandPath
+            from robot_skills.robots import get_arm
+
+            self._path = JointCommandPath(get_arm("panda"), self.control_period,
+                                          deployment.limits, action_limits=self._action_limits)
+            self.controller = self._path.controller
         self._renderer: mujoco.Renderer | None = None
         self._depth_renderer: mujoco.Renderer | None = None
         self._extra_renderers: dict[tuple[int, int], mujoco.Renderer] = {}
@@ -259,7 +324,15 @@ class SimRobot(Robot):
             self._invalid = instability_message(m, d, self.task.source, "during reset",
                                                 float(d.time))
             raise EpisodeInvalidError(self._invalid)
-        self.controller.reset(d.qpos[self._arm_qadr])
+        if self._path is None:
+            self.controller.reset(d.qpos[self._arm_qadr])
+        else:
+            from sim.ros_twin import TrajectoryFollower
+
+            q = d.qpos[self._arm_qadr].copy()
+            self._path.reset(q)
+            self._jtc = TrajectoryFollower(self.names.arm_joints, q)
+            self._grip_width = float(panda.GRIPPER_MAX_WIDTH)
         self._draw_observation_noise()
         self._needs_reset = False
         self._render_all()
@@ -347,21 +420,76 @@ class SimRobot(Robot):
         """
         d, m = self.data, self.model
         t = d.time
-        cmd = self.controller.step(action, d.qpos[self._arm_qadr])
-        d.ctrl[self._arm_act] = cmd.q_target
-        d.ctrl[self._grip_act] = cmd.gripper_width
-        # data is forward-consistent here (mj_forward in reset, mj_step1 at the end of a step).
-        mujoco.mj_step2(m, d)
-        if self._n_sub > 1:
-            mujoco.mj_step(m, d, self._n_sub - 1)
-        mujoco.mj_step1(m, d)
+        if self._path is not None:
+            applied = self._deployed_step(action)
+        else:
+            cmd = self.controller.step(action, d.qpos[self._arm_qadr])
+            applied = cmd.applied
+            d.ctrl[self._arm_act] = cmd.q_target
+            d.ctrl[self._grip_act] = cmd.gripper_width
+            # data is forward-consistent here (mj_forward in reset, mj_step1 at the end of a step).
+            mujoco.mj_step2(m, d)
+            if self._n_sub > 1:
+                mujoco.mj_step(m, d, self._n_sub - 1)
+            mujoco.mj_step1(m, d)
         if self._warnings.any():  # MuJoCo may have reset the state itself: never go on silently
             self._needs_reset = True
             self._invalid = instability_message(
                 m, d, self.task.source, "in the control step starting", t - self._t0)
             raise EpisodeInvalidError(self._invalid)
         self._draw_observation_noise()
-        return cmd.applied
+        return applied
+
+    def _deployed_step(self, action: Action) -> Action:
+        """One control step through the deployment's command path (see :class:`Deployment`).
+
+        Raises:
+            ValueError: NaN/inf in the action (a controlled stop is streamed first, as on the arm).
+            robot_skills.robot.EpisodeInvalidError: the safety filter stopped the skill
+                (``infeasible``: the arm stands far from its last command).
+        """
+        d, m, dep = self.data, self.model, self.deployment
+        t_obs = float(d.time)
+        q_meas = d.qpos[self._arm_qadr].copy()
+        # the command arrives latency_s after the observation; until then the old one runs
+        n_late = min(int(round(dep.latency_s / float(m.opt.timestep))), self._n_sub - 1)
+        self._run_jtc(n_late)
+        t = float(d.time)
+        pc = self._path.step(action, q_meas, now=t, state_stamp=t_obs)
+        dec = pc.decision
+        if dec.q_command is not None:
+            why = self._jtc.set_trajectory(
+                self.names.arm_joints,
+                [(dep.lookahead_periods * self.control_period, dec.q_command, dec.velocity)],
+                start=t, now=t, q_measured=d.qpos[self._arm_qadr].copy())
+            if why is not None:  # the filter's output is finite and complete: a bug if reached
+                raise RuntimeError(f"simulated trajectory controller rejected a command: {why}")
+        if pc.error is not None:
+            self._run_jtc(self._n_sub - n_late)
+            raise ValueError(pc.error)
+        if dec.stop_skill:
+            self._run_jtc(self._n_sub - n_late)
+            raise EpisodeInvalidError(f"safety stop ({', '.join(dec.interventions)}) in "
+                                      f"{self.task.source} at t={t - self._t0:.2f} s")
+        if not dec.hold:
+            self._grip_width = pc.gripper_width
+        self._run_jtc(self._n_sub - n_late)
+        return pc.applied
+
+    def _run_jtc(self, n: int) -> None:
+        """``n`` physics steps with the arm servos on the simulated trajectory controller."""
+        d, m = self.data, self.model
+        ff = None
+        if self.deployment.velocity_feedforward:
+            ff = -m.actuator_biasprm[self._arm_act, 2] / m.actuator_gainprm[self._arm_act, 0]
+        d.ctrl[self._grip_act] = self._grip_width
+        dt = float(m.opt.timestep)
+        t0 = float(d.time)
+        for k in range(n):
+            q, v = self._jtc.sample(t0 + (k + 1) * dt)
+            d.ctrl[self._arm_act] = q if ff is None else q + ff * v
+            mujoco.mj_step2(m, d)
+            mujoco.mj_step1(m, d)
 
     # ------------------------------------------------------------------ perturbation axes
     def _init_perturbation(self, p: Any) -> None:

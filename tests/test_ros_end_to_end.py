@@ -33,10 +33,11 @@ TASK_NAME = "put_the_bowl_on_the_plate"
 TASK = GOAL_DIR / f"{TASK_NAME}.bddl"
 GOAL = ["(On akita_black_bowl_1 plate_1)"]
 PARAMS = ROOT / "launch" / "params"
-# A learned skill is not perfect: a failed attempt resets the scene (next seed) and retries. Over
-# the twin one attempt succeeded 40-60 % of the time when measured (SimRobot: ~75 %), so eight
-# attempts fail together well under 1 % of the time; a failing attempt is cut at MAX_STEPS
-# (successful ones took 80-300 steps).
+# A learned skill is not perfect: a failed attempt resets the scene (next seed) and retries. The
+# library this file trains (30 demos, 4000 steps) succeeded in 19/30 single attempts through the
+# twin over DDS (benchmarks/twin_success.py; 21/30 in SimRobot with rs-eval), so eight attempts
+# all fail with probability ~(0.37)^8 < 1e-3; a failing attempt is cut at MAX_STEPS (successful
+# ones took 70-390 steps).
 ATTEMPTS = 8
 MAX_STEPS = 400
 
@@ -185,7 +186,11 @@ def assert_twin_never_received_an_unsafe_command(stack: Stack) -> int:
     slack = lim.max_velocity * (lim.stale_after_periods + 2) * cfg.control_period
     arm = [c for c in stack.commands() if c["kind"] == "arm"]
     for c in arm:
-        assert c["accepted"], c
+        # The twin's trajectory controller drops a command whose only point is already in the past
+        # when it gets to it (ros2_control's JTC does the same): on a CPU-starved machine the
+        # twin's executor can be busy stepping physics for longer than the 25 ms look-ahead. That
+        # is the controller refusing a stale command, not an unsafe one; every other refusal fails.
+        assert c["accepted"] or c["why"] == "every point of the trajectory is in the past", c
         for pt in c["points"]:
             q, v = np.array(pt["pos"]), np.array(pt["vel"])
             assert np.all(np.isfinite(q)) and np.all(np.isfinite(v)), c
