@@ -73,6 +73,16 @@ def test_a_limited_command_reports_the_motion_it_amounts_to():
     assert tp[0] == pytest.approx(p0[0] + 0.05, abs=1e-6)  # the skill's intent is kept
 
 
+def test_the_ik_plans_within_the_filters_velocity_limits():
+    arm = get_arm("panda")
+    lim = _limits()  # half the published speeds
+    path = JointCommandPath(arm, DT, lim)
+    np.testing.assert_allclose(path.controller.velocity_limits, arm.velocity_limits * 0.5)
+    fast = _limits(max_velocity=arm.velocity_limits * 3)  # never above the arm's own
+    np.testing.assert_allclose(JointCommandPath(arm, DT, fast).controller.velocity_limits,
+                               arm.velocity_limits)
+
+
 def test_a_nan_action_is_a_controlled_stop_with_an_error():
     path = JointCommandPath(get_arm("panda"), DT, _limits())
     q = _home()

@@ -84,8 +84,12 @@ class JointCommandPath:
                              f"{arm.n_joints}")
         self.arm = arm
         self.control_period = float(control_period)
+        # The IK plans within the velocities the filter enforces (a preset may halve the arm's
+        # published ones), so a feasible action's target passes the filter unchanged.
         self.controller = DiffIKController(arm=arm, control_period=control_period,
-                                           action_limits=action_limits)
+                                           action_limits=action_limits,
+                                           velocity_limits=np.minimum(arm.velocity_limits,
+                                                                      limits.max_velocity))
         self.filter = SafetyFilter(limits, control_period, arm.tcp_position_fn())
         self._q_sent: np.ndarray | None = None
 
