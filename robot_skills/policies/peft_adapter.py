@@ -73,13 +73,37 @@ def lora_config(model: nn.Module, rank: int = DEFAULT_RANK, alpha: float | None 
                       base_model_name_or_path=base_ref(base_sha256) if base_sha256 else None)
 
 
-def attach(model: nn.Module, config: Any) -> Any:
+def attach(model: nn.Module, config: Any, init_order: Sequence[str] | None = None) -> Any:
     """Wrap ``model`` in a :class:`peft.PeftModel` (in place: its target Linear layers become PEFT
     LoRA layers; only the LoRA tensors require grad). ``model`` itself keeps its methods
-    (``compute_loss``), so it trains through the project's ``fit`` loop unchanged."""
+    (``compute_loss``), so it trains through the project's ``fit`` loop unchanged.
+
+    The adapter starts as PEFT's default LoRA init (``A`` Kaiming-uniform with ``a = sqrt(5)``,
+    ``B = 0``), drawn from the global torch generator one layer after another in ``init_order``
+    (default: :func:`robot_skills.policies.lora.resolve_targets` order), and the generator is
+    left exactly as those draws leave it -- PEFT's own module construction draws and discards
+    extra numbers. So a seeded run starts from, and trains through, the same random stream
+    whichever LoRA implementation is used (:func:`robot_skills.policies.lora.inject_lora` draws
+    the same way).
+    """
+    import math
+
     from peft import get_peft_model
 
-    return get_peft_model(model, config)
+    order = list(init_order) if init_order is not None else \
+        resolve_targets(model, sorted(config.target_modules))  # model order, before wrapping
+    cpu_state = torch.random.get_rng_state()
+    cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    peft_model = get_peft_model(model, config)
+    torch.random.set_rng_state(cpu_state)
+    if cuda_state is not None:
+        torch.cuda.set_rng_state_all(cuda_state)
+    for name in order:
+        layer = model.get_submodule(name)
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(layer.lora_A["default"].weight, a=math.sqrt(5))
+            layer.lora_B["default"].weight.zero_()
+    return peft_model
 
 
 def adapter_state(peft_model: Any) -> dict[str, torch.Tensor]:
