@@ -359,16 +359,30 @@ class _Announcing:
 # loading
 
 
-def load_library(path: str | Path) -> tuple[Any, dict[str, str]]:
+def load_library(path: str | Path, min_tier: str = "sim") -> tuple[Any, dict[str, str]]:
     """A skill library's verified :class:`SkillSet` and each skill's trust tier.
+
+    Each skill is loaded at the newest non-retired version whose tier reaches ``min_tier``
+    (:meth:`SkillLibrary.resolve`); a skill with no such version is loaded at its newest version,
+    so the runner's trust-tier gate rejects tasks that need it (naming skill and tiers) instead of
+    the whole library failing to load.
 
     Raises:
         FileNotFoundError / ValueError: see :meth:`SkillLibrary.skill_set` (nothing loads when
             any skill is refused).
     """
-    from robot_skills.skills.library import SkillLibrary
+    from robot_skills.skills.library import SkillLibrary, TrustTierError
 
-    lib = SkillLibrary(path)
+    probe = SkillLibrary(path)
+    pins = {}
+    for n in probe.list():
+        try:
+            pins[n] = probe.resolve(n, min_tier or "sim").version
+        except TrustTierError:
+            continue
+        except (KeyError, ValueError):
+            continue  # reported, naming the skill, by skill_set() below
+    lib = SkillLibrary(path, pins=pins)
     skills = lib.skill_set()
     return skills, {n: str(lib.manifest(n)["trust_tier"]) for n in skills.specs}
 
@@ -535,7 +549,8 @@ def make_node(context: Any = None) -> Any:
             if not p["skill_library"]:
                 raise ValueError("the executor node needs the 'skill_library' parameter")
             self.config = load_bridge_config(p["preset"] or None, **bridge_overrides(p))
-            self.skills, self.tiers = load_library(p["skill_library"])
+            self.skills, self.tiers = load_library(p["skill_library"],
+                                                   self.config.min_trust_tier or "sim")
             self.task = load_bddl(p["task"]) if p["task"] else None
             self.pose_model = self._load_pose_model(p, PoseWorldModel, load_yaml_file,
                                                     load_yaml_text, String)

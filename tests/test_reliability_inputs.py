@@ -191,13 +191,13 @@ def test_case1_incomplete_skill_dir_is_an_error_naming_it(tmp_path):
     assert "missing" in report["pick"] and "skill.yaml" in report["pick"]
     assert report["place_on"] == "ok"
 
-    (root / "place_on" / "adapter.safetensors").unlink()
+    (root / "place_on" / "adapter_model.safetensors").unlink()
     (root / "placeholder").mkdir()  # an empty directory is not a skill either
     report = SkillLibrary(root).verify_all()
-    assert "adapter.safetensors" in report["place_on"]
+    assert "adapter_model.safetensors" in report["place_on"]
     assert "skill.yaml" in report["placeholder"]
     with pytest.raises(ValueError, match=r"3 skill\(s\) refused: pick: .*place_on: .*"
-                                         r"adapter\.safetensors.*placeholder: .*skill\.yaml"):
+                                         r"adapter_model\.safetensors.*placeholder: .*skill\.yaml"):
         SkillLibrary(root).skill_set()
 
 
@@ -275,16 +275,18 @@ def test_case5_nan_adapter_refused_at_load_naming_the_file(tmp_path):
     root = _library(tmp_path / "lib")
     loaded = load_skill(root / "place_on", load_base(root)[0])
     state = {k: v.clone() for k, v in loaded.adapter_state.items()}
-    state["head.lora_B"][:] = float("nan")
+    state["base_model.model.head.lora_B.weight"][:] = float("nan")
     # a correctly hashed adapter full of NaN: the contract's hashes match, the numbers do not
     save_skill(root / "place_on", spec=SKILL_SPECS["place_on"], adapter_state=state,
                stats=_stats(), adapter=loaded.manifest["adapter"], base=load_base(root)[0],
                skill_id=1)
     report = SkillLibrary(root).verify_all()
-    assert "adapter.safetensors: tensor 'head.lora_B' holds" in report["place_on"]
+    assert ("adapter_model.safetensors: tensor 'base_model.model.head.lora_B.weight' holds"
+            in report["place_on"])
     assert "non-finite" in report["place_on"] and report["pick"] == "ok"
-    with pytest.raises(ValueError, match=r"place_on: SkillFormatError: .*adapter\.safetensors: "
-                                         r"tensor 'head\.lora_B' holds 56 non-finite"):
+    with pytest.raises(ValueError, match=r"place_on: SkillFormatError: .*adapter_model\.safetensors: "
+                                         r"tensor 'base_model\.model\.head\.lora_B\.weight' "
+                                         r"holds 56 non-finite"):
         SkillLibrary(root).skill_set()
 
 
@@ -434,17 +436,18 @@ def test_case6_symlink_to_3gb_file_refused_before_reading(tmp_path):
     with open(big, "wb") as f:
         f.truncate(3 << 30)  # sparse: no disk, but reading it would allocate 3 GB
     root = _library(tmp_path / "lib")
-    a = root / "pick" / "adapter.safetensors"
+    a = root / "pick" / "adapter_model.safetensors"
     a.unlink()
     a.symlink_to(big)
     tracemalloc.start()
     try:
-        with _fast(), pytest.raises(SkillIntegrityError, match=r"adapter\.safetensors: 3221225472 "
-                                                               r"bytes, but .* records \d+ bytes"):
+        with _fast(), pytest.raises(SkillIntegrityError,
+                                    match=r"adapter_model\.safetensors: 3221225472 "
+                                          r"bytes, but .* records \d+ bytes"):
             SkillLibrary(root).get("pick")
         # an older contract (no recorded sizes) is still refused before reading: the size cap
         _rewrite_manifest(root / "pick", lambda m: m.pop("file_sizes"))
-        with _fast(), pytest.raises(SkillFormatError, match=r"adapter\.safetensors is 3221225472 "
+        with _fast(), pytest.raises(SkillFormatError, match=r"adapter_model\.safetensors is 3221225472 "
                                                             r"bytes, over the limit"):
             SkillLibrary(root).get("pick")
         for name in ("skill.yaml", "stats.json"):
@@ -504,7 +507,8 @@ def test_case6_contracts_record_sizes_and_old_contracts_still_load(tmp_path):
     root = _library(tmp_path / "lib")
     m = read_manifest(root / "pick")
     assert m["file_sizes"] == {f: (root / "pick" / f).stat().st_size
-                               for f in ("adapter.safetensors", "stats.json")}
+                               for f in ("adapter_config.json",
+                                         "adapter_model.safetensors", "stats.json")}
     assert yaml.safe_load((root / "base" / "base.yaml").read_text())["size"] == \
         (root / "base" / "base.safetensors").stat().st_size
     ref = SkillLibrary(root).get("pick")

@@ -114,12 +114,12 @@ def _flip_byte(path, offset=-5):
 
 def test_tampered_adapter_refused(library):
     root, *_ = library
-    _flip_byte(root / "place_on" / "adapter.safetensors")
-    with pytest.raises(SkillIntegrityError, match=r"adapter\.safetensors: sha256 [0-9a-f]{64} "
+    _flip_byte(root / "place_on" / "adapter_model.safetensors")
+    with pytest.raises(SkillIntegrityError, match=r"adapter_model\.safetensors: sha256 [0-9a-f]{64} "
                                                   r"does not match [0-9a-f]{64}"):
         SkillLibrary(root).get("place_on")
     report = SkillLibrary(root).verify_all()
-    assert "adapter.safetensors" in report["place_on"] and report["task_a"] == "ok"
+    assert "adapter_model.safetensors" in report["place_on"] and report["task_a"] == "ok"
 
 
 def test_tampered_stats_refused(library):

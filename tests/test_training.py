@@ -28,6 +28,7 @@ from robot_skills.training.trainer import (
     train_base,
     train_lora_adapter,
     train_skill_library,
+    train_skill_version,
     train_task_policy,
 )
 
@@ -91,9 +92,12 @@ def test_lora_adapter_trains_with_base_frozen(demos, trained, tmp_path):
     for k, v in model.state_dict().items():  # the base itself is untouched
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     assert layers == ["blocks.0.fc", "blocks.1.fc", "head"]
-    assert all(v.shape[0] == 4 for k, v in state.items() if k.endswith("lora_A"))
-    assert all(v.shape[1] == 4 for k, v in state.items() if k.endswith("lora_B"))
-    assert any(v.abs().max() > 0 for k, v in state.items() if k.endswith("lora_B"))
+    # PEFT's key layout: base_model.model.<layer>.lora_{A,B}.weight
+    assert sorted(state) == sorted(f"base_model.model.{n}.lora_{ab}.weight"
+                                   for n in layers for ab in "AB")
+    assert all(v.shape[0] == 4 for k, v in state.items() if k.endswith("lora_A.weight"))
+    assert all(v.shape[1] == 4 for k, v in state.items() if k.endswith("lora_B.weight"))
+    assert any(v.abs().max() > 0 for k, v in state.items() if k.endswith("lora_B.weight"))
     assert np.isfinite(res.final_loss) and res.step == 60
 
 
@@ -136,8 +140,8 @@ def test_train_skill_library_end_to_end(demos, tmp_path):
     assert lib.list() == ["pick", "place_on"]
     assert set(lib.verify_all().values()) == {"ok"}
     m = lib.manifest("place_on")
-    assert m["adapter"] == {"kind": "lora", "rank": 2, "alpha": 16.0,
-                            "target_layers": ["inp", "blocks.0.fc", "blocks.1.fc", "head"]}
+    assert m["adapter"] == {"kind": "lora", "format": "peft", "rank": 2, "alpha": 16.0,
+                            "target_layers": ["blocks.0.fc", "blocks.1.fc", "head", "inp"]}
     assert len(m["provenance"]["dataset_sha256"]) == 64
     assert m["provenance"]["config"]["steps"] == 40
     assert m["base_policy"]["skill_id"] == 1
@@ -151,7 +155,11 @@ def test_train_skill_library_end_to_end(demos, tmp_path):
     skill.reset(demo.segments[0].args, None)
     a = skill.act(demo.observation(0))
     assert np.all(np.isfinite(a.to_array()))
-    assert not any(isinstance(x, LoRALinear) for x in skill.model.modules())  # merged
+    # merged: plain Linear layers only, no LoRA wrapper (PEFT's or the older own one)
+    assert not any(isinstance(x, LoRALinear) or type(x).__module__.startswith("peft")
+                   for x in skill.model.modules())
+    assert (out / "pick" / "adapter_config.json").is_file()
+    assert (out / "pick" / "adapter_model.safetensors").is_file()
     # re-running resumes from the finished checkpoints instead of retraining
     train_skill_library([demos[0]], tmp_path / "lib", cfg)
     base_metrics = SkillLibrary(out).base()[0].provenance["metrics"]
@@ -339,3 +347,26 @@ def test_fit_under_ddp_all_reduces_gradients_through_the_wrapper(tmp_path):
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     torch.testing.assert_close(r0["synced"], r1["synced"], rtol=0, atol=1e-7)
     assert not torch.allclose(r0["unsynced"], r1["unsynced"], atol=1e-4)
+
+
+def test_train_skill_version_adds_a_version_beside_the_others(demos, tmp_path):
+    from robot_skills.skills.skill_dir import read_manifest
+
+    cfg = TrainConfig(**{**SMALL, "hidden": 32}, steps=20, lora_steps=10, lora_rank=2)
+    out = train_skill_library([demos[0]], tmp_path / "lib", cfg)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()
+              and ".work" not in p.parts}
+    d = train_skill_version([demos[0]], out, "pick", "1.1.0", cfg)
+    assert d == out / "pick@1.1.0"
+    lib = SkillLibrary(out)
+    assert [v.version for v in lib.versions("pick")] == ["1.0.0", "1.1.0"]
+    assert lib.resolve("pick").version == "1.1.0" and set(lib.verify_all().values()) == {"ok"}
+    m = read_manifest(d)
+    assert m["trust_tier"] == "sim" and m["provenance"]["parent_version"] == "1.0.0"
+    assert m["base_policy"]["sha256"] == lib.base()[0].sha256
+    # nothing else changed: base, other skills, the older version
+    assert all(p.read_bytes() == b for p, b in before.items())
+    with pytest.raises(ValueError, match=r"pick@1\.0\.5 is not newer than the newest version "
+                                         r"1\.1\.0"):
+        train_skill_version([demos[0]], out, "pick", "1.0.5", cfg)
+    assert not (out / "pick@1.0.5").exists()

@@ -1,21 +1,29 @@
 """The on-disk skill format: a directory with a contract, weights and normalisation statistics.
 
-A skill directory (``<library>/<name>/``) holds:
+A skill directory (``<library>/<name>/`` or, for further versions, ``<library>/<name>@<version>/``)
+holds:
 
-* ``skill.yaml`` — the contract (:data:`SKILL_FORMAT`): ``name``, ``version``, ``description``,
-  typed ``parameters`` (``[{name, type}]``), ``preconditions``, ``effects: {add, del}``,
-  ``termination``, ``time_limit_s``, ``needs_open_gripper_at_end`` (all from
-  :data:`robot_skills.domain.verbs.SKILL_SPECS` or the caller's own :class:`SkillSpec`);
-  ``base_policy`` (``{sha256, arch, skills, skill_id}`` of the shared base network, or null for a
-  ``full`` adapter); ``adapter`` (``{kind: lora|full, rank, alpha, target_layers}``, plus ``arch``
-  for ``full``); ``provenance`` (``{dataset_sha256, config, code_version, metrics, created}``);
-  ``evaluation`` (sim evaluation record, may be filled later); ``trust_tier`` (``sim`` ->
-  ``supervised`` -> ``autonomous``); ``files`` (``{adapter.safetensors: sha256, stats.json: sha256}``);
-  ``file_sizes`` (the same files' sizes in bytes; absent in contracts written before it existed);
-  and ``contract_sha256``, the sha256 of the canonical JSON of every other key (detects edits of
-  the contract itself; it is an integrity check, not a signature).
-* ``adapter.safetensors`` — LoRA tensors (``<layer>.lora_A/B``) or, for ``full``, a whole
-  :class:`~robot_skills.policies.bc.GoalConditionedBC` state dict.
+* ``skill.yaml`` — the contract (:data:`SKILL_FORMAT`): ``name``, ``version`` (semantic,
+  ``MAJOR.MINOR.PATCH``), ``description``, typed ``parameters`` (``[{name, type}]``),
+  ``preconditions``, ``effects: {add, del}``, ``termination``, ``time_limit_s``,
+  ``needs_open_gripper_at_end`` (all from :data:`robot_skills.domain.verbs.SKILL_SPECS` or the
+  caller's own :class:`SkillSpec`); ``base_policy`` (``{sha256, arch, skills, skill_id}`` of the
+  shared base network, or null for a ``full`` skill); ``adapter`` (``{kind: lora, format: peft,
+  rank, alpha, target_layers}`` or ``{kind: full, arch}``); ``provenance`` (``{dataset_sha256,
+  config, code_version, metrics, created}``); ``evaluation`` (sim evaluation record; the admission
+  gate's verdict under ``gate``); ``trust_tier`` (``sim`` -> ``supervised`` -> ``autonomous``);
+  ``retired`` (null, or ``{at, reason}``); ``history`` (promotions / retirements);
+  ``files`` (every other file of the directory: its sha256); ``file_sizes`` (the same files'
+  sizes in bytes; absent in contracts written before it existed); and ``contract_sha256``, the
+  sha256 of the canonical JSON of every other key (detects edits of the contract itself; it is an
+  integrity check, not a signature).
+* a ``lora`` skill: PEFT's ``adapter_config.json`` + ``adapter_model.safetensors``
+  (:mod:`robot_skills.policies.peft_adapter`; ``PeftModel.from_pretrained`` reads the directory
+  as it is), the config's ``base_model_name_or_path`` naming the base's ``sha256:<hex>``;
+  a ``full`` skill (a whole small policy): ``policy.safetensors``, a
+  :class:`~robot_skills.policies.bc.GoalConditionedBC` state dict. Skills of the older format
+  (:data:`LEGACY_SKILL_FORMAT`: ``adapter.safetensors`` holding the project's own LoRA tensors or
+  a whole policy) still load.
 * ``stats.json`` — :class:`~robot_skills.data.dataset.NormStats`.
 
 The shared base lives once per library: ``<library>/base/base.safetensors`` + ``base.yaml``
@@ -59,6 +67,19 @@ from robot_skills.policies.bc import BCConfig, GoalConditionedBC
 from robot_skills.policies.learned_skill import LearnedSkill
 from robot_skills.policies.lora import adapter_rank, inject_lora, load_lora_state_dict, merge_lora
 from robot_skills.policies.normalization import MAX_STATS_BYTES, NormStats
+from robot_skills.policies.peft_adapter import (
+    ADAPTER_CONFIG_FILE,
+    ADAPTER_WEIGHTS_FILE,
+    AdapterError,
+    apply_adapter,
+    base_ref,
+    config_bytes,
+    config_dict,
+    layers_of,
+    parse_config,
+    to_peft_keys,
+    weights_bytes,
+)
 from robot_skills.utils.atomic import atomic_dir, atomic_write_text
 from robot_skills.utils.files import (
     InputFileError,
@@ -70,13 +91,51 @@ from robot_skills.utils.files import (
 )
 from robot_skills.utils.version import code_version
 
-SKILL_FORMAT = "robot_skills.skill/1"
+SKILL_FORMAT = "robot_skills.skill/2"
+LEGACY_SKILL_FORMAT = "robot_skills.skill/1"
+"""Contracts of this format (own LoRA tensors in ``adapter.safetensors``) are still read."""
 BASE_FORMAT = "robot_skills.base/1"
 TRUST_TIERS = ("sim", "supervised", "autonomous")
 ADAPTER_KINDS = ("lora", "full")
 SKILL_YAML = "skill.yaml"
 ADAPTER_FILE = "adapter.safetensors"
+"""Weights file of a :data:`LEGACY_SKILL_FORMAT` skill (LoRA tensors or a whole policy)."""
+PEFT_CONFIG = ADAPTER_CONFIG_FILE
+PEFT_WEIGHTS = ADAPTER_WEIGHTS_FILE
+POLICY_FILE = "policy.safetensors"
+"""Weights of a ``full`` skill (a whole small policy) in :data:`SKILL_FORMAT`."""
 STATS_FILE = "stats.json"
+_SEMVER_RE = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+
+
+def skill_files(fmt: str, kind: str) -> tuple[str, ...]:
+    """The files (besides ``skill.yaml``) a skill of contract format ``fmt`` and adapter ``kind``
+    holds: PEFT's pair + stats for ``lora``, ``policy.safetensors`` + stats for ``full``;
+    ``adapter.safetensors`` + stats for :data:`LEGACY_SKILL_FORMAT`."""
+    if fmt == LEGACY_SKILL_FORMAT:
+        return (ADAPTER_FILE, STATS_FILE)
+    if kind == "lora":
+        return (PEFT_CONFIG, PEFT_WEIGHTS, STATS_FILE)
+    return (POLICY_FILE, STATS_FILE)
+
+
+def weights_file(manifest: Mapping[str, Any]) -> str:
+    """The weights file of a parsed contract (see :func:`skill_files`)."""
+    return skill_files(str(manifest.get("format")), manifest["adapter"]["kind"])[-2]
+
+
+def parse_version(v: Any, where: str = "version") -> tuple[int, int, int]:
+    """``"MAJOR.MINOR.PATCH"`` (Semantic Versioning 2.0.0, no pre-release/build parts) ->
+    ``(major, minor, patch)`` for ordering.
+
+    Raises:
+        SkillFormatError: anything else (names ``where``).
+    """
+    if not isinstance(v, str) or not _SEMVER_RE.match(v):
+        raise SkillFormatError(f"{where}: version must be a semantic version 'MAJOR.MINOR.PATCH' "
+                               f"(e.g. '1.2.0'), got {v!r}")
+    a, b, c = v.split(".")
+    return int(a), int(b), int(c)
 BASE_DIR = "base"
 BASE_WEIGHTS = "base.safetensors"
 BASE_YAML = "base.yaml"
@@ -427,12 +486,16 @@ def save_skill(skill_dir: str | os.PathLike, *, spec: SkillSpec,
     Args:
         skill_dir: destination, conventionally ``<library>/<spec.name>``.
         spec: the contract's symbolic part.
-        adapter_state: LoRA tensors, or a whole policy's state dict for ``kind: full``.
+        adapter_state: LoRA tensors (PEFT's ``base_model.model.<layer>.lora_A.weight`` keys, or
+            the older ``<layer>.lora_A`` / ``.lora_B``, converted), or a whole policy's state
+            dict for ``kind: full``.
         stats: normalisation statistics.
-        adapter: ``{kind: "lora", rank, alpha, target_layers}`` or ``{kind: "full", arch: {...}}``.
+        adapter: ``{kind: "lora", rank, alpha, target_layers[, dropout]}`` (written as PEFT's
+            ``adapter_config.json``; ``alpha`` defaults to ``2 * rank``, ``target_layers`` to the
+            layers the tensors adapt) or ``{kind: "full", arch: {...}}``.
         base: the base network a LoRA adapts (required for ``lora``, ignored for ``full``).
         skill_id: this skill's row in the base's skill embedding (0 for ``full``).
-        version: the skill's semantic version.
+        version: the skill's semantic version (``MAJOR.MINOR.PATCH``).
         provenance: ``{dataset_sha256, config, metrics, ...}``; ``code_version`` and ``created``
             are filled in when absent.
         evaluation: sim evaluation record (may be empty and filled later).
@@ -443,14 +506,18 @@ def save_skill(skill_dir: str | os.PathLike, *, spec: SkillSpec,
         The skill directory.
 
     Raises:
-        ValueError: unknown trust tier / adapter kind, missing base for ``lora``, bad skill_id.
+        ValueError: unknown trust tier / adapter kind, missing base for ``lora``, bad skill_id,
+            adapter tensors that disagree with ``target_layers`` / ``rank``.
+        SkillFormatError: a version that is not ``MAJOR.MINOR.PATCH``.
     """
     if trust_tier not in TRUST_TIERS:
         raise ValueError(f"unknown trust tier {trust_tier!r}; expected one of {TRUST_TIERS}")
+    parse_version(str(version), f"{skill_dir}")
     adapter = _plain(dict(adapter))
     kind = adapter.get("kind")
     if kind not in ADAPTER_KINDS:
         raise ValueError(f"adapter kind must be one of {ADAPTER_KINDS}, got {kind!r}")
+    files: dict[str, bytes] = {}
     if kind == "lora":
         if base is None:
             raise ValueError("a LoRA skill needs the base policy it adapts")
@@ -458,16 +525,33 @@ def save_skill(skill_dir: str | os.PathLike, *, spec: SkillSpec,
             raise ValueError(f"skill_id {skill_id} outside the base's {base.arch.num_skills} skills")
         base_rec: dict[str, Any] | None = {"sha256": base.sha256, "arch": base.arch.to_dict(),
                                            "skills": list(base.skills), "skill_id": int(skill_id)}
+        state = to_peft_keys(adapter_state)
+        layers = layers_of(state)
+        targets = adapter.get("target_layers") or layers
+        if sorted(targets) != layers:
+            raise ValueError(f"adapter target_layers {sorted(targets)} differ from the layers its "
+                             f"tensors adapt {layers}")
+        ranks = {int(v.shape[0]) for k, v in state.items() if k.endswith(".lora_A.weight")}
+        rank = int(adapter.get("rank") or (ranks.pop() if len(ranks) == 1 else 0))
+        if ranks - {rank}:
+            raise ValueError(f"adapter rank {rank} differs from its tensors' ranks {sorted(ranks)}")
+        alpha = float(adapter.get("alpha", 2 * rank))
+        adapter.update({"format": "peft", "rank": rank, "alpha": alpha,
+                        "target_layers": sorted(targets)})
+        files[PEFT_CONFIG] = config_bytes(config_dict(rank, alpha, targets, base.sha256,
+                                                      float(adapter.get("dropout", 0.0))))
+        files[PEFT_WEIGHTS] = weights_bytes(state)
     else:
         if "arch" not in adapter:
             raise ValueError("a full adapter records its arch")
         BCConfig.from_dict(adapter["arch"])
         base_rec = None
-    adapter_bytes = st_save({k: v.detach().cpu().contiguous() for k, v in adapter_state.items()},
-                            # one key: safetensors writes several in no fixed order, and the
-                            # file's sha256 must not change between identical saves
-                            metadata={"format": f"{SKILL_FORMAT};kind={kind}"})
-    stats_bytes = (json.dumps(stats.to_dict(), indent=2, sort_keys=True) + "\n").encode()
+        files[POLICY_FILE] = st_save({k: v.detach().cpu().contiguous()
+                                      for k, v in adapter_state.items()},
+                                     # one key: safetensors writes several in no fixed order, and
+                                     # the file's sha256 must not change between identical saves
+                                     metadata={"format": f"{SKILL_FORMAT};kind={kind}"})
+    files[STATS_FILE] = (json.dumps(stats.to_dict(), indent=2, sort_keys=True) + "\n").encode()
     prov = _plain(dict(provenance or {}))
     prov.setdefault("code_version", code_version())
     prov.setdefault("created", _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
@@ -475,14 +559,15 @@ def save_skill(skill_dir: str | os.PathLike, *, spec: SkillSpec,
     manifest.update(spec_to_contract(spec))
     manifest.update({
         "base_policy": base_rec, "adapter": adapter, "provenance": prov,
-        "evaluation": _plain(dict(evaluation or {})), "trust_tier": trust_tier,
-        "files": {ADAPTER_FILE: sha256_bytes(adapter_bytes), STATS_FILE: sha256_bytes(stats_bytes)},
-        "file_sizes": {ADAPTER_FILE: len(adapter_bytes), STATS_FILE: len(stats_bytes)},
+        "evaluation": _plain(dict(evaluation or {})), "trust_tier": trust_tier, "retired": None,
+        "history": [],
+        "files": {k: sha256_bytes(v) for k, v in files.items()},
+        "file_sizes": {k: len(v) for k, v in files.items()},
     })
     manifest["contract_sha256"] = _contract_hash(manifest)
     with atomic_dir(skill_dir, overwrite=overwrite) as tmp:
-        (tmp / ADAPTER_FILE).write_bytes(adapter_bytes)
-        (tmp / STATS_FILE).write_bytes(stats_bytes)
+        for k, v in files.items():
+            (tmp / k).write_bytes(v)
         (tmp / SKILL_YAML).write_text(_dump_yaml(manifest))
     return Path(skill_dir)
 
@@ -496,8 +581,9 @@ def read_manifest(skill_dir: str | os.PathLike) -> dict[str, Any]:
     """
     path = Path(skill_dir) / SKILL_YAML
     m = _read_yaml(path)
-    if m.get("format") != SKILL_FORMAT:
-        raise SkillFormatError(f"{path}: format {m.get('format')!r}, expected {SKILL_FORMAT!r}")
+    if m.get("format") not in (SKILL_FORMAT, LEGACY_SKILL_FORMAT):
+        raise SkillFormatError(f"{path}: format {m.get('format')!r}, expected {SKILL_FORMAT!r} "
+                               f"(or the older {LEGACY_SKILL_FORMAT!r})")
     for k in ("name", "version", "adapter", "files", "trust_tier", "contract_sha256"):
         if k not in m:
             raise SkillFormatError(f"{path}: missing required key {k!r}")
@@ -517,8 +603,9 @@ def read_manifest(skill_dir: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(ad, dict) or ad.get("kind") not in ADAPTER_KINDS:
         raise SkillFormatError(f"{path}: adapter.kind must be one of {ADAPTER_KINDS}, got {ad!r}")
     files = m["files"]
-    if not isinstance(files, dict) or set(files) != {ADAPTER_FILE, STATS_FILE}:
-        raise SkillFormatError(f"{path}: files must list exactly {ADAPTER_FILE} and {STATS_FILE}, "
+    want_files = set(skill_files(m["format"], ad["kind"]))
+    if not isinstance(files, dict) or set(files) != want_files:
+        raise SkillFormatError(f"{path}: files must list exactly {sorted(want_files)}, "
                                f"got {files!r}")
     for k, v in files.items():
         if not isinstance(v, str) or not _SHA256_RE.match(v):
@@ -527,27 +614,44 @@ def read_manifest(skill_dir: str | os.PathLike) -> dict[str, Any]:
     sizes = m.get("file_sizes")
     if sizes is not None:
         if not isinstance(sizes, dict) or set(sizes) != set(files):
-            raise SkillFormatError(f"{path}: file_sizes must list exactly {ADAPTER_FILE} and "
-                                   f"{STATS_FILE}, got {sizes!r}")
+            raise SkillFormatError(f"{path}: file_sizes must list exactly {sorted(want_files)}, "
+                                   f"got {sizes!r}")
         for k, v in sizes.items():
             _size_field(v, f"{path}: file_sizes[{k!r}]")
     if not isinstance(m["name"], str):
         raise SkillFormatError(f"{path}: name must be a string, got {m['name']!r}")
     if ad["kind"] == "lora" and not isinstance(m.get("base_policy"), dict):
         raise SkillFormatError(f"{path}: a LoRA skill must name its base_policy")
+    parse_version(m["version"], str(path))
+    if m.get("retired") is not None and not isinstance(m["retired"], dict):
+        raise SkillFormatError(f"{path}: retired must be null or a mapping {{at, reason}}, "
+                               f"got {m['retired']!r}")
+    if not isinstance(m.get("history", []), list):
+        raise SkillFormatError(f"{path}: history must be a list, got {m['history']!r}")
+    if not isinstance(m.get("evaluation") or {}, dict):
+        raise SkillFormatError(f"{path}: evaluation must be a mapping, got {m['evaluation']!r}")
     contract_to_spec(m, str(path))
     return m
 
 
-def update_manifest(skill_dir: str | os.PathLike, *, evaluation: Mapping[str, Any] | None = None,
-                    trust_tier: str | None = None, version: str | None = None) -> dict[str, Any]:
-    """Rewrite ``skill.yaml`` atomically with a new evaluation record / trust tier / version.
+def dump_contract(manifest: Mapping[str, Any]) -> str:
+    """A parsed contract as YAML text (as ``skill.yaml`` writes it)."""
+    return _dump_yaml(manifest)
 
-    The existing contract is verified first; ``contract_sha256`` is recomputed.
+
+def update_manifest(skill_dir: str | os.PathLike, *, evaluation: Mapping[str, Any] | None = None,
+                    trust_tier: str | None = None, version: str | None = None,
+                    retired: Mapping[str, Any] | None = None,
+                    history: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Rewrite ``skill.yaml`` atomically with a new evaluation record / trust tier / version /
+    retirement record, optionally appending one ``history`` entry (e.g. a promotion).
+
+    The existing contract is verified first and every argument validated before anything is
+    written; ``contract_sha256`` is recomputed. A failed call leaves the file untouched.
 
     Raises:
         ValueError: unknown trust tier. SkillFormatError / SkillIntegrityError: as
-            :func:`read_manifest`.
+            :func:`read_manifest`, or a version that is not ``MAJOR.MINOR.PATCH``.
     """
     m = read_manifest(skill_dir)
     if trust_tier is not None:
@@ -557,7 +661,12 @@ def update_manifest(skill_dir: str | os.PathLike, *, evaluation: Mapping[str, An
     if evaluation is not None:
         m["evaluation"] = _plain(dict(evaluation))
     if version is not None:
+        parse_version(str(version), str(skill_dir))
         m["version"] = str(version)
+    if retired is not None:
+        m["retired"] = _plain(dict(retired))
+    if history is not None:
+        m["history"] = [*list(m.get("history") or []), _plain(dict(history))]
     m["contract_sha256"] = _contract_hash(m)
     atomic_write_text(Path(skill_dir) / SKILL_YAML, _dump_yaml(m))
     return m
@@ -580,6 +689,13 @@ class LoadedSkill:
     spec: SkillSpec
     adapter_state: dict[str, torch.Tensor]
     stats: NormStats
+    adapter_config: dict[str, Any] | None = None
+    """Parsed ``adapter_config.json`` (PEFT) of a ``lora`` skill; None for ``full`` / legacy."""
+
+    @property
+    def version(self) -> str:
+        """The contract's semantic version."""
+        return str(self.manifest["version"])
 
     @property
     def kind(self) -> str:
@@ -606,10 +722,25 @@ def load_skill(skill_dir: str | os.PathLike, base: BasePolicy | None = None) -> 
     m = read_manifest(skill_dir)
     what = str(skill_dir / SKILL_YAML)
     sizes = m.get("file_sizes") or {}
-    adapter_bytes = _read_verified(skill_dir / ADAPTER_FILE, m["files"][ADAPTER_FILE], what,
-                                   sizes.get(ADAPTER_FILE), MAX_WEIGHTS_BYTES)
+    wf = weights_file(m)
+    adapter_bytes = _read_verified(skill_dir / wf, m["files"][wf], what,
+                                   sizes.get(wf), MAX_WEIGHTS_BYTES)
     stats_bytes = _read_verified(skill_dir / STATS_FILE, m["files"][STATS_FILE], what,
                                  sizes.get(STATS_FILE), MAX_STATS_FILE_BYTES)
+    peft_cfg = None
+    if PEFT_CONFIG in m["files"]:
+        cfg_bytes = _read_verified(skill_dir / PEFT_CONFIG, m["files"][PEFT_CONFIG], what,
+                                   sizes.get(PEFT_CONFIG), MAX_CONTRACT_BYTES)
+        try:
+            peft_cfg = parse_config(cfg_bytes, str(skill_dir / PEFT_CONFIG))
+        except AdapterError as e:
+            raise SkillFormatError(str(e)) from None
+        want_ref = base_ref(str(m["base_policy"].get("sha256")))
+        if peft_cfg.get("base_model_name_or_path") != want_ref:
+            raise SkillIntegrityError(
+                f"{skill_dir / PEFT_CONFIG}: base_model_name_or_path "
+                f"{peft_cfg.get('base_model_name_or_path')!r} differs from the contract's base "
+                f"{want_ref!r}; refusing to load")
     if m["adapter"]["kind"] == "lora":
         if base is None:
             raise SkillFormatError(f"{skill_dir}: a LoRA skill needs the library's base policy")
@@ -619,12 +750,12 @@ def load_skill(skill_dir: str | os.PathLike, base: BasePolicy | None = None) -> 
                 f"{skill_dir}: adapts base policy {want} but the library's base "
                 f"({base.path / BASE_WEIGHTS if base.path else 'base'}) is {base.sha256}; "
                 "refusing to load an adapter onto a different base")
-    state = _load_weights(adapter_bytes, skill_dir / ADAPTER_FILE)
+    state = _load_weights(adapter_bytes, skill_dir / wf)
     try:
         stats = NormStats.from_json(stats_bytes, str(skill_dir / STATS_FILE))
     except ValueError as e:
         raise SkillFormatError(str(e)) from None
-    return LoadedSkill(skill_dir, m, contract_to_spec(m, what), state, stats)
+    return LoadedSkill(skill_dir, m, contract_to_spec(m, what), state, stats, peft_cfg)
 
 
 def build_model(loaded: LoadedSkill, base_state: Mapping[str, torch.Tensor] | None = None,
@@ -647,7 +778,7 @@ def build_model(loaded: LoadedSkill, base_state: Mapping[str, torch.Tensor] | No
     try:
         if loaded.kind == "full":
             arch = BCConfig.from_dict(m["adapter"]["arch"])
-            _check_fits(loaded.adapter_state, arch, str(loaded.path / ADAPTER_FILE))
+            _check_fits(loaded.adapter_state, arch, str(loaded.path / weights_file(m)))
             model = GoalConditionedBC(arch)
             model.load_state_dict(dict(loaded.adapter_state), strict=True)
             return model.eval(), 0
@@ -659,11 +790,17 @@ def build_model(loaded: LoadedSkill, base_state: Mapping[str, torch.Tensor] | No
         model = GoalConditionedBC(arch)
         model.load_state_dict(dict(base_state), strict=True)
         ad = m["adapter"]
-        rank = int(ad.get("rank", adapter_rank(loaded.adapter_state)))
-        inject_lora(model, rank, float(ad.get("alpha", rank)), ad.get("target_layers"))
-        load_lora_state_dict(model, loaded.adapter_state)
-        if merge:
-            merge_lora(model)
+        if loaded.adapter_config is not None:  # PEFT format
+            out = apply_adapter(model, loaded.adapter_config, loaded.adapter_state, merge=merge,
+                                where=str(loaded.path / PEFT_WEIGHTS))
+            if merge:
+                model = out
+        else:  # the older format: the project's own LoRALinear
+            rank = int(ad.get("rank", adapter_rank(loaded.adapter_state)))
+            inject_lora(model, rank, float(ad.get("alpha", rank)), ad.get("target_layers"))
+            load_lora_state_dict(model, loaded.adapter_state)
+            if merge:
+                merge_lora(model)
         sid = int(bp.get("skill_id", 0))
         if not 0 <= sid < arch.num_skills:
             raise SkillFormatError(f"{loaded.path}: skill_id {sid} outside the base's "

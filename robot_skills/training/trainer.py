@@ -54,8 +54,8 @@ from tqdm.auto import tqdm
 from robot_skills.data.dataset import SkillChunkDataset
 from robot_skills.domain.verbs import SKILL_SPECS, Parameter, SkillSpec
 from robot_skills.policies.bc import LOSS_KINDS, BCConfig, GoalConditionedBC
-from robot_skills.policies.lora import inject_lora, lora_state_dict
 from robot_skills.policies.normalization import NormStats
+from robot_skills.policies.peft_adapter import adapter_state, attach, lora_config
 from robot_skills.skills.skill_dir import save_base, save_skill
 from robot_skills.training.checkpoint import (
     Checkpoint,
@@ -810,16 +810,18 @@ def train_lora_adapter(base: GoalConditionedBC, ds: SkillChunkDataset, stats: No
     _seed_all(cfg.seed + 1 + sum(map(ord, name)))
     model = copy.deepcopy(base).to(ctx.device)
     model.loss_kind = cfg.loss
-    layers = inject_lora(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+    pcfg = lora_config(model, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+    peft_model = attach(model, pcfg)  # PEFT LoRA layers, in place; `model` keeps compute_loss
+    layers = sorted(pcfg.target_modules)
     model.to(ctx.device)
     train, val = _split(ds, cfg)
     res = fit(model, train.tensors(stats, ctx.device), cfg.lora_fit_config(), ctx=ctx,
               work_dir=work_dir / f"lora_{name}",
               tb_dir=(work_dir / "tb" / f"lora_{name}") if cfg.tensorboard else None,
               desc=f"lora:{name}", val_data=val.tensors(stats, ctx.device) if val else None,
-              fingerprint=_fingerprint(cfg, ds, f"lora:{name}"))
+              fingerprint=_fingerprint(cfg, ds, f"lora-peft:{name}"))
     assert all(not p.requires_grad for n, p in model.named_parameters() if "lora_" not in n)
-    return lora_state_dict(model), res, layers
+    return adapter_state(peft_model), res, layers
 
 
 def _metrics(res: FitResult) -> dict[str, Any]:
@@ -911,8 +913,9 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                 metrics = _metrics(res)
             else:  # zero-step adapter: B = 0, the skill is the base itself
                 m = copy.deepcopy(base).cpu()
-                layers = inject_lora(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
-                state, metrics = lora_state_dict(m), {"steps": 0}
+                pcfg = lora_config(m, cfg.lora_rank, cfg.lora_alpha, cfg.lora_targets)
+                state, metrics = adapter_state(attach(m, pcfg)), {"steps": 0}
+                layers = sorted(pcfg.target_modules)
             if build is not None:
                 prov = {"dataset_sha256": data_sha, "num_samples": len(sub),
                         "config": cfg.to_dict(), "code_version": version,
@@ -923,6 +926,75 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                            base=base_info, skill_id=sid, provenance=prov)
             barrier(ctx)
     return out
+
+
+def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,
+                        library_root: str | os.PathLike, name: str, version: str,
+                        cfg: TrainConfig | None = None) -> Path:
+    """Train a new version of one skill beside the existing ones: a LoRA adapter on the
+    library's (unchanged) base, written to ``<library_root>/<name>@<version>/`` at trust tier
+    ``sim``. The base, the other skills and every other version are left untouched, so
+    promotions and pins keep their meaning (:func:`train_skill_library` replaces the whole
+    library instead).
+
+    The adapter uses the normalisation of the skill's newest version (the statistics the base
+    was trained with), and the base's skill vocabulary for skill ids.
+
+    Args:
+        hdf5_paths: demonstration files with segments of ``name``.
+        library_root: an existing library.
+        name: the skill (must be in the base's vocabulary and the library).
+        version: ``MAJOR.MINOR.PATCH``, newer than every existing version of ``name``.
+        cfg: hyper-parameters (``lora_*``, ``chunk_size``, ``device``...; defaults if None).
+
+    Returns:
+        The new version's directory.
+
+    Raises:
+        KeyError: unknown skill. ValueError: a version that is not newer than the existing
+            ones, a chunk size that differs from the base's, no samples of ``name``.
+            SkillFormatError / SkillIntegrityError: the library does not verify.
+    """
+    from robot_skills.skills.library import SkillLibrary
+    from robot_skills.skills.skill_dir import contract_to_spec, parse_version
+
+    cfg = cfg or TrainConfig()
+    lib = SkillLibrary(library_root)
+    info, base_state = lib.base()
+    versions = lib.versions(name)
+    if parse_version(version, f"version of {name}") <= versions[-1].key:
+        raise ValueError(f"{name}@{version} is not newer than the newest version "
+                         f"{versions[-1].version}; versions: {[v.version for v in versions]}")
+    if name not in info.skills:
+        raise KeyError(f"skill {name!r} is not in the base's vocabulary {info.skills}")
+    if cfg.chunk_size != info.arch.chunk_size:
+        raise ValueError(f"chunk_size {cfg.chunk_size} differs from the base's "
+                         f"{info.arch.chunk_size}")
+    newest = versions[-1]
+    from robot_skills.skills.skill_dir import load_skill
+
+    parent = load_skill(newest.path, info if newest.manifest["adapter"]["kind"] == "lora"
+                        else None)
+    paths = [hdf5_paths] if isinstance(hdf5_paths, (str, os.PathLike)) else list(hdf5_paths)
+    configure_threads(cfg.num_threads)
+    ctx = init_distributed(cfg.device)
+    ds = SkillChunkDataset.from_hdf5(paths, [name], cfg.chunk_size, skill_vocab=info.skills)
+    base = GoalConditionedBC(info.arch)
+    base.load_state_dict(base_state)
+    base = base.to(ctx.device)
+    work = library_work_dir(library_root) / f"version_{name}@{version}"
+    state, res, layers = train_lora_adapter(base, ds.for_skill(name), parent.stats, cfg, work,
+                                            ctx, f"{name}@{version}")
+    prov = {"dataset_sha256": dataset_sha256(paths), "dataset_files": [str(p) for p in paths],
+            "num_samples": len(ds), "config": cfg.to_dict(), "code_version": code_version(),
+            "metrics": {"lora": _metrics(res)}, "parent_version": newest.version}
+    return save_skill(Path(library_root) / f"{name}@{version}",
+                      spec=contract_to_spec(newest.manifest, str(newest.path)),
+                      adapter_state=state, stats=parent.stats,
+                      adapter={"kind": "lora", "rank": cfg.lora_rank, "alpha": cfg.lora_alpha,
+                               "target_layers": layers},
+                      base=info, skill_id=info.skills.index(name), version=version,
+                      provenance=prov, trust_tier="sim", overwrite=False)
 
 
 def train_task_policy(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,

@@ -1,0 +1,170 @@
+"""PSEC (context-aware parameter-space composition): the layer maths against PEFT's merges, and
+that training only the weight network learns which skill the demonstrations show."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from robot_skills.domain.verbs import SKILL_SPECS
+from robot_skills.policies.bc import BCConfig, GoalConditionedBC
+from robot_skills.policies.features import FEATURE_DIM
+from robot_skills.policies.normalization import NormStats
+from robot_skills.policies.peft_adapter import (
+    adapter_state,
+    apply_adapter,
+    attach,
+    config_dict,
+    lora_config,
+)
+from robot_skills.skills.library import SkillLibrary
+from robot_skills.skills.merge import merge_adapters, psec_from_library
+from robot_skills.skills.skill_dir import build_model, load_base, load_skill, save_base, save_skill
+
+SKILLS = ["pick", "place_on", "push"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one intra-op thread is ~10x faster than two on a loaded 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+ARCH = BCConfig(num_skills=3, chunk_size=4, hidden=32, layers=3)
+
+
+def _library(tmp_path):
+    torch.manual_seed(0)
+    base = GoalConditionedBC(ARCH)
+    root = tmp_path / "lib"
+    info = save_base(root, base.state_dict(), ARCH, SKILLS)
+    rng = np.random.default_rng(0)
+    stats = NormStats(rng.normal(size=FEATURE_DIM).astype(np.float32),
+                      np.ones(FEATURE_DIM, np.float32), np.zeros(7, np.float32),
+                      np.ones(7, np.float32), SKILLS, 4, 1)
+    for i, s in enumerate(SKILLS):
+        torch.manual_seed(10 + i)
+        m = GoalConditionedBC(ARCH)
+        m.load_state_dict(base.state_dict())
+        pm = attach(m, lora_config(m, rank=4 + 2 * i))  # different ranks
+        with torch.no_grad():
+            for n, p in pm.named_parameters():
+                if "lora_" in n:
+                    p.normal_(0, 0.3)
+        save_skill(root / s, spec=SKILL_SPECS[s], adapter_state=adapter_state(pm), stats=stats,
+                   adapter={"kind": "lora"}, base=info, skill_id=i)
+    return root, base, info
+
+
+def test_psec_one_hot_is_the_skill_and_uniform_is_the_cat_merge(tmp_path):
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    psec = psec_from_library(lib, SKILLS).eval()
+    x = torch.randn(6, FEATURE_DIM)
+    sid = torch.zeros(6, dtype=torch.long)
+    # the weight network starts at zero: uniform weights = the cat merge with weights 1/K
+    state, ad = merge_adapters(lib, SKILLS, [1 / 3] * 3, "cat")
+    m = GoalConditionedBC(ARCH)
+    m.load_state_dict(base.state_dict())
+    cat = apply_adapter(m, config_dict(ad["rank"], ad["alpha"], ad["target_layers"], info.sha256),
+                        state).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(psec(x, sid), cat(x, sid), rtol=1e-4, atol=1e-5)
+        for i, s in enumerate(SKILLS):  # one-hot weights reproduce each skill exactly
+            psec.weight_net[-1].bias.copy_(torch.tensor([40.0 if j == i else 0.0
+                                                         for j in range(3)]))
+            ref, _ = build_model(load_skill(root / s, info), load_base(root)[1])
+            torch.testing.assert_close(psec(x, sid), ref(x, sid), rtol=1e-4, atol=1e-4)
+
+
+def test_only_the_weight_network_trains_and_finds_the_demonstrated_skill(tmp_path):
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    teacher, _ = build_model(load_skill(root / "place_on", info), load_base(root)[1])
+    torch.manual_seed(1)
+    x = torch.randn(256, FEATURE_DIM)
+    sid = torch.zeros(256, dtype=torch.long)
+    with torch.no_grad():
+        y = teacher(x, sid)
+    psec = psec_from_library(lib, SKILLS)
+    frozen = {k: v.clone() for k, v in psec.policy.state_dict().items()}
+    params = [p for p in psec.parameters() if p.requires_grad]
+    assert {id(p) for p in params} == {id(p) for p in psec.weight_net.parameters()}
+    opt = torch.optim.Adam(params, lr=3e-2)
+    batch = {"features": x, "skill_id": sid, "actions": y}
+    with torch.no_grad():
+        first = float(psec.compute_loss(batch))
+    for _ in range(150):
+        opt.zero_grad()
+        loss = psec.compute_loss(batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first, (first, loss.item())
+    with torch.no_grad():
+        w = psec.skill_weights(x).mean(0)
+    assert int(w.argmax()) == 1 and float(w[1]) > 0.8, w
+    for k, v in psec.policy.state_dict().items():  # base and adapters untouched
+        torch.testing.assert_close(v, frozen[k], rtol=0, atol=0)
+
+
+def test_cat_learns_per_layer_weights_for_the_demonstrated_skill(tmp_path):
+    from robot_skills.skills.merge import cat_from_library
+
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    cat = cat_from_library(lib, SKILLS)
+    x = torch.randn(128, FEATURE_DIM)
+    sid = torch.zeros(128, dtype=torch.long)
+    # initial weights 1/K: the uniform cat merge, as PSEC untrained
+    with torch.no_grad():
+        torch.testing.assert_close(cat(x, sid), psec_from_library(lib, SKILLS)(x, sid),
+                                   rtol=1e-4, atol=1e-5)
+    teacher, _ = build_model(load_skill(root / "push", info), load_base(root)[1])
+    with torch.no_grad():
+        y = teacher(x, sid)
+    params = [p for p in cat.parameters() if p.requires_grad]
+    assert len(params) == len(cat.layers)  # one (K,) weight vector per adapted layer
+    opt = torch.optim.Adam(params, lr=5e-2)
+    batch = {"features": x, "skill_id": sid, "actions": y}
+    with torch.no_grad():
+        first = float(cat.compute_loss(batch))
+    for _ in range(150):
+        opt.zero_grad()
+        loss = cat.compute_loss(batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first, (first, loss.item())
+    for name, w in cat.layer_weights().items():  # push's weight dominates in every layer
+        assert int(w.argmax()) == 2, (name, w)
+
+
+def test_skill_blender_starts_as_the_average_and_learns_per_dimension_weights(tmp_path):
+    from robot_skills.skills.merge import blender_from_library
+
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    bl = blender_from_library(lib, SKILLS)
+    prims = [build_model(load_skill(root / s, info), load_base(root)[1]) for s in SKILLS]
+    x = torch.randn(128, FEATURE_DIM)
+    with torch.no_grad():
+        outs = [m(x, torch.full((128,), sid)) for m, sid in prims]
+        torch.testing.assert_close(bl(x), sum(outs) / 3, rtol=1e-4, atol=1e-5)
+        # target: dims 0-2 from 'pick', dims 3-6 from 'push'
+        y = torch.cat([outs[0][..., :3], outs[2][..., 3:]], dim=-1)
+    assert {id(p) for p in bl.parameters() if p.requires_grad} == \
+        {id(p) for m in (bl.trunk, bl.goal_head, bl.weight_head) for p in m.parameters()}
+    opt = torch.optim.Adam([p for p in bl.parameters() if p.requires_grad], lr=1e-2)
+    batch = {"features": x, "actions": y}
+    with torch.no_grad():
+        first = float(bl.compute_loss(batch))
+    for _ in range(200):
+        opt.zero_grad()
+        loss = bl.compute_loss(batch)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.3 * first, (first, loss.item())
+    with torch.no_grad():
+        w = bl.weights(x).mean(0)  # (K, A)
+    assert (w[0, :3] > 0.6).all() and (w[2, 3:] > 0.6).all(), w
