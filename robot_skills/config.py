@@ -112,6 +112,9 @@ class TrainingConfig:
 
     steps: int = 8000
     lora_steps: int = 300
+    skill_kind: str = "lora"          # lora: shared base + LoRA adapter per skill; standalone:
+                                      # one policy per skill from scratch (no base)
+    standalone_steps: int = 0         # steps per standalone skill (0: `steps`)
     skill_library: bool = True
     baseline_steps: int = 1000
     batch_size: int = 256
@@ -228,6 +231,10 @@ def check_config(cfg: Any) -> None:
          math.isfinite(cfg.policy.ensemble_m) and cfg.policy.ensemble_m >= 0, "finite, >= 0"),
         ("training.steps", cfg.training.steps, cfg.training.steps >= 0, ">= 0"),
         ("training.lora_steps", cfg.training.lora_steps, cfg.training.lora_steps >= 0, ">= 0"),
+        ("training.skill_kind", cfg.training.skill_kind,
+         cfg.training.skill_kind in ("lora", "standalone"), "lora or standalone"),
+        ("training.standalone_steps", cfg.training.standalone_steps,
+         cfg.training.standalone_steps >= 0, ">= 0"),
         ("training.baseline_steps", cfg.training.baseline_steps,
          cfg.training.baseline_steps >= 1, ">= 1"),
         ("training.batch_size", cfg.training.batch_size, cfg.training.batch_size >= 1, ">= 1"),

@@ -11,6 +11,7 @@ from robot_skills.data.dataset import SkillChunkDataset, write_synthetic_demos
 from robot_skills.policies.bc import GoalConditionedBC, chunk_loss
 from robot_skills.policies.lora import LoRALinear
 from robot_skills.skills.library import SkillLibrary
+from robot_skills.skills.skill_dir import build_model
 from robot_skills.training.device import (
     autocast,
     configure_threads,
@@ -29,6 +30,7 @@ from robot_skills.training.trainer import (
     train_lora_adapter,
     train_skill_library,
     train_skill_version,
+    train_standalone_skill,
     train_task_policy,
 )
 
@@ -164,6 +166,43 @@ def test_train_skill_library_end_to_end(demos, tmp_path):
     train_skill_library([demos[0]], tmp_path / "lib", cfg)
     base_metrics = SkillLibrary(out).base()[0].provenance["metrics"]
     assert base_metrics["resumed_from"] == 40
+
+
+def test_standalone_skill_kind_trains_one_policy_per_skill_without_a_base(demos, tmp_path):
+    """The other skill kind: each skill its own policy, trained from scratch on its samples only
+    (adapter kind ``full``, no base); it fits its own skill better than an untrained policy and
+    runs through the library like a LoRA skill."""
+    cfg = TrainConfig(**{**SMALL, "hidden": 32}, steps=40, skill_kind="standalone",
+                      standalone_steps=150)
+    out = train_skill_library([demos[0]], tmp_path / "lib", cfg)
+    lib = SkillLibrary(out)
+    assert lib.list() == ["pick", "place_on"] and not lib.has_base
+    assert set(lib.verify_all().values()) == {"ok"}
+    ds = SkillChunkDataset.from_hdf5(demos[0], chunk_size=5)
+    stats = ds.compute_stats()
+    for name in ("pick", "place_on"):
+        m = lib.manifest(name)
+        assert m["adapter"]["kind"] == "full" and m["base_policy"] is None
+        assert m["provenance"]["metrics"]["standalone"]["steps"] == 150
+        assert m["provenance"]["num_samples"] == len(ds.for_skill(name))
+        model, sid = build_model(lib.load(name))
+        assert sid == 0
+        sub = ds.for_skill(name)
+        one = SkillChunkDataset(sub.features, np.zeros_like(sub.skill_ids), sub.actions, sub.mask,
+                                sub.episode_ids, [name], 5)
+        untrained = TrainConfig(**{**SMALL, "hidden": 32}).make_policy(1)
+        assert _first_action_error(model, one, stats) < 0.5 * _first_action_error(
+            untrained, one, stats)
+    from robot_skills.data.hdf5 import DemoReader
+    with DemoReader(demos[1]) as r:
+        demo = r.load("demo_0")
+    skill = lib.get("pick")
+    skill.reset(demo.segments[0].args, None)
+    assert np.all(np.isfinite(skill.act(demo.observation(0)).to_array()))
+    with pytest.raises(ValueError, match="skill_kind"):
+        TrainConfig(skill_kind="monolith")
+    with pytest.raises(ValueError, match="exactly one skill"):
+        train_standalone_skill(ds, stats, cfg, tmp_path, init_distributed("cpu"), "mixed")
 
 
 def test_train_task_policy_full_adapter(demos, tmp_path):

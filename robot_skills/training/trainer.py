@@ -104,6 +104,11 @@ from robot_skills.utils.version import code_version
 WORK_DIR = ".work"
 
 
+SKILL_KINDS = ("lora", "standalone")
+"""How :func:`train_skill_library` builds each skill: a LoRA adapter on the shared base, or a small
+standalone policy trained from scratch on the skill's data alone (adapter kind ``full``)."""
+
+
 @dataclass
 class TrainConfig:
     """Hyper-parameters of the training pipeline (plain dataclass; Hydra fills it).
@@ -118,6 +123,10 @@ class TrainConfig:
         lora_rank / lora_alpha / lora_targets: adapter rank, scaling numerator, target layer globs
             (None = every Linear).
         lora_steps / lora_lr: adapter training steps and learning rate.
+        skill_kind: ``"lora"`` (default: a shared base + one LoRA adapter per skill) or
+            ``"standalone"`` (no base: one policy of the same architecture per skill, trained from
+            scratch on that skill's samples only; saved as adapter kind ``full``).
+        standalone_steps: optimiser steps per standalone skill (0: ``steps``).
         loss: ``"l1"`` (ACT) or ``"mse"``: the kind of the policy's own masked chunk loss
             (``GoalConditionedBC(arch, loss=...)``, see :meth:`make_policy`); :func:`fit` has none.
         grad_clip: max gradient norm (0 disables).
@@ -151,6 +160,8 @@ class TrainConfig:
     lora_targets: list[str] | None = None
     lora_steps: int = 200
     lora_lr: float = 1e-3
+    skill_kind: str = "lora"
+    standalone_steps: int = 0
     loss: str = "l1"
     grad_clip: float = 1.0
     seed: int = 0
@@ -185,6 +196,12 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.num_workers < 0:
             raise ValueError(f"TrainConfig.num_workers must be >= 0, got {self.num_workers}")
+        if self.skill_kind not in SKILL_KINDS:
+            raise ValueError(f"TrainConfig.skill_kind must be one of {SKILL_KINDS}, got "
+                             f"{self.skill_kind!r}")
+        if self.standalone_steps < 0:
+            raise ValueError(f"TrainConfig.standalone_steps must be >= 0, got "
+                             f"{self.standalone_steps}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for provenance records."""
@@ -894,6 +911,23 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
         stats = ds.compute_stats()
         data_sha = dataset_sha256(paths)
         t_data = time.perf_counter() - t0
+        if cfg.skill_kind == "standalone":
+            build = stack.enter_context(atomic_dir(out)) if ctx.is_main else None
+            for name in ds.skills:
+                sub = ds.for_skill(name)
+                model, res = train_standalone_skill(sub, stats, cfg, work, ctx, name)
+                if build is not None:
+                    prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
+                            "num_samples": len(sub), "config": cfg.to_dict(),
+                            "code_version": code_version(),
+                            "metrics": {"standalone": _metrics(res), "data_s": round(t_data, 2)}}
+                    save_skill(build / name, spec=specs[name],
+                               adapter_state={k: v.detach().cpu() for k, v in
+                                              model.state_dict().items()},
+                               stats=stats, adapter={"kind": "full", "arch": model.cfg.to_dict()},
+                               provenance=prov)
+                barrier(ctx)
+            return out
         base, bres = train_base(ds, stats, cfg, work, ctx, _on_base_step)
         version = code_version()
         base_prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
@@ -926,6 +960,46 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                            base=base_info, skill_id=sid, provenance=prov)
             barrier(ctx)
     return out
+
+
+def train_standalone_skill(ds: SkillChunkDataset, stats: NormStats, cfg: TrainConfig,
+                           work_dir: Path, ctx: DistContext, name: str
+                           ) -> tuple[GoalConditionedBC, FitResult]:
+    """A standalone policy for one skill: :meth:`TrainConfig.make_policy` with one skill id,
+    trained from scratch on ``ds`` (that skill's samples, relabelled to id 0) for
+    ``standalone_steps`` (0: ``steps``) -- the other skill kind, with no shared base.
+
+    Args:
+        ds: the skill's chunk samples (any vocabulary; every sample must be this skill's).
+        stats: normalisation of features and actions (the library's).
+        cfg: hyper-parameters (``steps``/``standalone_steps``, ``lr``, architecture, ``loss``).
+        work_dir: checkpoints under ``work_dir/standalone_<name>``.
+        ctx: distributed context.
+        name: the skill name (seeds the initialisation; labels the stage).
+
+    Returns:
+        The trained policy (on ``ctx.device``) and its :class:`FitResult`.
+
+    Raises:
+        ValueError: no samples, or samples of more than one skill.
+    """
+    if len(ds) == 0 or len(np.unique(ds.skill_ids)) != 1:
+        raise ValueError(f"standalone skill {name!r}: expected the samples of exactly one skill, "
+                         f"got {len(ds)} samples of ids {sorted(set(ds.skill_ids.tolist()))}")
+    one = SkillChunkDataset(ds.features, np.zeros_like(ds.skill_ids), ds.actions, ds.mask,
+                            ds.episode_ids, [name], ds.chunk_size, ds.sources)
+    _seed_all(cfg.seed + 1 + sum(map(ord, name)))
+    model = cfg.make_policy(1).to(ctx.device)
+    fc = cfg.fit_config()
+    if cfg.standalone_steps > 0:
+        fc = replace(fc, steps=cfg.standalone_steps)
+    train, val = _split(one, cfg)
+    res = fit(model, train.tensors(stats, ctx.device), fc, ctx=ctx,
+              work_dir=work_dir / f"standalone_{name}",
+              tb_dir=(work_dir / "tb" / f"standalone_{name}") if cfg.tensorboard else None,
+              desc=f"standalone:{name}", val_data=val.tensors(stats, ctx.device) if val else None,
+              fingerprint=_fingerprint(cfg, one, f"standalone:{name}"))
+    return model, res
 
 
 def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike,
