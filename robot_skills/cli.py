@@ -129,6 +129,7 @@ def _train_config(cfg: Any) -> Any:
     t, p = cfg.training, cfg.policy
     return TrainConfig(steps=int(t.steps), lora_steps=int(t.lora_steps),
                        skill_kind=str(t.skill_kind), standalone_steps=int(t.standalone_steps),
+                       replace_library=bool(t.replace_library),
                        batch_size=int(t.batch_size), lr=float(t.lr),
                        weight_decay=float(t.weight_decay), chunk_size=int(p.chunk_size),
                        hidden=int(p.hidden), layers=int(p.layers), lora_rank=int(p.lora_rank),

@@ -115,6 +115,7 @@ class TrainingConfig:
     skill_kind: str = "lora"          # lora: shared base + LoRA adapter per skill; standalone:
                                       # one policy per skill from scratch (no base)
     standalone_steps: int = 0         # steps per standalone skill (0: `steps`)
+    replace_library: bool = False     # allow replacing a library with versions/promotions
     skill_library: bool = True
     baseline_steps: int = 1000
     batch_size: int = 256

@@ -3,6 +3,8 @@ checkpoints resume after a kill, and the whole library round-trips through disk.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -203,6 +205,32 @@ def test_standalone_skill_kind_trains_one_policy_per_skill_without_a_base(demos,
         TrainConfig(skill_kind="monolith")
     with pytest.raises(ValueError, match="exactly one skill"):
         train_standalone_skill(ds, stats, cfg, tmp_path, init_distributed("cpu"), "mixed")
+
+
+def test_retraining_refuses_to_replace_governed_state(demos, tmp_path):
+    """A whole-library retrain would drop extra versions and promotions: refused, naming them,
+    with the library untouched; ``replace_library`` allows it."""
+    import hashlib
+
+    def sha256_tree(root):
+        h = hashlib.sha256()
+        for f in sorted(p for p in root.rglob("*") if p.is_file()):
+            h.update(str(f.relative_to(root)).encode() + f.read_bytes())
+        return h.hexdigest()
+
+    cfg = TrainConfig(**{**SMALL, "hidden": 32}, steps=20, lora_steps=5, lora_rank=2)
+    out = train_skill_library([demos[0]], tmp_path / "lib", cfg)
+    train_skill_library([demos[0]], out, cfg)  # a plain library retrains as before
+    SkillLibrary(out).set_evaluation("pick", {"episodes": 20, "success": 0.9},
+                                     trust_tier="supervised")
+    train_skill_version([demos[0]], out, "place_on", "1.1.0", cfg)
+    before = sha256_tree(out)
+    with pytest.raises(ValueError, match=r"place_on@1.1.0.*pick at trust tier 'supervised'|"
+                                         r"pick at trust tier 'supervised'.*place_on@1.1.0"):
+        train_skill_library([demos[0]], out, cfg)
+    assert sha256_tree(out) == before
+    train_skill_library([demos[0]], out, replace(cfg, replace_library=True))
+    assert SkillLibrary(out).entries() == ["pick", "place_on"]
 
 
 def test_train_task_policy_full_adapter(demos, tmp_path):

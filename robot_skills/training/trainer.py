@@ -127,6 +127,9 @@ class TrainConfig:
             ``"standalone"`` (no base: one policy of the same architecture per skill, trained from
             scratch on that skill's samples only; saved as adapter kind ``full``).
         standalone_steps: optimiser steps per standalone skill (0: ``steps``).
+        replace_library: let :func:`train_skill_library` replace a library that holds governed
+            state a retrain would lose (extra versions ``<name>@<v>``, skills promoted above
+            tier ``sim``, evaluation records); False refuses, naming them.
         loss: ``"l1"`` (ACT) or ``"mse"``: the kind of the policy's own masked chunk loss
             (``GoalConditionedBC(arch, loss=...)``, see :meth:`make_policy`); :func:`fit` has none.
         grad_clip: max gradient norm (0 disables).
@@ -162,6 +165,7 @@ class TrainConfig:
     lora_lr: float = 1e-3
     skill_kind: str = "lora"
     standalone_steps: int = 0
+    replace_library: bool = False
     loss: str = "l1"
     grad_clip: float = 1.0
     seed: int = 0
@@ -888,9 +892,16 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     cfg = cfg or TrainConfig()
     specs = dict(SKILL_SPECS if specs is None else specs)
     paths = [hdf5_paths] if isinstance(hdf5_paths, (str, os.PathLike)) else list(hdf5_paths)
+    out = Path(out_dir)
+    if not cfg.replace_library:
+        kept = governed_state(out)
+        if kept:
+            raise ValueError(f"{out} holds governed state a retrain would replace: "
+                             f"{'; '.join(kept)}. Add versions with train_skill_version "
+                             f"(rs-library), train into another directory, or set "
+                             f"training.replace_library=true to replace the whole library")
     configure_threads(cfg.num_threads)
     ctx = init_distributed(cfg.device)
-    out = Path(out_dir)
     work = library_work_dir(out)
     with contextlib.ExitStack() as stack:
         if ctx.is_main:
@@ -959,6 +970,35 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                                     "alpha": cfg.lora_alpha, "target_layers": layers},
                            base=base_info, skill_id=sid, provenance=prov)
             barrier(ctx)
+    return out
+
+
+def governed_state(library_root: str | os.PathLike) -> list[str]:
+    """What a whole-library retrain would lose in ``library_root``: extra versions
+    (``<name>@<version>`` directories), skills above trust tier ``sim``, evaluation records
+    (admission-gate verdicts) and retirements, one description each; empty for a fresh or plain
+    library."""
+    from robot_skills.skills.skill_dir import read_manifest
+
+    root = Path(library_root)
+    if not root.is_dir():
+        return []
+    out: list[str] = []
+    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")
+                    and p.name != "base"):
+        if "@" in d.name:
+            out.append(f"version {d.name}")
+            continue
+        try:
+            m = read_manifest(d)
+        except (OSError, ValueError):
+            continue  # not a skill directory: the swap replaces it, as before
+        if m.get("trust_tier", "sim") != "sim":
+            out.append(f"{d.name} at trust tier {m['trust_tier']!r}")
+        elif m.get("evaluation"):
+            out.append(f"{d.name}'s evaluation record")
+        elif m.get("retired"):
+            out.append(f"{d.name} retired")
     return out
 
 
