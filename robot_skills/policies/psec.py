@@ -23,11 +23,27 @@ one extra ``(in -> sum r_i -> out)`` low-rank product regardless of ``K``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
 from robot_skills.policies.bc import GoalConditionedBC, chunk_loss
+
+
+def _common_layers(adapters: Sequence[Mapping[str, Any]], who: str) -> list[str]:
+    """The sorted layer names every adapter adapts.
+
+    Raises:
+        ValueError: no adapter, or adapters that adapt different layers.
+    """
+    if not adapters:
+        raise ValueError(f"{who} needs at least one adapter")
+    layers = sorted(adapters[0])
+    if any(sorted(a) != layers for a in adapters):
+        raise ValueError(f"every adapter must adapt the same layers; got "
+                         f"{[sorted(a) for a in adapters]}")
+    return layers
 
 
 class _Alpha:
@@ -102,12 +118,7 @@ class PSECPolicy(nn.Module):
                  adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
                  hidden: int = 64, reg: float = 1e-3, loss: str = "l1") -> None:
         super().__init__()
-        if not adapters:
-            raise ValueError("PSEC needs at least one adapter")
-        layers = sorted(adapters[0])
-        if any(sorted(a) != layers for a in adapters):
-            raise ValueError(f"every adapter must adapt the same layers; got "
-                             f"{[sorted(a) for a in adapters]}")
+        layers = _common_layers(adapters, "PSEC")
         self.k = len(adapters)
         self.reg = float(reg)
         self.loss_kind = loss
@@ -208,12 +219,7 @@ class CATPolicy(nn.Module):
                  adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
                  loss: str = "l1") -> None:
         super().__init__()
-        if not adapters:
-            raise ValueError("CAT needs at least one adapter")
-        layers = sorted(adapters[0])
-        if any(sorted(a) != layers for a in adapters):
-            raise ValueError(f"every adapter must adapt the same layers; got "
-                             f"{[sorted(a) for a in adapters]}")
+        layers = _common_layers(adapters, "CAT")
         self.loss_kind = loss
         for p in base.parameters():
             p.requires_grad_(False)

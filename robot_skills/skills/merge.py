@@ -35,6 +35,26 @@ from robot_skills.skills.skill_dir import load_skill, save_skill
 MERGE_METHODS = ("linear", "cat", "ties", "dare_linear", "dare_ties", "svd")
 
 
+def _lora_skills(library: SkillLibrary, refs: Sequence[str]) -> list[Any]:
+    """The verified PEFT LoRA skills ``refs`` (``name`` or ``name@version``; newest at tier
+    ``sim`` or above unless pinned), loaded against the library's base.
+
+    Raises:
+        ValueError: a skill that is not a PEFT LoRA adapter. KeyError / SkillFormatError /
+            SkillIntegrityError: see :meth:`SkillLibrary.resolve` and :func:`load_skill`.
+    """
+    info, _ = library.base()
+    out = []
+    for r in refs:
+        name, ver = split_entry(r)
+        v = library.resolve(name, "sim", ver)
+        sk = load_skill(v.path, info if v.manifest["adapter"]["kind"] == "lora" else None)
+        if sk.adapter_config is None:
+            raise ValueError(f"{v} is not a PEFT LoRA skill (kind {sk.kind!r}); only LoRA "
+                             "adapters merge or compose")
+        out.append(sk)
+    return out
+
 def merge_adapters(library: SkillLibrary, refs: Sequence[str], weights: Sequence[float],
                    method: str = "cat", density: float | None = None,
                    svd_rank: int | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -75,15 +95,7 @@ def merge_adapters(library: SkillLibrary, refs: Sequence[str], weights: Sequence
         if density is None or not 0.0 < density <= 1.0:
             raise ValueError(f"method {method!r} needs density in (0, 1], got {density!r}")
     info, base_state = library.base()
-    loaded = []
-    for r in refs:
-        name, ver = split_entry(r)
-        v = library.resolve(name, "sim", ver)
-        sk = load_skill(v.path, info if v.manifest["adapter"]["kind"] == "lora" else None)
-        if sk.adapter_config is None:
-            raise ValueError(f"{v} is not a PEFT LoRA skill (kind {sk.kind!r}); only LoRA "
-                             "adapters merge")
-        loaded.append(sk)
+    loaded = _lora_skills(library, refs)
     targets = [sorted(s.adapter_config["target_modules"]) for s in loaded]
     if any(t != targets[0] for t in targets):
         raise ValueError(f"the skills adapt different layers: {dict(zip(refs, targets))}")
@@ -161,17 +173,8 @@ def save_merged_skill(library: SkillLibrary, refs: Sequence[str], weights: Seque
 def _adapter_pairs(library: SkillLibrary, refs: Sequence[str]) -> list[dict[str, Any]]:
     from robot_skills.policies.psec import peft_pairs
 
-    info, _ = library.base()
-    pairs = []
-    for r in refs:
-        name, ver = split_entry(r)
-        v = library.resolve(name, "sim", ver)
-        sk = load_skill(v.path, info if v.manifest["adapter"]["kind"] == "lora" else None)
-        if sk.adapter_config is None:
-            raise ValueError(f"{v} is not a PEFT LoRA skill; only LoRA adapters compose")
-        pairs.append(peft_pairs(sk.adapter_state, float(sk.adapter_config["lora_alpha"]),
-                                int(sk.adapter_config["r"])))
-    return pairs
+    return [peft_pairs(sk.adapter_state, float(sk.adapter_config["lora_alpha"]),
+                       int(sk.adapter_config["r"])) for sk in _lora_skills(library, refs)]
 
 
 def cat_from_library(library: SkillLibrary, refs: Sequence[str], loss: str = "l1") -> Any:
