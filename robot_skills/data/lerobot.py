@@ -45,6 +45,7 @@ the episode or demo. Both directions write atomically (a temporary sibling, rena
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
@@ -154,7 +155,7 @@ def _is_image(a: np.ndarray) -> bool:
 def export_lerobot(hdf5_paths: str | os.PathLike | Sequence[str | os.PathLike],
                    out_dir: str | os.PathLike, *, fps: int = DEFAULT_FPS,
                    robot_type: str | None = "panda", overwrite: bool = False,
-                   crf: int = 18) -> dict[str, Any]:
+                   crf: int = 18, task_onehot: bool = False) -> dict[str, Any]:
     """Write the demos of ``hdf5_paths`` as a LeRobotDataset v3 directory ``out_dir``.
 
     Args:
@@ -165,6 +166,11 @@ def export_lerobot(hdf5_paths: str | os.PathLike | Sequence[str | os.PathLike],
         robot_type: ``info.json``'s ``robot_type``.
         overwrite: replace an existing ``out_dir``.
         crf: H.264 constant rate factor of the camera videos (0 = visually lossless .. 51).
+        task_onehot: append a one-hot of the episode's task (``len(tasks)`` values, in
+            ``meta/tasks.parquet`` order, names ``task.<task_index>``) to
+            ``observation.environment_state``: the goal as an input of policies that read no
+            language (LeRobot's ACT). The exact ``robot_skills.*`` columns are unchanged, so the
+            import still round-trips.
 
     Returns:
         Summary: ``episodes``, ``frames``, ``tasks``, ``cameras``, ``path``.
@@ -231,9 +237,12 @@ def export_lerobot(hdf5_paths: str | os.PathLike | Sequence[str | os.PathLike],
                    + [f"joint_vel.{i}" for i in range(widths.get("obs.joint_vel", 0))])
     features: dict[str, dict[str, Any]] = {
         "observation.state": _feature("float32", [len(state_names)], state_names)}
-    if ents:
+    env_names = [f"{e}.{n}" for e in ents for n in _POSE_NAMES]
+    if task_onehot:
+        env_names += [f"task.{i}" for i in range(len(tasks))]
+    if env_names:
         features["observation.environment_state"] = _feature(
-            "float32", [7 * len(ents)], [f"{e}.{n}" for e in ents for n in _POSE_NAMES])
+            "float32", [len(env_names)], env_names)
     for cam, (h, w) in cameras.items():
         features[f"observation.images.{cam}"] = {
             "dtype": "video", "shape": [h, w, 3], "names": ["height", "width", "channels"],
@@ -268,7 +277,8 @@ def export_lerobot(hdf5_paths: str | os.PathLike | Sequence[str | os.PathLike],
                     cam_attrs = _camera_attrs(r, em["demo"])
                 T = len(d)
                 cols = _episode_columns(d, raw, ents, widths, exact_cols, state_names, fps, ei,
-                                        index, tasks.index(em["task"]))
+                                        index, tasks.index(em["task"]),
+                                        len(tasks) if task_onehot else 0)
                 for k, v in cols.items():
                     columns_all.setdefault(k, []).append(v)
                 row: dict[str, Any] = {
@@ -349,7 +359,8 @@ def export_lerobot(hdf5_paths: str | os.PathLike | Sequence[str | os.PathLike],
         (tmp / "meta" / "stats.json").write_text(json.dumps(stats, indent=2))
         (tmp / SIDECAR).write_text(json.dumps(
             {"format": SIDECAR_FORMAT, "files": file_meta, "entities": ents,
-             "state_names": state_names, "episodes": sidecar_eps}, indent=1, default=_json_default))
+             "state_names": state_names, "task_onehot": bool(task_onehot),
+             "episodes": sidecar_eps}, indent=1, default=_json_default))
     return {"episodes": len(ep_meta), "frames": index, "tasks": tasks,
             "cameras": sorted(cameras), "path": str(out)}
 
@@ -375,19 +386,10 @@ def _pad(a: np.ndarray, width: int) -> np.ndarray:
 
 def _episode_columns(d: Demo, raw: Mapping[str, np.ndarray], ents: list[str],
                      widths: Mapping[str, int], exact_cols: Mapping[str, int],
-                     state_names: list[str], fps: int, ei: int, index: int, task_index: int
-                     ) -> dict[str, np.ndarray]:
+                     state_names: list[str], fps: int, ei: int, index: int, task_index: int,
+                     num_tasks: int = 0) -> dict[str, np.ndarray]:
     T = len(d)
-    nj, nv = widths.get("obs.joint_pos", 0), widths.get("obs.joint_vel", 0)
-    state = np.concatenate([d.obs["ee_pos"], d.obs["ee_quat"], d.obs["gripper_width"],
-                            _pad(d.obs["joint_pos"], nj), _pad(d.obs["joint_vel"], nv)], 1)
-    cols: dict[str, np.ndarray] = {"observation.state": state.astype(np.float32)}
-    if ents:
-        env = np.zeros((T, 7 * len(ents)))
-        for i, e in enumerate(ents):
-            if e in d.object_poses:
-                env[:, 7 * i:7 * i + 7] = d.object_poses[e]
-        cols["observation.environment_state"] = env.astype(np.float32)
+    cols: dict[str, np.ndarray] = _observation_columns(d, ents, widths, task_index, num_tasks)
     cols["action"] = np.asarray(d.actions, np.float32)
     cols["next.reward"] = np.asarray(d.rewards, np.float32)
     cols["next.done"] = np.asarray(d.dones).astype(bool)
@@ -409,6 +411,92 @@ def _episode_columns(d: Demo, raw: Mapping[str, np.ndarray], ents: list[str],
     cols["index"] = np.arange(index, index + T, dtype=np.int64)
     cols["task_index"] = np.full(T, task_index, np.int64)
     return cols
+
+
+def _observation_columns(d: Demo, ents: list[str], widths: Mapping[str, int], task_index: int,
+                         num_tasks: int) -> dict[str, np.ndarray]:
+    """``observation.state`` and ``observation.environment_state`` (float32) of every step."""
+    T = len(d)
+    nj, nv = widths.get("obs.joint_pos", 0), widths.get("obs.joint_vel", 0)
+    state = np.concatenate([d.obs["ee_pos"], d.obs["ee_quat"], d.obs["gripper_width"],
+                            _pad(d.obs["joint_pos"], nj), _pad(d.obs["joint_vel"], nv)], 1)
+    cols: dict[str, np.ndarray] = {"observation.state": state.astype(np.float32)}
+    if ents or num_tasks:
+        env = np.zeros((T, 7 * len(ents) + num_tasks))
+        for i, e in enumerate(ents):
+            if e in d.object_poses:
+                env[:, 7 * i:7 * i + 7] = d.object_poses[e]
+        if num_tasks:
+            env[:, 7 * len(ents) + task_index] = 1.0
+        cols["observation.environment_state"] = env.astype(np.float32)
+    return cols
+
+
+def policy_observation(root: str | os.PathLike, obs: Mapping[str, np.ndarray],
+                       object_poses: Mapping[str, np.ndarray], task: str | None = None
+                       ) -> dict[str, np.ndarray]:
+    """The ``observation.*`` features an export at ``root`` holds for one live observation: what a
+    policy trained on that export (LeRobot's ACT, ...) must be fed at run time.
+
+    Computed by the same code as the export, with the dataset's own layout (its entity list and
+    joint widths, ``meta/robot_skills.json``; its task list, ``meta/tasks.parquet``).
+
+    Args:
+        root: an export of :func:`export_lerobot`.
+        obs: ``ee_pos`` (3,) m, ``ee_quat`` (4,) w x y z, ``gripper_width`` (1,) m, ``joint_pos``
+            (n,) rad, ``joint_vel`` (n,) rad/s, all in the robot base frame (as
+            :class:`~robot_skills.robot.Observation` and the gymnasium env give them).
+        object_poses: entity -> (7,) ``[x, y, z, qw, qx, qy, qz]`` in the base frame; entities the
+            dataset does not list are ignored, listed ones that are absent stay zero (as in the
+            export).
+        task: the task string (a demo's ``language`` attribute, as in ``meta/tasks.parquet``);
+            required when the export was written with ``task_onehot``.
+
+    Returns:
+        ``{"observation.state": (S,) float32, "observation.environment_state": (E,) float32}``
+        (the latter only when the dataset has it), shapes as in ``meta/info.json``.
+
+    Raises:
+        FileNotFoundError: ``root`` lacks ``meta/robot_skills.json`` (not this project's export).
+        KeyError: an ``obs`` key is missing.
+        LeRobotFormatError: ``task`` is missing or not one of the dataset's tasks (one-hot exports).
+    """
+    root = Path(root)
+    ents, widths, tasks = _policy_layout(str(root.resolve()))
+    num_tasks, task_index = 0, 0
+    if tasks is not None:
+        if task not in tasks:
+            raise LeRobotFormatError(f"{root}: task {task!r} is not one of the dataset's tasks "
+                                     f"{sorted(tasks)}")
+        num_tasks, task_index = len(tasks), tasks[task]
+    keys = ("ee_pos", "ee_quat", "gripper_width", "joint_pos", "joint_vel")
+    missing = [k for k in keys if k not in obs]
+    if missing:
+        raise KeyError(f"policy_observation: obs lacks {missing}")
+    d = Demo(name="live", actions=np.zeros((1, ACTION_DIM), np.float32),
+             rewards=np.zeros(1, np.float32), dones=np.zeros(1, np.uint8), states=None,
+             obs={k: np.asarray(obs[k], np.float64).reshape(1, -1) for k in keys},
+             object_poses={e: np.asarray(p, np.float64).reshape(1, 7)
+                           for e, p in object_poses.items()})
+    cols = _observation_columns(d, ents, widths, task_index, num_tasks)
+    return {k: v[0] for k, v in cols.items()}
+
+
+@functools.lru_cache(maxsize=8)
+def _policy_layout(root: str) -> tuple[list[str], dict[str, int], dict[str, int] | None]:
+    """(entities, joint widths, task -> index or None without a one-hot) of an export."""
+    side_path = Path(root) / SIDECAR
+    if not side_path.is_file():
+        raise FileNotFoundError(f"{side_path}: not found (policy_observation needs an export of "
+                                "this project)")
+    side = json.loads(side_path.read_text())
+    names = side["state_names"]
+    widths = {"obs.joint_pos": sum(n.startswith("joint_pos.") for n in names),
+              "obs.joint_vel": sum(n.startswith("joint_vel.") for n in names)}
+    tasks = None
+    if side.get("task_onehot"):
+        tasks = {s: i for i, s in _read_tasks(Path(root) / "meta" / "tasks.parquet").items()}
+    return list(side["entities"]), widths, tasks
 
 
 def _data_table(columns: Mapping[str, list[np.ndarray]], features: Mapping[str, Any]) -> Any:
@@ -813,11 +901,14 @@ def export_lerobot_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--fps", type=int, default=DEFAULT_FPS)
     p.add_argument("--robot-type", default="panda")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality of camera videos")
+    p.add_argument("--task-onehot", action="store_true", help=(
+        "append a one-hot of the task to observation.environment_state (goal input for "
+        "policies without language, e.g. ACT)"))
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args(argv)
     try:
         s = export_lerobot(a.hdf5, a.out, fps=a.fps, robot_type=a.robot_type,
-                           overwrite=a.overwrite, crf=a.crf)
+                           overwrite=a.overwrite, crf=a.crf, task_onehot=a.task_onehot)
     except (OSError, ValueError) as e:
         print(f"rs-export-lerobot: {e}", file=sys.stderr)
         return 1
