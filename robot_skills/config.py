@@ -90,6 +90,10 @@ class VisuomotorPolicyConfig:
     contrast: float = 0.1
     saturation: float = 0.1
     hue: float = 0.02
+    lazy_images: Any = None           # true | false | null: lazy when decoded frames > images_in_memory_max_mb
+    image_cache_mb: float = 256.0     # lazy frames: decoded-frame cache, MiB, all DataLoader workers together
+    images_in_memory_max_mb: float = 2048.0
+    image_block_frames: int = 1       # frames decoded together on a cache miss
 
 
 @dataclass

@@ -26,6 +26,13 @@ training step.
 
 Which to use: :func:`load_skill_dataset` picks the in-memory dataset when its arrays would fit in
 ``max_in_memory_bytes`` (default 2 GiB) and the lazy one beyond, or as ``lazy=`` says.
+
+Camera frames (visuomotor training): :func:`lazy_visuomotor_dataset` builds a
+:class:`~robot_skills.data.images.VisuomotorDataset` whose frames are :class:`LazyFrames` of a
+:class:`LazyFrameStore`: every non-image array in memory (~0.4 KB a sample), each frame decoded
+from the file on demand (any codec of :func:`~robot_skills.data.images.write_frames`) and kept in
+a :class:`ByteLRUCache` with the same per-process, per-worker rules as above. Its items equal the
+in-memory dataset's; :func:`load_visuomotor_dataset` chooses between them by the decoded size.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -62,6 +69,10 @@ from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.policies.features import FEATURE_DIM
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
 from robot_skills.robot import ACTION_DIM, ActionLimits
+
+if TYPE_CHECKING:
+    from robot_skills.data.images import AugmentConfig, VisuomotorDataset
+    from robot_skills.policies.vision import EntityVocab
 
 DEFAULT_CACHE_BYTES = 256 << 20
 """Default bound of the block cache, all DataLoader workers together (256 MiB)."""
@@ -755,3 +766,515 @@ class BlockShuffleSampler(torch.utils.data.Sampler[int]):
         for p in range(self.num_samples * R - pos):  # pad by wrapping, as DistributedSampler
             if (pos + p) % R == self.rank:
                 yield int(head[p % len(head)])
+
+
+# ------------------------------------------------------------------------- camera images
+DEFAULT_IMAGE_BLOCK_FRAMES = 1
+"""Default frames per cached image block: one (a shuffled epoch reads each frame once, and an
+HDF5 filter codec stores one frame per chunk, so a larger block only decodes frames early)."""
+
+
+@dataclass
+class _FrameTable:
+    """Where every frame of a :class:`LazyFrameStore` lives: one row per demo, in frame order."""
+
+    files: list[str]
+    file_idx: np.ndarray            # (D,) int64
+    offsets: np.ndarray             # (D + 1,) int64: frames of demo d are [offsets[d], offsets[d+1])
+    datasets: list[list[str]]       # [D][camera]: HDF5 path of the camera's dataset in the demo
+    cameras: list[str]
+    shapes: list[tuple[int, int]]   # per camera: (H, W)
+
+
+class _FrameProcessState:
+    """Open files and the frame cache of one process; rebuilt after a fork or unpickling."""
+
+    def __init__(self) -> None:
+        self.pid: int | None = None
+        self.files: dict[int, Any] = {}
+        self.datasets: dict[tuple[int, int], Any] = {}
+        self.cache: ByteLRUCache | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
+
+
+class LazyFrameStore:
+    """Camera frames of demonstrations, decoded from HDF5 on demand through a byte-bounded
+    least-recently-used cache (:class:`ByteLRUCache`) shared by the cameras.
+
+    Frame ``f`` is frame ``f - offsets[d]`` of the ``d``-th demo in the table (the frame order of
+    :class:`~robot_skills.data.images.VisuomotorDataset`'s in-memory ``frames``). A miss reads
+    and decodes a *block* of ``block_frames`` consecutive frames of one demo and camera with
+    :func:`~robot_skills.data.images.read_frames` (every codec of
+    :func:`~robot_skills.data.images.write_frames`: gzip, lzf, png, jpeg, and plain uint8
+    arrays); cached blocks are read-only ``(n, H, W, 3)`` uint8 arrays.
+
+    DataLoader workers: the store holds no open file when pickled; each process opens the files
+    it reads on first use (HDF5 chunk cache off: the decoded frames are cached here instead) and
+    keeps them open. ``cache_bytes`` is the bound for all workers of one loader together: a worker
+    of a loader with ``num_workers = n`` caches ``cache_bytes // n``; the main process caches up
+    to ``cache_bytes`` when it reads frames itself.
+
+    Args:
+        table: the frame table (built by :func:`lazy_visuomotor_dataset`).
+        cache_bytes: the cache bound, bytes (>= 0; 0 decodes every access).
+        block_frames: frames per cached block (>= 1).
+
+    Raises:
+        ValueError: a negative bound or ``block_frames < 1``.
+    """
+
+    def __init__(self, table: _FrameTable, cache_bytes: int = DEFAULT_CACHE_BYTES,
+                 block_frames: int = DEFAULT_IMAGE_BLOCK_FRAMES) -> None:
+        if cache_bytes < 0:
+            raise ValueError(f"image cache_bytes must be >= 0, got {cache_bytes}")
+        if block_frames < 1:
+            raise ValueError(f"image block_frames must be >= 1, got {block_frames}")
+        self._table = table
+        self.cache_bytes = int(cache_bytes)
+        self.block_frames = int(block_frames)
+        self._state = _FrameProcessState()
+
+    @property
+    def num_frames(self) -> int:
+        """Frames per camera ``F``."""
+        return int(self._table.offsets[-1])
+
+    @property
+    def cameras(self) -> list[str]:
+        """Camera names, in the store's order."""
+        return list(self._table.cameras)
+
+    def frame_shape(self, camera: str) -> tuple[int, int, int]:
+        """``(H, W, 3)`` of ``camera``'s frames.
+
+        Raises:
+            KeyError: not a camera of the store.
+        """
+        return (*self._table.shapes[self._camera_index(camera)], 3)
+
+    def nbytes_decoded(self) -> int:
+        """Bytes every frame of every camera would take decoded in memory (uint8)."""
+        return sum(self.num_frames * h * w * 3 for h, w in self._table.shapes)
+
+    def frames(self, camera: str) -> LazyFrames:
+        """The array-like ``(F, H, W, 3)`` uint8 frames of one camera.
+
+        Raises:
+            KeyError: not a camera of the store.
+        """
+        return LazyFrames(self, self._camera_index(camera))
+
+    def _camera_index(self, camera: str) -> int:
+        try:
+            return self._table.cameras.index(camera)
+        except ValueError:
+            raise KeyError(f"camera {camera!r} is not stored; cameras: {self._table.cameras}"
+                           ) from None
+
+    def frame(self, cam: int, f: int) -> np.ndarray:
+        """Frame ``f`` (``0 <= f < F``) of camera number ``cam``: ``(H, W, 3)`` uint8 RGB,
+        read-only (a view of the cached block).
+
+        Raises:
+            IndexError: ``f`` outside ``[0, F)``.
+            ValueError: a frame that does not decode (names file, dataset and frame).
+            robot_skills.data.dataset.DemoValidationError: the file cannot be read (names file,
+                dataset and frames).
+        """
+        t = self._table
+        if not 0 <= f < self.num_frames:
+            raise IndexError(f"frame {f} outside [0, {self.num_frames})")
+        d = int(np.searchsorted(t.offsets, f, side="right")) - 1
+        k = f - int(t.offsets[d])
+        b = k // self.block_frames
+        return self._block(cam, d, b)[k - b * self.block_frames]
+
+    def _process(self) -> _FrameProcessState:
+        st = self._state
+        pid = os.getpid()
+        if st.pid != pid:  # first use in this process (or a forked copy): nothing inherited
+            st.pid, st.files, st.datasets, st.cache = pid, {}, {}, None
+        if st.cache is None:
+            info = torch.utils.data.get_worker_info()
+            workers = info.num_workers if info is not None else 1
+            st.cache = ByteLRUCache(self.cache_bytes // max(1, workers))
+        return st
+
+    def _dataset(self, st: _FrameProcessState, cam: int, d: int) -> Any:
+        ds = st.datasets.get((cam, d))
+        if ds is None:
+            import h5py
+
+            t = self._table
+            fi = int(t.file_idx[d])
+            f = st.files.get(fi)
+            if f is None:
+                try:
+                    # no HDF5 chunk cache: decoded frames are cached here, within the bound
+                    f = st.files[fi] = h5py.File(t.files[fi], "r", rdcc_nbytes=0)
+                except OSError as e:
+                    raise DemoValidationError(f"{t.files[fi]}: cannot open for camera frames: "
+                                              f"{e}") from e
+            try:
+                ds = st.datasets[(cam, d)] = f[t.datasets[d][cam]]
+            except KeyError as e:
+                raise DemoValidationError(f"{t.files[fi]}: no camera dataset "
+                                          f"{t.datasets[d][cam]} (file changed since the "
+                                          "dataset was built?)") from e
+        return ds
+
+    def _block(self, cam: int, d: int, b: int) -> np.ndarray:
+        from robot_skills.data.images import read_frames
+
+        st = self._process()
+        key = (cam, d, b, self.block_frames)
+        hit = st.cache.get(key)
+        if hit is not None:
+            return hit
+        t = self._table
+        n = int(t.offsets[d + 1] - t.offsets[d])
+        t0 = b * self.block_frames
+        t1 = min(t0 + self.block_frames, n)
+        ds = self._dataset(st, cam, d)
+        try:
+            fr = read_frames(ds, slice(t0, t1))
+        except OSError as e:
+            raise DemoValidationError(f"{t.files[int(t.file_idx[d])]}:{t.datasets[d][cam]}: "
+                                      f"reading frames [{t0}, {t1}): {e}") from e
+        if fr.shape != (t1 - t0, *t.shapes[cam], 3):
+            raise ValueError(f"{t.files[int(t.file_idx[d])]}:{t.datasets[d][cam]}: frames "
+                             f"[{t0}, {t1}) read as {fr.shape}, expected "
+                             f"{(t1 - t0, *t.shapes[cam], 3)}")
+        fr.setflags(write=False)
+        st.cache.put(key, fr, fr.nbytes + _ENTRY_OVERHEAD)
+        return fr
+
+    def cache_info(self) -> dict[str, int]:
+        """This process's cache: ``entries``, ``nbytes``, ``max_bytes``, ``hits``, ``misses``,
+        ``evictions`` (zeros before first use)."""
+        c = self._state.cache if self._state.pid == os.getpid() else None
+        if c is None:
+            return {"entries": 0, "nbytes": 0, "max_bytes": 0, "hits": 0, "misses": 0,
+                    "evictions": 0}
+        return {"entries": len(c), "nbytes": c.nbytes, "max_bytes": c.max_bytes,
+                "hits": c.hits, "misses": c.misses, "evictions": c.evictions}
+
+    def close(self) -> None:
+        """Close this process's open files and drop its cache (reopened on next use)."""
+        st = self._state
+        if st.pid == os.getpid():
+            for f in st.files.values():
+                f.close()
+        st.pid, st.files, st.datasets, st.cache = None, {}, {}, None
+
+
+class LazyFrames:
+    """One camera's frames of a :class:`LazyFrameStore` as a read-only array-like: ``shape``
+    ``(F, H, W, 3)``, ``dtype`` uint8, ``len``, and ``frames[f]`` (an integer, negative counts
+    from the end) -> ``(H, W, 3)`` uint8 RGB decoded on demand (read-only). What
+    :class:`~robot_skills.data.images.VisuomotorDataset` indexes in place of an in-memory
+    ``(F, H, W, 3)`` array.
+
+    Attributes:
+        store: the frame store (cache, files).
+        camera: the camera's name.
+    """
+
+    dtype = np.dtype(np.uint8)
+
+    def __init__(self, store: LazyFrameStore, cam: int) -> None:
+        self.store = store
+        self._cam = int(cam)
+        self.camera = store.cameras[self._cam]
+
+    @property
+    def shape(self) -> tuple[int, int, int, int]:
+        """``(F, H, W, 3)``."""
+        return (self.store.num_frames, *self.store.frame_shape(self.camera))
+
+    @property
+    def ndim(self) -> int:
+        """4."""
+        return 4
+
+    def __len__(self) -> int:
+        return self.store.num_frames
+
+    def __getitem__(self, f: Any) -> np.ndarray:
+        """Frame ``f`` (an integer). Raises IndexError outside ``[-F, F)``, TypeError for
+        slices or arrays (index frame by frame), as :meth:`LazyFrameStore.frame` otherwise."""
+        if isinstance(f, (bool, np.bool_)) or not isinstance(f, (int, np.integer)):
+            raise TypeError(f"lazy camera frames are indexed by one integer frame, got "
+                            f"{type(f).__name__}")
+        n = self.store.num_frames
+        f = int(f)
+        if not -n <= f < n:
+            raise IndexError(f"frame {f} outside [{-n}, {n}) of camera {self.camera!r}")
+        return self.store.frame(self._cam, f + n if f < 0 else f)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        raise TypeError(f"camera {self.camera!r}: lazy frames ({self.shape}) are not converted to "
+                        "one in-memory array; index them frame by frame")
+
+
+def _used_demos(reader: DemoReader, path: str, want: set[str] | None) -> list[tuple[str, list]]:
+    """(demo, its successful segments of the wanted skills) for every demo that has any."""
+    out = []
+    for name in reader.demos:
+        segs = [s for s in read_segments(reader, name, path)
+                if (want is None or s.skill in want) and s.success]
+        if segs:
+            out.append((name, segs))
+    return out
+
+
+def visuomotor_frame_bytes(paths: str | os.PathLike | Sequence[str | os.PathLike],
+                           cameras: Sequence[str], skills: Sequence[str] | None = None) -> int:
+    """Bytes the decoded frames of ``cameras`` would take in memory (uint8) for the demos a
+    visuomotor dataset of ``skills`` would use; reads attributes and shapes only (cheap).
+    Cameras a demo lacks are not counted (the dataset builders raise for them).
+
+    Raises:
+        FileNotFoundError / ValueError: a missing or unreadable file (as
+            :class:`~robot_skills.data.hdf5.DemoReader`).
+    """
+    from robot_skills.data.images import camera_datasets, frames_shape
+
+    want = None if skills is None else set(skills)
+    total = 0
+    for p in _as_paths(paths):
+        with DemoReader(p) as r:
+            for name, _ in _used_demos(r, str(p), want):
+                cams = camera_datasets(r._group(name)["obs"])
+                for c in cameras:
+                    if c in cams:
+                        T, H, W, C = frames_shape(cams[c])
+                        total += T * H * W * C
+    return total
+
+
+def lazy_visuomotor_dataset(paths: str | os.PathLike | Sequence[str | os.PathLike],
+                            cameras: Sequence[str], chunk_size: int = 10,
+                            augment_cfg: AugmentConfig | None = None,
+                            skills: Sequence[str] | None = None,
+                            skill_vocab: Sequence[str] | None = None,
+                            entities: EntityVocab | None = None, *,
+                            cache_bytes: int = DEFAULT_CACHE_BYTES,
+                            block_frames: int = DEFAULT_IMAGE_BLOCK_FRAMES) -> VisuomotorDataset:
+    """The samples of :meth:`VisuomotorDataset.from_hdf5
+    <robot_skills.data.images.VisuomotorDataset.from_hdf5>` with the camera frames read lazily.
+
+    Returns a :class:`~robot_skills.data.images.VisuomotorDataset` whose ``frames`` are
+    :class:`LazyFrames` of one :class:`LazyFrameStore`: item ``i`` equals item ``i`` of the
+    in-memory dataset built from the same arguments (same frame order, proprioception, entity
+    and skill ids, action chunks, masks; the same augmentation for the same torch seed, since
+    the decoded frames are identical). Building reads the demos' attributes, non-image arrays
+    (``(N, 8)`` proprioception, ``(N, H, 7)`` actions, ... ~0.4 KB a sample at ``H = 10``) and
+    the camera datasets' shapes; no frame is decoded until an item is read. Every demo used is
+    validated as by the in-memory builder; a frame that does not decode raises when it is read
+    (naming file, dataset and frame), not at build time.
+
+    Args:
+        paths, cameras, chunk_size, augment_cfg, skills, skill_vocab, entities: as
+            :meth:`~robot_skills.data.images.VisuomotorDataset.from_hdf5`.
+        cache_bytes: the decoded-frame cache bound, bytes, all DataLoader workers together.
+        block_frames: frames per cached block (read and decoded together).
+
+    Raises:
+        As :meth:`~robot_skills.data.images.VisuomotorDataset.from_hdf5`, and ValueError for a
+        negative ``cache_bytes`` or ``block_frames < 1``.
+    """
+    from robot_skills.data.dataset import action_chunks
+    from robot_skills.data.images import (
+        AugmentConfig,
+        VisuomotorDataset,
+        camera_datasets,
+        frames_shape,
+    )
+    from robot_skills.policies.features import PROPRIO_DIM
+    from robot_skills.policies.vision import EntityVocab
+
+    if not cameras:
+        raise ValueError("a visuomotor dataset needs at least one camera")
+    cameras = list(cameras)
+    augment_cfg = augment_cfg or AugmentConfig()
+    paths = _as_paths(paths)
+    want = None if skills is None else set(skills)
+    shapes: dict[str, tuple[int, int]] = {}
+    file_idx: list[int] = []
+    offsets = [0]
+    ds_names: list[list[str]] = []
+    pieces: list[tuple[np.ndarray, np.ndarray, str, tuple[str, ...], np.ndarray, np.ndarray,
+                       int]] = []
+    n_frames, ep = 0, 0
+    for fi, p in enumerate(paths):
+        with DemoReader(p) as r:
+            for name, segs in _used_demos(r, str(p), want):
+                demo = load_checked(r, name, p)
+                validate_demo(demo, p, _file_limits(r, None), r.num_samples(name))
+                cams = camera_datasets(r._group(name)["obs"])
+                missing = [c for c in cameras if c not in cams]
+                if missing:
+                    raise KeyError(f"{p}:{name} has no images of camera(s) {missing}; it has "
+                                   f"{sorted(cams)} (collect with world.cameras=...)")
+                T = len(demo)
+                for c in cameras:
+                    n, H, W, _ = frames_shape(cams[c])
+                    if n != T:
+                        raise ValueError(f"{p}:{name}: camera {c!r} has {n} frames, the demo {T} "
+                                         "steps")
+                    if c in shapes and shapes[c] != (H, W):
+                        raise ValueError(f"{p}:{name}: camera {c!r} images are {(H, W)}, earlier "
+                                         f"demos {shapes[c]}; one size per camera")
+                    shapes[c] = (H, W)
+                file_idx.append(fi)
+                ds_names.append([cams[c].name for c in cameras])
+                for s in segs:
+                    sl = slice(s.start, s.end)
+                    f = features_from_arrays(demo.obs["ee_pos"][sl], demo.obs["ee_quat"][sl],
+                                             demo.obs["gripper_width"][sl], [])
+                    a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)
+                    pieces.append((f[:, :PROPRIO_DIM], np.arange(s.start, s.end) + n_frames,
+                                   s.skill, tuple(s.args), a, m, ep))
+                n_frames += T
+                offsets.append(n_frames)
+                ep += 1
+    if not pieces:
+        raise ValueError(f"no samples for skills {skills} in {list(map(str, paths))}")
+    found = sorted({pc[2] for pc in pieces})
+    vocab = list(skill_vocab) if skill_vocab is not None else found
+    unknown = [s for s in found if s not in vocab]
+    if unknown:
+        raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
+    ids = {s: i for i, s in enumerate(vocab)}
+    if entities is None:
+        entities = EntityVocab.build(a for pc in pieces for a in pc[3])
+    ent = np.concatenate([np.tile(entities.encode(pc[3]), (len(pc[0]), 1)) for pc in pieces])
+    table = _FrameTable(files=[str(p) for p in paths], file_idx=np.asarray(file_idx, np.int64),
+                        offsets=np.asarray(offsets, np.int64), datasets=ds_names,
+                        cameras=cameras, shapes=[shapes[c] for c in cameras])
+    store = LazyFrameStore(table, cache_bytes, block_frames)
+    return VisuomotorDataset({c: store.frames(c) for c in cameras},
+                             np.concatenate([pc[1] for pc in pieces]).astype(np.int64),
+                             np.concatenate([pc[0] for pc in pieces]).astype(np.float32), ent,
+                             np.concatenate([np.full(len(pc[0]), ids[pc[2]], np.int64)
+                                             for pc in pieces]),
+                             np.concatenate([pc[4] for pc in pieces]),
+                             np.concatenate([pc[5] for pc in pieces]),
+                             np.concatenate([np.full(len(pc[0]), pc[6], np.int64)
+                                             for pc in pieces]),
+                             vocab, entities, chunk_size, augment_cfg)
+
+
+def frame_store_of(ds: VisuomotorDataset) -> LazyFrameStore | None:
+    """The :class:`LazyFrameStore` behind a visuomotor dataset's frames, or None when they are
+    in memory."""
+    fr = next(iter(ds.frames.values()), None)
+    return fr.store if isinstance(fr, LazyFrames) else None
+
+
+def load_visuomotor_dataset(paths: str | os.PathLike | Sequence[str | os.PathLike],
+                            cameras: Sequence[str], chunk_size: int = 10,
+                            augment_cfg: AugmentConfig | None = None,
+                            skills: Sequence[str] | None = None, *, lazy: bool | None = None,
+                            max_in_memory_bytes: int = DEFAULT_MAX_IN_MEMORY_BYTES,
+                            cache_bytes: int = DEFAULT_CACHE_BYTES,
+                            block_frames: int = DEFAULT_IMAGE_BLOCK_FRAMES) -> VisuomotorDataset:
+    """The visuomotor training samples of HDF5 demos, frames in memory when small, lazy when
+    large (the image counterpart of :func:`load_skill_dataset`).
+
+    ``lazy=None`` reads the camera datasets' shapes first (:func:`visuomotor_frame_bytes`) and
+    chooses the lazy frames when the decoded frames would exceed ``max_in_memory_bytes``. Both
+    give the same items.
+
+    Returns:
+        A :class:`~robot_skills.data.images.VisuomotorDataset` (frames in memory, or
+        :class:`LazyFrames`: see :func:`frame_store_of`).
+
+    Raises:
+        As :func:`lazy_visuomotor_dataset`.
+    """
+    from robot_skills.data.images import VisuomotorDataset
+
+    if lazy is None:
+        lazy = visuomotor_frame_bytes(paths, cameras, skills) > max_in_memory_bytes
+    if lazy:
+        return lazy_visuomotor_dataset(paths, cameras, chunk_size, augment_cfg, skills,
+                                       cache_bytes=cache_bytes, block_frames=block_frames)
+    return VisuomotorDataset.from_hdf5(paths, cameras, chunk_size, augment_cfg, skills)
+
+
+def write_bulk_synthetic_image_demos(path: str | os.PathLike, num_steps: int,
+                                     steps_per_demo: int = 500,
+                                     cameras: Sequence[str] = ("agentview", "panda/wrist_cam"),
+                                     size: tuple[int, int] = (64, 64), codec: str = "gzip",
+                                     seed: int = 0) -> dict[str, int]:
+    """Write a synthetic demonstration file with camera frames fast (vectorised; for loader
+    tests and benchmarks only: valid values, no physics, no learnable relation).
+
+    The demos of :func:`write_bulk_synthetic_demos` (``pick(cube_1)`` then
+    ``place_on(cube_1, plate_1)``, successful), plus per camera ``(T, H, W, 3)`` uint8 frames
+    stored with :func:`~robot_skills.data.images.write_frames` in ``codec``: a smooth random
+    image of flat 8x8 tiles per demo and camera, shifted one column per step (compressible, every
+    frame distinct).
+
+    Args:
+        path: the file to write (atomically).
+        num_steps: total steps (rounded up to whole demos).
+        steps_per_demo: steps per demo (>= 2).
+        cameras: scene camera names.
+        size: ``(H, W)`` of the frames, pixels (>= 8 each).
+        codec: one of :data:`~robot_skills.data.images.CODECS`.
+        seed: RNG seed.
+
+    Returns:
+        ``{"demos", "steps", "bytes": file size, "frame_bytes": decoded frames, all cameras}``.
+
+    Raises:
+        ValueError: ``num_steps < 1``, ``steps_per_demo < 2``, a size under 8 px, no cameras or
+            an unknown codec.
+    """
+    from robot_skills.data.hdf5 import DemoWriter, SkillSegment
+    from robot_skills.data.images import CODECS, camera_key, write_frames
+
+    H, W = (int(v) for v in size)
+    if num_steps < 1 or steps_per_demo < 2 or min(H, W) < 8 or not cameras:
+        raise ValueError(f"need num_steps >= 1, steps_per_demo >= 2, size >= 8 px and a camera, "
+                         f"got {num_steps}, {steps_per_demo}, {size}, {list(cameras)}")
+    if codec not in CODECS:
+        raise ValueError(f"image codec must be one of {CODECS}, got {codec!r}")
+    rng = np.random.default_rng(seed)
+    T = int(steps_per_demo)
+    n_demos = -(-int(num_steps) // T)
+    half = T // 2
+    cols = (np.arange(W)[None, :] + np.arange(T)[:, None]) % W  # (T, W) shifted columns
+    with DemoWriter(path, env_args={"env_name": "bulk_synthetic_images"}) as w:
+        for _ in range(n_demos):
+            actions = np.zeros((T, ACTION_DIM), np.float32)
+            actions[:, :3] = rng.uniform(-0.02, 0.02, (T, 3))
+            actions[:, 6] = np.where(np.arange(T) < half, -1.0, 1.0)
+            ee = np.array([0.45, 0.0, 0.3]) + np.cumsum(actions[:, :3], 0) * 0.1
+            quat = np.tile([1.0, 0.0, 0.0, 0.0], (T, 1))
+            poses = {n: np.concatenate([rng.uniform(-0.5, 0.5, (T, 3)), quat], 1)
+                     for n in ("cube_1", "plate_1")}
+            obs = {"ee_pos": ee, "ee_quat": quat, "gripper_width": rng.uniform(0, 0.08, T),
+                   "joint_pos": rng.uniform(-2, 2, (T, 7)), "joint_vel": np.zeros((T, 7))}
+            name = w.add_demo_arrays(obs, poses, actions,
+                                     skill_segments=[SkillSegment(0, half, "pick", ("cube_1",)),
+                                                     SkillSegment(half, T, "place_on",
+                                                                  ("cube_1", "plate_1"))])
+            for cam in cameras:
+                yy, xx = np.mgrid[0:H, 0:W] // 8  # flat 8x8 tiles of random colours
+                tiles = rng.integers(0, 256, (yy.max() + 1, xx.max() + 1, 3))
+                base = tiles[yy, xx].astype(np.uint8)
+                frames = base[:, cols].transpose(1, 0, 2, 3)  # (T, H, W, 3)
+                write_frames(w.obs_group(name), camera_key(cam), np.ascontiguousarray(frames),
+                             codec, camera=cam)
+    n_cams = len(cameras)
+    return {"demos": n_demos, "steps": n_demos * T, "bytes": os.path.getsize(path),
+            "frame_bytes": n_demos * T * H * W * 3 * n_cams}

@@ -4,10 +4,12 @@ skill of the demonstrations, through the same resumable loop as the state-based 
 
 The data are the demonstrations' camera images (:mod:`robot_skills.data.images`, recorded with
 ``world.cameras=[...]``), the proprioception, the skill segments and their argument names; object
-poses are not read. Every skill shares the network (encoders and head; the skill id and the
-argument entities condition it), like the state-based base policy; there are no per-skill LoRA
-adapters here (a visuomotor library is one directory, see
-:func:`robot_skills.policies.vision.save_visuomotor`).
+poses are not read. The frames are decoded into memory, or read from the files on demand through a
+bounded cache (``lazy_images``, :func:`robot_skills.data.lazy.lazy_visuomotor_dataset`; the
+default chooses by size), with the same samples and training either way. Every skill shares the
+network (encoders and head; the skill id and the argument entities condition it), like the
+state-based base policy; there are no per-skill LoRA adapters here (a visuomotor library is one
+directory, see :func:`robot_skills.policies.vision.save_visuomotor`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ import numpy as np
 import torch
 
 from robot_skills.data.images import AugmentConfig, VisuomotorDataset
+from robot_skills.data.lazy import (
+    DEFAULT_CACHE_BYTES,
+    DEFAULT_IMAGE_BLOCK_FRAMES,
+    DEFAULT_MAX_IN_MEMORY_BYTES,
+    frame_store_of,
+    load_visuomotor_dataset,
+)
 from robot_skills.domain.verbs import SKILL_SPECS, SkillSpec
 from robot_skills.policies.vision import VisuomotorBC, VisuomotorConfig, save_visuomotor
 from robot_skills.skills.skill_dir import spec_to_contract
@@ -45,6 +54,14 @@ class VisuomotorTrainConfig:
             entity_emb_dim: the encoder (:class:`~robot_skills.policies.vision.VisuomotorConfig`).
         brightness / contrast / saturation / hue: colour jitter
             (:class:`~robot_skills.data.images.AugmentConfig`).
+        lazy_images: read the camera frames from the HDF5 files on demand through a bounded
+            cache (:func:`robot_skills.data.lazy.lazy_visuomotor_dataset`) instead of decoding
+            every frame into memory; None (default): lazy when the decoded frames would exceed
+            ``images_in_memory_max_mb``. Both give the same samples and the same training.
+        image_cache_mb: the lazy frames' decoded-frame cache, MiB, all DataLoader workers
+            together (``training.num_workers``).
+        images_in_memory_max_mb: the ``lazy_images=None`` threshold, MiB of decoded frames.
+        image_block_frames: frames read and decoded together on a cache miss (lazy frames).
     """
 
     cameras: list[str] = field(default_factory=lambda: ["agentview", "panda/wrist_cam"])
@@ -62,6 +79,33 @@ class VisuomotorTrainConfig:
     contrast: float = 0.1
     saturation: float = 0.1
     hue: float = 0.02
+    lazy_images: bool | None = None
+    image_cache_mb: float = DEFAULT_CACHE_BYTES / 2 ** 20
+    images_in_memory_max_mb: float = DEFAULT_MAX_IN_MEMORY_BYTES / 2 ** 20
+    image_block_frames: int = DEFAULT_IMAGE_BLOCK_FRAMES
+
+    def __post_init__(self) -> None:
+        if self.lazy_images not in (None, True, False):
+            raise ValueError(f"visuomotor lazy_images must be true, false or null, got "
+                             f"{self.lazy_images!r}")
+        for k in ("image_cache_mb", "images_in_memory_max_mb"):
+            v = float(getattr(self, k))
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"visuomotor {k} must be a finite number >= 0, got {v}")
+        if int(self.image_block_frames) < 1:
+            raise ValueError(f"visuomotor image_block_frames must be >= 1, got "
+                             f"{self.image_block_frames}")
+
+    def load_dataset(self, paths: Sequence[str | os.PathLike], chunk_size: int
+                     ) -> VisuomotorDataset:
+        """The training samples of ``paths`` for these cameras and augmentation, frames in
+        memory or lazy as :attr:`lazy_images` says
+        (:func:`robot_skills.data.lazy.load_visuomotor_dataset`)."""
+        return load_visuomotor_dataset(
+            paths, self.cameras, chunk_size, self.augment(), lazy=self.lazy_images,
+            max_in_memory_bytes=int(self.images_in_memory_max_mb * 2 ** 20),
+            cache_bytes=int(self.image_cache_mb * 2 ** 20),
+            block_frames=int(self.image_block_frames))
 
     @classmethod
     def from_mapping(cls, d: Mapping[str, Any]) -> VisuomotorTrainConfig:
@@ -103,13 +147,18 @@ def visuomotor_work_dir(out_dir: str | os.PathLike) -> Path:
     return out.parent / f".{out.name}.work"
 
 
+_LOADING_KEYS = ("lazy_images", "image_cache_mb", "images_in_memory_max_mb", "image_block_frames")
+"""How frames are read, not what is learned: left out of the resume fingerprint."""
+
+
 def _fingerprint(cfg: TrainConfig, vcfg: VisuomotorTrainConfig, ds: VisuomotorDataset,
                  data_sha: str) -> str:
     d = {k: v for k, v in cfg.to_dict().items()
          if k not in ("progress", "tensorboard", "log_every", "ckpt_every", "num_threads", "device",
                       "keep_checkpoints", "resume", "num_workers", "lora_rank", "lora_alpha",
                       "lora_targets", "lora_steps", "lora_lr")}
-    blob = json.dumps({"cfg": d, "v": asdict(vcfg), "n": len(ds), "skills": ds.skills,
+    v = {k: x for k, x in asdict(vcfg).items() if k not in _LOADING_KEYS}
+    blob = json.dumps({"cfg": d, "v": v, "n": len(ds), "skills": ds.skills,
                        "entities": list(ds.entities.names), "data": data_sha}, sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -129,7 +178,7 @@ def train_visuomotor(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike
         out_dir: the policy directory (``<run_dir>/skills_visuomotor``).
         cfg: optimisation and head sizes (``steps``, ``batch_size``, ``lr``, ``chunk_size``,
             ``hidden``, ``layers``, ``loss``, ``seed``, ``num_workers``, ...).
-        vcfg: encoder and augmentation.
+        vcfg: encoder, augmentation and how frames are read (``lazy_images``, cache size).
         specs: contracts per skill (default :data:`~robot_skills.domain.verbs.SKILL_SPECS`).
 
     Returns:
@@ -156,7 +205,7 @@ def train_visuomotor(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike
             clean_stale_temps(out.parent, names=(out.name, PROBE_NAME))
             work.mkdir(parents=True, exist_ok=True)
         barrier(ctx)
-        ds = VisuomotorDataset.from_hdf5(paths, vcfg.cameras, cfg.chunk_size, vcfg.augment())
+        ds = vcfg.load_dataset(paths, cfg.chunk_size)
         missing = [s for s in ds.skills if s not in specs]
         if missing:
             raise ValueError(f"skills {missing} have no contract; known: {sorted(specs)}")
@@ -181,6 +230,7 @@ def train_visuomotor(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLike
         if ctx.is_main:
             prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
                     "num_samples": len(ds), "config": cfg.to_dict(), "visuomotor": asdict(vcfg),
+                    "lazy_images": frame_store_of(ds) is not None,
                     "code_version": code_version(),
                     "metrics": {"steps": res.step, "final_train_loss": res.final_loss,
                                 "val_loss": res.val_loss,
