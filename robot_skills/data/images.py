@@ -351,6 +351,34 @@ def _as_path_list(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
     return out
 
 
+
+def index_pieces(pieces: Sequence[tuple], skills: Sequence[str] | None,
+                 paths: Sequence[str | os.PathLike], skill_vocab: Sequence[str] | None,
+                 entities: EntityVocab | None
+                 ) -> tuple[list[str], dict[str, int], EntityVocab, np.ndarray]:
+    """Skill vocabulary, skill ids and per-sample entity ids of visuomotor sample pieces
+    ``(proprio, frame_index, skill, args, actions, mask, episode)`` (one per segment).
+
+    Returns:
+        ``(vocab, skill -> id, entity vocabulary, entity ids (N, MAX_SKILL_ARGS) int64)``; the
+        entity vocabulary is built from the pieces' arguments when ``entities`` is None.
+
+    Raises:
+        ValueError: no pieces, or a skill that is not in ``skill_vocab``.
+    """
+    if not pieces:
+        raise ValueError(f"no samples for skills {skills} in {list(map(str, paths))}")
+    found = sorted({pc[2] for pc in pieces})
+    vocab = list(skill_vocab) if skill_vocab is not None else found
+    unknown = [s for s in found if s not in vocab]
+    if unknown:
+        raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
+    ids = {s: i for i, s in enumerate(vocab)}
+    if entities is None:
+        entities = EntityVocab.build(a for pc in pieces for a in pc[3])
+    ent = np.concatenate([np.tile(entities.encode(pc[3]), (len(pc[0]), 1)) for pc in pieces])
+    return vocab, ids, entities, ent
+
 class VisuomotorDataset(torch.utils.data.Dataset):
     """In-memory samples of image-based skills (frames stay compressed-free uint8 in RAM).
 
@@ -531,17 +559,7 @@ class VisuomotorDataset(torch.utils.data.Dataset):
                                        s.skill, tuple(s.args), a, m, ep))
                     n_frames += T
                     ep += 1
-        if not pieces:
-            raise ValueError(f"no samples for skills {skills} in {list(map(str, paths))}")
-        found = sorted({pc[2] for pc in pieces})
-        vocab = list(skill_vocab) if skill_vocab is not None else found
-        unknown = [s for s in found if s not in vocab]
-        if unknown:
-            raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
-        ids = {s: i for i, s in enumerate(vocab)}
-        if entities is None:
-            entities = EntityVocab.build(a for pc in pieces for a in pc[3])
-        ent = np.concatenate([np.tile(entities.encode(pc[3]), (len(pc[0]), 1)) for pc in pieces])
+        vocab, ids, entities, ent = index_pieces(pieces, skills, paths, skill_vocab, entities)
         return cls({c: np.concatenate(v) for c, v in frames.items()},
                    np.concatenate([pc[1] for pc in pieces]).astype(np.int64),
                    np.concatenate([pc[0] for pc in pieces]).astype(np.float32), ent,

@@ -129,6 +129,11 @@ class ByteLRUCache:
         self._items[key] = (value, int(nbytes))
         self.nbytes += int(nbytes)
 
+    def info(self) -> dict[str, int]:
+        """``entries``, ``nbytes``, ``max_bytes``, ``hits``, ``misses``, ``evictions``."""
+        return {"entries": len(self), "nbytes": self.nbytes, "max_bytes": self.max_bytes,
+                "hits": self.hits, "misses": self.misses, "evictions": self.evictions}
+
     def clear(self) -> None:
         """Drop every entry."""
         self._items.clear()
@@ -593,11 +598,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         """This process's cache: ``entries``, ``nbytes``, ``max_bytes``, ``hits``, ``misses``,
         ``evictions`` (zeros before first use)."""
         c = self._state.cache if self._state.pid == os.getpid() else None
-        if c is None:
-            return {"entries": 0, "nbytes": 0, "max_bytes": 0, "hits": 0, "misses": 0,
-                    "evictions": 0}
-        return {"entries": len(c), "nbytes": c.nbytes, "max_bytes": c.max_bytes,
-                "hits": c.hits, "misses": c.misses, "evictions": c.evictions}
+        return ByteLRUCache(0).info() if c is None else c.info()
 
     def close(self) -> None:
         """Close this process's open files and drop its cache (reopened on next use)."""
@@ -958,11 +959,7 @@ class LazyFrameStore:
         """This process's cache: ``entries``, ``nbytes``, ``max_bytes``, ``hits``, ``misses``,
         ``evictions`` (zeros before first use)."""
         c = self._state.cache if self._state.pid == os.getpid() else None
-        if c is None:
-            return {"entries": 0, "nbytes": 0, "max_bytes": 0, "hits": 0, "misses": 0,
-                    "evictions": 0}
-        return {"entries": len(c), "nbytes": c.nbytes, "max_bytes": c.max_bytes,
-                "hits": c.hits, "misses": c.misses, "evictions": c.evictions}
+        return ByteLRUCache(0).info() if c is None else c.info()
 
     def close(self) -> None:
         """Close this process's open files and drop its cache (reopened on next use)."""
@@ -1095,9 +1092,9 @@ def lazy_visuomotor_dataset(paths: str | os.PathLike | Sequence[str | os.PathLik
         VisuomotorDataset,
         camera_datasets,
         frames_shape,
+        index_pieces,
     )
     from robot_skills.policies.features import PROPRIO_DIM
-    from robot_skills.policies.vision import EntityVocab
 
     if not cameras:
         raise ValueError("a visuomotor dataset needs at least one camera")
@@ -1144,17 +1141,7 @@ def lazy_visuomotor_dataset(paths: str | os.PathLike | Sequence[str | os.PathLik
                 n_frames += T
                 offsets.append(n_frames)
                 ep += 1
-    if not pieces:
-        raise ValueError(f"no samples for skills {skills} in {list(map(str, paths))}")
-    found = sorted({pc[2] for pc in pieces})
-    vocab = list(skill_vocab) if skill_vocab is not None else found
-    unknown = [s for s in found if s not in vocab]
-    if unknown:
-        raise ValueError(f"skills {unknown} are not in the vocabulary {vocab}")
-    ids = {s: i for i, s in enumerate(vocab)}
-    if entities is None:
-        entities = EntityVocab.build(a for pc in pieces for a in pc[3])
-    ent = np.concatenate([np.tile(entities.encode(pc[3]), (len(pc[0]), 1)) for pc in pieces])
+    vocab, ids, entities, ent = index_pieces(pieces, skills, paths, skill_vocab, entities)
     table = _FrameTable(files=[str(p) for p in paths], file_idx=np.asarray(file_idx, np.int64),
                         offsets=np.asarray(offsets, np.int64), datasets=ds_names,
                         cameras=cameras, shapes=[shapes[c] for c in cameras])
