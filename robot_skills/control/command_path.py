@@ -85,7 +85,8 @@ class JointCommandPath:
         self.arm = arm
         self.control_period = float(control_period)
         # The IK plans within the velocities the filter enforces (a preset may halve the arm's
-        # published ones), so a feasible action's target passes the filter unchanged.
+        # published ones), so the filter need not cut a target for speed alone (its step and
+        # acceleration limits still apply).
         self.controller = DiffIKController(arm=arm, control_period=control_period,
                                            action_limits=action_limits,
                                            velocity_limits=np.minimum(arm.velocity_limits,
