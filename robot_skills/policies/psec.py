@@ -46,6 +46,27 @@ def _common_layers(adapters: Sequence[Mapping[str, Any]], who: str) -> list[str]
     return layers
 
 
+def _freeze_and_wrap(base: nn.Module, layers: Sequence[str],
+                     adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
+                     make: Any) -> None:
+    """Freeze every parameter of ``base`` and replace each of ``layers`` (an ``nn.Linear``) by
+    ``make(linear, [A_i], [B_i], [scale_i])`` over the adapters' ``(A, B, scale)`` tuples, in place.
+
+    Raises:
+        ValueError: a layer that is not ``nn.Linear``.
+    """
+    for p in base.parameters():
+        p.requires_grad_(False)
+    for name in layers:
+        lin = base.get_submodule(name)
+        if not isinstance(lin, nn.Linear):
+            raise ValueError(f"layer {name!r} of the base is not nn.Linear")
+        new = make(lin, [a[name][0] for a in adapters], [a[name][1] for a in adapters],
+                   [a[name][2] for a in adapters])
+        parent, _, child = name.rpartition(".")
+        setattr(base.get_submodule(parent) if parent else base, child, new)
+
+
 class _Alpha:
     """Holds the current per-sample skill weights ``(B, K)`` for every :class:`PSECLinear`."""
 
@@ -123,16 +144,8 @@ class PSECPolicy(nn.Module):
         self.reg = float(reg)
         self.loss_kind = loss
         self.alpha_holder = _Alpha()
-        for p in base.parameters():
-            p.requires_grad_(False)
-        for name in layers:
-            lin = base.get_submodule(name)
-            if not isinstance(lin, nn.Linear):
-                raise ValueError(f"layer {name!r} of the base is not nn.Linear")
-            new = PSECLinear(lin, [a[name][0] for a in adapters], [a[name][1] for a in adapters],
-                             [a[name][2] for a in adapters], self.alpha_holder)
-            parent, _, child = name.rpartition(".")
-            setattr(base.get_submodule(parent) if parent else base, child, new)
+        _freeze_and_wrap(base, layers, adapters,
+                         lambda lin, a, b, s: PSECLinear(lin, a, b, s, self.alpha_holder))
         self.policy = base
         segs = [base.get_submodule(n).seg for n in layers]
         if any(not torch.equal(x, segs[0]) for x in segs):
@@ -221,16 +234,7 @@ class CATPolicy(nn.Module):
         super().__init__()
         layers = _common_layers(adapters, "CAT")
         self.loss_kind = loss
-        for p in base.parameters():
-            p.requires_grad_(False)
-        for name in layers:
-            lin = base.get_submodule(name)
-            if not isinstance(lin, nn.Linear):
-                raise ValueError(f"layer {name!r} of the base is not nn.Linear")
-            new = CATLinear(lin, [a[name][0] for a in adapters], [a[name][1] for a in adapters],
-                            [a[name][2] for a in adapters])
-            parent, _, child = name.rpartition(".")
-            setattr(base.get_submodule(parent) if parent else base, child, new)
+        _freeze_and_wrap(base, layers, adapters, CATLinear)
         self.policy = base
         self.layers = layers
 
