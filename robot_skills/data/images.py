@@ -352,6 +352,21 @@ def _as_path_list(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> lis
 
 
 
+
+def demo_cameras(reader: Any, demo: str, path: str | os.PathLike,
+                 cameras: Sequence[str]) -> dict[str, Any]:
+    """Camera name -> its frames dataset in demo ``demo`` of an open ``DemoReader``.
+
+    Raises:
+        KeyError: naming the file, the demo and the cameras in ``cameras`` it lacks.
+    """
+    cams = camera_datasets(reader._group(demo)["obs"])
+    missing = [c for c in cameras if c not in cams]
+    if missing:
+        raise KeyError(f"{path}:{demo} has no images of camera(s) {missing}; it has "
+                       f"{sorted(cams)} (collect with world.cameras=...)")
+    return cams
+
 def index_pieces(pieces: Sequence[tuple], skills: Sequence[str] | None,
                  paths: Sequence[str | os.PathLike], skill_vocab: Sequence[str] | None,
                  entities: EntityVocab | None
@@ -534,11 +549,7 @@ class VisuomotorDataset(torch.utils.data.Dataset):
                         continue
                     demo = load_checked(r, name, p)
                     validate_demo(demo, p, _file_limits(r, None), r.num_samples(name))
-                    cams = camera_datasets(r._group(name)["obs"])
-                    missing = [c for c in cameras if c not in cams]
-                    if missing:
-                        raise KeyError(f"{p}:{name} has no images of camera(s) {missing}; it has "
-                                       f"{sorted(cams)} (collect with world.cameras=...)")
+                    cams = demo_cameras(r, name, p, cameras)
                     T = len(demo)
                     for c in cameras:
                         fr = read_frames(cams[c])

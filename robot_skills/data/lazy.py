@@ -1090,7 +1090,7 @@ def lazy_visuomotor_dataset(paths: str | os.PathLike | Sequence[str | os.PathLik
     from robot_skills.data.images import (
         AugmentConfig,
         VisuomotorDataset,
-        camera_datasets,
+        demo_cameras,
         frames_shape,
         index_pieces,
     )
@@ -1114,11 +1114,7 @@ def lazy_visuomotor_dataset(paths: str | os.PathLike | Sequence[str | os.PathLik
             for name, segs in _used_demos(r, str(p), want):
                 demo = load_checked(r, name, p)
                 validate_demo(demo, p, _file_limits(r, None), r.num_samples(name))
-                cams = camera_datasets(r._group(name)["obs"])
-                missing = [c for c in cameras if c not in cams]
-                if missing:
-                    raise KeyError(f"{p}:{name} has no images of camera(s) {missing}; it has "
-                                   f"{sorted(cams)} (collect with world.cameras=...)")
+                cams = demo_cameras(r, name, p, cameras)
                 T = len(demo)
                 for c in cameras:
                     n, H, W, _ = frames_shape(cams[c])
