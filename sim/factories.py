@@ -123,6 +123,7 @@ class SimWorldFactory:
     object_clearance_m: float = 0.10
     fixture_clearance_m: float = 0.20
     placement_gap_m: float = 0.01
+    _deployment: Any = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         r = dict(self.robot)
@@ -138,7 +139,8 @@ class SimWorldFactory:
                              f"{panda.PHYSICS_TIMESTEP:g} s physics steps; robot config asks "
                              f"control_hz={hz:g}, physics_timestep={dt:g}")
         self.action_limits()  # validates the limits now, not in a worker
-        self.deployment()
+        # read and validated once (the preset's YAML), not per episode
+        object.__setattr__(self, "_deployment", self.deployment())
 
     def deployment(self) -> Any:
         """The :class:`sim.sim_robot.Deployment` of ``robot.deployment``, or None.
@@ -247,7 +249,7 @@ class SimWorldFactory:
                                        region_scale=float(region_scale),
                                        action_limits=self.action_limits(),
                                        perturbation=perturbation,
-                                       deployment=self.deployment())
+                                       deployment=self._deployment)
         world.perturbation_notes = notes
         return world
 
