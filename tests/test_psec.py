@@ -168,3 +168,49 @@ def test_skill_blender_starts_as_the_average_and_learns_per_dimension_weights(tm
     with torch.no_grad():
         w = bl.weights(x).mean(0)  # (K, A)
     assert (w[0, :3] > 0.6).all() and (w[2, 3:] > 0.6).all(), w
+
+
+def test_mixed_embeddings_one_hot_is_the_skill_under_its_own_embedding(tmp_path):
+    """With ``mix_embeddings`` the base is conditioned on the sources' embeddings mixed by the
+    same weights as the adapters: one-hot PSEC weights reproduce skill i called with *its* id,
+    whatever id the caller passes; uniform PSEC and untrained CAT are the uniform cat merge on a
+    base whose conditioning is the mean embedding."""
+    from robot_skills.policies.bc import mix_skill_embedding
+    from robot_skills.skills.merge import cat_from_library
+
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    psec = psec_from_library(lib, SKILLS, mix_embeddings=True).eval()
+    cat_p = cat_from_library(lib, SKILLS, mix_embeddings=True).eval()
+    x = torch.randn(5, FEATURE_DIM)
+    wrong = torch.full((5,), 2, dtype=torch.long)
+    state, ad = merge_adapters(lib, SKILLS, [1 / 3] * 3, "cat")
+    m = GoalConditionedBC(ARCH)
+    m.load_state_dict(base.state_dict())
+    merged = apply_adapter(m, config_dict(ad["rank"], ad["alpha"], ad["target_layers"],
+                                          info.sha256), state).eval()
+    with torch.no_grad():
+        mean = mix_skill_embedding(merged, torch.arange(3), torch.full((3,), 1 / 3))
+        ref = merged(x, None, mean.expand(5, -1))
+        torch.testing.assert_close(psec(x, wrong), ref, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(cat_p(x, wrong), ref, rtol=1e-4, atol=1e-5)
+        # not the caller's id any more: the plain cat merge under id 2 differs
+        assert (merged(x, wrong) - ref).abs().max() > 1e-3
+        for i, s in enumerate(SKILLS):
+            psec.weight_net[-1].bias.copy_(torch.tensor([40.0 if j == i else 0.0
+                                                         for j in range(3)]))
+            one, sid = build_model(load_skill(root / s, info), load_base(root)[1])
+            assert sid == i
+            torch.testing.assert_close(psec(x, wrong), one(x, torch.full((5,), i)),
+                                       rtol=1e-4, atol=1e-4)
+
+
+def test_mixed_embeddings_reject_a_wrong_number_of_ids(tmp_path):
+    from robot_skills.policies.psec import PSECPolicy, peft_pairs
+
+    root, base, info = _library(tmp_path)
+    pairs = [peft_pairs(load_skill(root / s, info).adapter_state, 8.0, 4) for s in SKILLS[:1]]
+    with pytest.raises(ValueError, match="1 skill ids for 1 adapters|outside"):
+        PSECPolicy(GoalConditionedBC(ARCH), pairs, skill_ids=[7])
+    with pytest.raises(ValueError, match="2 skill ids for 1 adapters"):
+        PSECPolicy(GoalConditionedBC(ARCH), pairs, skill_ids=[0, 1])

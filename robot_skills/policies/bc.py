@@ -126,17 +126,30 @@ class GoalConditionedBC(nn.Module):
         self.head = nn.Linear(cfg.hidden, cfg.chunk_size * cfg.action_dim)
         nn.init.normal_(self.skill_emb.weight, std=0.5)
 
-    def forward(self, features: torch.Tensor, skill_id: torch.Tensor) -> torch.Tensor:
+    def forward(self, features: torch.Tensor, skill_id: torch.Tensor | None,
+                skill_embedding: torch.Tensor | None = None) -> torch.Tensor:
         """Predict a chunk.
 
         Args:
             features: ``(B, FEATURE_DIM)`` float, normalised.
-            skill_id: ``(B,)`` int64 in ``[0, num_skills)``.
+            skill_id: ``(B,)`` int64 in ``[0, num_skills)``; ignored when ``skill_embedding``
+                is given.
+            skill_embedding: ``(B, skill_emb_dim)`` float used instead of the table's row of
+                ``skill_id`` (a composition's mix of its sources' embeddings, see
+                :func:`mix_skill_embedding`).
 
         Returns:
             ``(B, H, 7)`` normalised actions.
+
+        Raises:
+            ValueError: neither ``skill_id`` nor ``skill_embedding`` given.
         """
-        e = self.skill_emb(skill_id)
+        if skill_embedding is not None:
+            e = skill_embedding
+        elif skill_id is None:
+            raise ValueError("GoalConditionedBC.forward needs skill_id or skill_embedding")
+        else:
+            e = self.skill_emb(skill_id)
         h = self.inp_act(self.inp(torch.cat([features, e.to(features.dtype)], dim=-1)))
         for b in self.blocks:
             h = b(h)
@@ -182,6 +195,22 @@ class GoalConditionedBC(nn.Module):
             a = batch["actions"]
             return float(a.shape[0] * a.shape[1])
         return float(m.sum())
+
+
+def mix_skill_embedding(model: GoalConditionedBC, skill_ids: torch.Tensor,
+                        weights: torch.Tensor) -> torch.Tensor:
+    """A weighted mix of rows of ``model``'s skill-embedding table.
+
+    Args:
+        model: the base network (its ``skill_emb`` table is read, not changed).
+        skill_ids: ``(K,)`` int64 source skills.
+        weights: ``(K,)`` or ``(B, K)`` float weights.
+
+    Returns:
+        ``(E,)`` or ``(B, E)``: ``weights @ skill_emb[skill_ids]``.
+    """
+    table = model.skill_emb.weight[skill_ids]
+    return weights.to(table.dtype) @ table
 
 
 def chunk_loss(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None = None,

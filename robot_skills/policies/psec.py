@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from robot_skills.policies.bc import GoalConditionedBC, chunk_loss
+from robot_skills.policies.bc import GoalConditionedBC, chunk_loss, mix_skill_embedding
 
 
 def _common_layers(adapters: Sequence[Mapping[str, Any]], who: str) -> list[str]:
@@ -65,6 +65,23 @@ def _freeze_and_wrap(base: nn.Module, layers: Sequence[str],
                    [a[name][2] for a in adapters])
         parent, _, child = name.rpartition(".")
         setattr(base.get_submodule(parent) if parent else base, child, new)
+
+
+def _source_ids(skill_ids: Sequence[int] | None, k: int, base: GoalConditionedBC
+                ) -> torch.Tensor | None:
+    """``skill_ids`` as a ``(K,)`` int64 tensor (None stays None).
+
+    Raises:
+        ValueError: another length than the ``k`` adapters, or an id outside the base's table.
+    """
+    if skill_ids is None:
+        return None
+    ids = [int(i) for i in skill_ids]
+    if len(ids) != k:
+        raise ValueError(f"{len(ids)} skill ids for {k} adapters")
+    if any(not 0 <= i < base.cfg.num_skills for i in ids):
+        raise ValueError(f"skill ids {ids} outside the base's {base.cfg.num_skills} skills")
+    return torch.tensor(ids, dtype=torch.long)
 
 
 class _Alpha:
@@ -130,16 +147,25 @@ class PSECPolicy(nn.Module):
         hidden: width of the weight network (features -> hidden -> K).
         reg: the logit regulariser's coefficient.
         loss: chunk loss kind (``"l1"`` or ``"mse"``).
+        skill_ids: the sources' rows in the base's skill-embedding table, one per adapter.
+            Given, the skill-conditioning input is mixed with the same weights,
+            ``sum_i alpha_i(s) emb(skill_i)`` (each adapter was trained under its own
+            embedding; a new behaviour has none), and the ``skill_id`` passed to
+            :meth:`forward` is ignored. None: the caller's ``skill_id`` conditions the base.
 
     Raises:
-        ValueError: no adapters, or adapters over different layers.
+        ValueError: no adapters, adapters over different layers, or ``skill_ids`` of another
+            length than ``adapters``.
     """
 
     def __init__(self, base: GoalConditionedBC,
                  adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
-                 hidden: int = 64, reg: float = 1e-3, loss: str = "l1") -> None:
+                 hidden: int = 64, reg: float = 1e-3, loss: str = "l1",
+                 skill_ids: Sequence[int] | None = None) -> None:
         super().__init__()
         layers = _common_layers(adapters, "PSEC")
+        self.register_buffer("source_ids", _source_ids(skill_ids, len(adapters), base),
+                             persistent=False)
         self.k = len(adapters)
         self.reg = float(reg)
         self.loss_kind = loss
@@ -167,8 +193,12 @@ class PSECPolicy(nn.Module):
     def forward(self, features: torch.Tensor, skill_id: torch.Tensor) -> torch.Tensor:
         """``(B, FEATURE_DIM), (B,) -> (B, H, 7)`` normalised actions."""
         # every layer shares the same skills and ranks: expand (B, K) -> (B, R) once
-        self.alpha_holder.value = self.skill_weights(features)[:, self._seg]
+        alpha = self.skill_weights(features)
+        self.alpha_holder.value = alpha[:, self._seg]
         try:
+            if self.source_ids is not None:
+                return self.policy(features, None,
+                                   mix_skill_embedding(self.policy, self.source_ids, alpha))
             return self.policy(features, skill_id)
         finally:
             self.alpha_holder.value = None
@@ -223,16 +253,24 @@ class CATPolicy(nn.Module):
         base: the base network with its weights loaded (modified in place).
         adapters: as :class:`PSECPolicy`.
         loss: chunk loss kind.
+        skill_ids: as :class:`PSECPolicy`; the skill-conditioning input is then
+            ``sum_i v_i emb(skill_i)`` with its own learned ``(K,)`` weights ``v`` (initial
+            ``1/K``), the embedding table being one more "layer".
 
     Raises:
-        ValueError: no adapters, or adapters over different layers.
+        ValueError: no adapters, adapters over different layers, or ``skill_ids`` of another
+            length.
     """
 
     def __init__(self, base: GoalConditionedBC,
                  adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
-                 loss: str = "l1") -> None:
+                 loss: str = "l1", skill_ids: Sequence[int] | None = None) -> None:
         super().__init__()
         layers = _common_layers(adapters, "CAT")
+        self.register_buffer("source_ids", _source_ids(skill_ids, len(adapters), base),
+                             persistent=False)
+        self.emb_w = (nn.Parameter(torch.full((len(adapters),), 1.0 / len(adapters)))
+                      if self.source_ids is not None else None)
         self.loss_kind = loss
         _freeze_and_wrap(base, layers, adapters, CATLinear)
         self.policy = base
@@ -244,6 +282,9 @@ class CATPolicy(nn.Module):
 
     def forward(self, features: torch.Tensor, skill_id: torch.Tensor) -> torch.Tensor:
         """``(B, FEATURE_DIM), (B,) -> (B, H, 7)`` normalised actions."""
+        if self.source_ids is not None:
+            e = mix_skill_embedding(self.policy, self.source_ids, self.emb_w)
+            return self.policy(features, None, e.expand(features.shape[0], -1))
         return self.policy(features, skill_id)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

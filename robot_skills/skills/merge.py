@@ -170,33 +170,44 @@ def save_merged_skill(library: SkillLibrary, refs: Sequence[str], weights: Seque
                       provenance=prov, trust_tier="sim", overwrite=False)
 
 
-def _adapter_pairs(library: SkillLibrary, refs: Sequence[str]) -> list[dict[str, Any]]:
+def _adapter_pairs(library: SkillLibrary, refs: Sequence[str]
+                   ) -> tuple[list[dict[str, Any]], list[int]]:
+    """Per source: its ``{layer: (A, B, scaling)}`` and its row in the base's skill table."""
     from robot_skills.policies.psec import peft_pairs
 
-    return [peft_pairs(sk.adapter_state, float(sk.adapter_config["lora_alpha"]),
-                       int(sk.adapter_config["r"])) for sk in _lora_skills(library, refs)]
+    loaded = _lora_skills(library, refs)
+    return ([peft_pairs(sk.adapter_state, float(sk.adapter_config["lora_alpha"]),
+                        int(sk.adapter_config["r"])) for sk in loaded],
+            [int(sk.manifest["base_policy"]["skill_id"]) for sk in loaded])
 
 
-def cat_from_library(library: SkillLibrary, refs: Sequence[str], loss: str = "l1") -> Any:
+def cat_from_library(library: SkillLibrary, refs: Sequence[str], loss: str = "l1",
+                     mix_embeddings: bool = False) -> Any:
     """A :class:`~robot_skills.policies.psec.CATPolicy` (LoRA Soups' CAT: learned per-layer
     skill weights) over the library's base and the LoRA skills ``refs``, verified on load.
+
+    ``mix_embeddings``: condition the base on a learned mix of the sources' skill embeddings
+    (for a new behaviour, which has no embedding of its own) instead of the caller's skill id.
 
     Raises:
         ValueError / load errors: as :func:`psec_from_library`.
     """
     from robot_skills.policies.psec import CATPolicy
 
-    pairs = _adapter_pairs(library, refs)
+    pairs, ids = _adapter_pairs(library, refs)
     info, base_state = library.base()
     base = GoalConditionedBC(info.arch)
     base.load_state_dict(base_state)
-    return CATPolicy(base, pairs, loss=loss)
+    return CATPolicy(base, pairs, loss=loss, skill_ids=ids if mix_embeddings else None)
 
 
 def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 64,
-                      reg: float = 1e-3, loss: str = "l1") -> Any:
+                      reg: float = 1e-3, loss: str = "l1", mix_embeddings: bool = False) -> Any:
     """A :class:`~robot_skills.policies.psec.PSECPolicy` over the library's base and the LoRA
     skills ``refs`` (``name`` or ``name@version``), every file verified on load.
+
+    ``mix_embeddings``: condition the base on ``sum_i alpha_i(s) emb(skill_i)`` (the same
+    state-dependent weights as the adapters) instead of the caller's skill id.
 
     Raises:
         ValueError: a ``full`` skill, or skills adapting different layers. Load errors as
@@ -204,11 +215,12 @@ def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 
     """
     from robot_skills.policies.psec import PSECPolicy
 
-    pairs = _adapter_pairs(library, refs)
+    pairs, ids = _adapter_pairs(library, refs)
     info, base_state = library.base()
     base = GoalConditionedBC(info.arch)
     base.load_state_dict(base_state)
-    return PSECPolicy(base, pairs, hidden=hidden, reg=reg, loss=loss)
+    return PSECPolicy(base, pairs, hidden=hidden, reg=reg, loss=loss,
+                      skill_ids=ids if mix_embeddings else None)
 
 
 def blender_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 128,
