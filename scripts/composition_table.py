@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bc-steps", type=int, default=TableConfig.bc_steps)
     ap.add_argument("--compose-steps", type=int, default=TableConfig.compose_steps)
     ap.add_argument("--lora-steps", type=int, default=TableConfig.lora_steps)
+    ap.add_argument("--no-bind-arguments", action="store_true",
+                    help="ablation: every source reads the behaviour's features as they are")
     a = ap.parse_args(argv)
     lib = Path(a.library)
     if not (lib / "base").is_dir():
@@ -53,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     cfg = TableConfig(bc_steps=a.bc_steps, compose_steps=a.compose_steps,
-                      lora_steps=a.lora_steps)
+                      lora_steps=a.lora_steps, bind_arguments=not a.no_bind_arguments)
     t0 = time.perf_counter()
     res = run_composition_table(lib, make_world=SimWorldFactory(), make_experts=ExpertSkills(),
                                 task_dir=resolve_suite("libero_goal"), behaviours=a.behaviours,

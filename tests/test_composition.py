@@ -92,6 +92,33 @@ def test_macro_expert_needs_the_world():
         m.reset(C.BEHAVIOURS["stow"].args, None)
 
 
+def test_argument_binding_selects_the_source_arguments_in_raw_units():
+    """``x_src = M x_beh + c`` in normalised units is, in raw units, the behaviour's features with
+    the source's arguments moved to the source's slots and every other slot absent (zeros)."""
+    rng = np.random.default_rng(1)
+    stats = NormStats(rng.normal(size=FEATURE_DIM).astype(np.float32),
+                      rng.uniform(0.5, 2, FEATURE_DIM).astype(np.float32),
+                      np.zeros(7, np.float32), np.ones(7, np.float32), VOCAB, 4, 1)
+    raw = rng.normal(size=(3, FEATURE_DIM)).astype(np.float32)
+    x = (raw - stats.feature_mean) / stats.feature_std
+    o0, o1 = PROPRIO_DIM, PROPRIO_DIM + SLOT_DIM
+    for src_args, want_slot0 in ((["bowl"], raw[:, o0:o1]), (["drawer"], raw[:, o1:])):
+        m, c = C.argument_binding(stats, ["bowl", "drawer"], src_args)
+        back = (x @ m.T + c) * stats.feature_std + stats.feature_mean
+        np.testing.assert_allclose(back[:, :PROPRIO_DIM], raw[:, :PROPRIO_DIM], atol=1e-5)
+        np.testing.assert_allclose(back[:, o0:o1], want_slot0, atol=1e-5)
+        np.testing.assert_allclose(back[:, o1:], 0.0, atol=1e-5)
+    m, c = C.argument_binding(stats, ["bowl", "drawer"], ["drawer", "bowl"])  # swapped slots
+    back = (x @ m.T + c) * stats.feature_std + stats.feature_mean
+    np.testing.assert_allclose(back[:, o0:o1], raw[:, o1:], atol=1e-5)
+    np.testing.assert_allclose(back[:, o1:], raw[:, o0:o1], atol=1e-5)
+    with pytest.raises(ValueError, match="'plate' is not among"):
+        C.argument_binding(stats, ["bowl"], ["plate"])
+    # every behaviour's sources are called by one of its steps on its own arguments
+    for b in C.BEHAVIOURS.values():
+        assert len(C.source_bindings(b, stats)) == len(b.sources)
+
+
 def test_every_method_builds_a_policy_of_the_base_shape(tmp_path):
     lib = _library(tmp_path / "lib")
     b = C.BEHAVIOURS["stow"]  # three sources

@@ -214,3 +214,33 @@ def test_mixed_embeddings_reject_a_wrong_number_of_ids(tmp_path):
         PSECPolicy(GoalConditionedBC(ARCH), pairs, skill_ids=[7])
     with pytest.raises(ValueError, match="2 skill ids for 1 adapters"):
         PSECPolicy(GoalConditionedBC(ARCH), pairs, skill_ids=[0, 1])
+
+
+def test_argument_bindings_route_each_skill_its_own_view_of_the_features(tmp_path):
+    """With input maps, one-hot PSEC weights give skill i on *its* input ``M_i x + c_i``, and an
+    untrained SkillBlender averages the primitives each on its own input."""
+    from robot_skills.skills.merge import blender_from_library
+
+    root, base, info = _library(tmp_path)
+    lib = SkillLibrary(root)
+    g = torch.Generator().manual_seed(3)
+    maps = [(torch.randn(FEATURE_DIM, FEATURE_DIM, generator=g) * 0.3,
+             torch.randn(FEATURE_DIM, generator=g)) for _ in SKILLS]
+    psec = psec_from_library(lib, SKILLS, mix_embeddings=True, input_maps=maps).eval()
+    blend = blender_from_library(lib, SKILLS, input_maps=maps).eval()
+    x = torch.randn(4, FEATURE_DIM)
+    refs = []
+    for i, s in enumerate(SKILLS):
+        m, sid = build_model(load_skill(root / s, info), load_base(root)[1])
+        refs.append((m, sid))
+    with torch.no_grad():
+        views = [x @ mm.t() + cc for mm, cc in maps]
+        own = [m(v, torch.full((4,), sid)) for (m, sid), v in zip(refs, views)]
+        torch.testing.assert_close(blend(x), sum(own) / 3, rtol=1e-4, atol=1e-5)
+        for i in range(3):
+            psec.weight_net[-1].bias.copy_(torch.tensor([40.0 if j == i else 0.0
+                                                         for j in range(3)]))
+            torch.testing.assert_close(psec(x, torch.zeros(4, dtype=torch.long)), own[i],
+                                       rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="2 input maps for 3 adapters"):
+        psec_from_library(lib, SKILLS, input_maps=maps[:2])

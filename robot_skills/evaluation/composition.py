@@ -61,6 +61,7 @@ from robot_skills.planning.symbolic import Plan, SkillCall
 from robot_skills.policies.features import skill_features
 
 __all__ = ["Behaviour", "BEHAVIOURS", "METHODS", "STATIC_METHODS", "MacroExpert",
+           "TableConfig", "argument_binding", "source_bindings",
            "behaviour_spec", "collect_behaviour", "behaviour_dataset", "build_method",
            "evaluate_model", "run_composition_table", "format_table"]
 
@@ -328,7 +329,9 @@ def behaviour_dataset(demos: Sequence[Mapping[str, Any]], chunk_size: int, skill
 
 @dataclass(frozen=True)
 class TableConfig:
-    """Training budgets of the composition table (optimiser steps at batch 256, AdamW)."""
+    """Training budgets of the composition table (optimiser steps at batch 256, AdamW), and
+    whether the composed methods read each source through its argument binding
+    (:func:`source_bindings`; False: every source reads the behaviour's features as they are)."""
 
     bc_steps: int = 3000
     bc_lr: float = 1e-3
@@ -337,6 +340,7 @@ class TableConfig:
     compose_steps: int = 600
     compose_lr: float = 3e-3
     merge_density: float = 0.5
+    bind_arguments: bool = True
     batch_size: int = 256
     seed: int = 0
 
@@ -364,6 +368,93 @@ def _base_with_row(library: Any, ids: Sequence[int], weights: Sequence[float]) -
                                   torch.tensor(list(weights), dtype=torch.float32))
         model.skill_emb.weight[ids[0]] = mix
     return model, int(ids[0])
+
+
+def argument_binding(stats: Any, behaviour_args: Sequence[str], source_args: Sequence[str]
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """The affine map from a behaviour's normalised features to a source skill's, for the
+    source called on a subset of the behaviour's arguments.
+
+    The source's slot ``k`` reads the behaviour's slot holding ``source_args[k]``; its other slots
+    read "absent" (raw zeros); the proprioception is shared. In raw units that is a selection,
+    in normalised units ``x_src = M x_beh + c`` with the statistics' means and stds.
+
+    Args:
+        stats: the library's :class:`~robot_skills.policies.normalization.NormStats`.
+        behaviour_args / source_args: entity names; every source argument must be a behaviour
+            argument.
+
+    Returns:
+        ``M (F, F)`` and ``c (F,)`` float32.
+
+    Raises:
+        ValueError: a source argument the behaviour does not have.
+    """
+    from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
+
+    mean = np.asarray(stats.feature_mean, np.float64)
+    std = np.asarray(stats.feature_std, np.float64)
+    m = np.zeros((FEATURE_DIM, FEATURE_DIM))
+    c = -mean / std  # raw zeros: an absent slot
+    m[:PROPRIO_DIM, :PROPRIO_DIM] = np.eye(PROPRIO_DIM)
+    c[:PROPRIO_DIM] = 0.0
+    for k, a in enumerate(source_args):
+        if a not in behaviour_args:
+            raise ValueError(f"source argument {a!r} is not among the behaviour's "
+                             f"{list(behaviour_args)}")
+        j = list(behaviour_args).index(a)
+        for d in range(SLOT_DIM):
+            dst, src = PROPRIO_DIM + SLOT_DIM * k + d, PROPRIO_DIM + SLOT_DIM * j + d
+            m[dst, src] = std[src] / std[dst]
+            c[dst] = (mean[src] - mean[dst]) / std[dst]
+    return m.astype(np.float32), c.astype(np.float32)
+
+
+def source_bindings(b: Behaviour, stats: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per source skill of ``b``, its :func:`argument_binding`: the arguments of the first step
+    calling it, or, for a source no step calls (a look-alike offered to the composition), the
+    behaviour's arguments in order, as many as the verb takes.
+
+    Raises:
+        ValueError: a source that is neither called by a step nor a known verb.
+    """
+    from robot_skills.domain.verbs import SKILL_SPECS
+
+    out = []
+    steps = [SkillCall.parse(s) for s in b.steps]
+    for src in b.sources:
+        verb = src.split("@")[0]
+        call = next((c for c in steps if c.skill == verb), None)
+        if call is not None:
+            args = call.args
+        elif verb in SKILL_SPECS:
+            args = tuple(b.args[:len(SKILL_SPECS[verb].parameters)])
+        else:
+            raise ValueError(f"behaviour {b.name}: no step calls its source {src!r} and it is "
+                             "not a known verb")
+        m, c = argument_binding(stats, b.args, args)
+        out.append((torch.from_numpy(m), torch.from_numpy(c)))
+    return out
+
+
+class _InputMix(nn.Module):
+    """A static merge reading the sources' argument bindings mixed with fixed weights."""
+
+    def __init__(self, model: nn.Module, maps: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 weights: Sequence[float]) -> None:
+        super().__init__()
+        from robot_skills.policies.psec import stack_input_maps
+
+        self.model = model
+        self.cfg = model.cfg
+        m, c = stack_input_maps(maps, len(weights), model.cfg.feature_dim)
+        w = torch.tensor(list(weights), dtype=torch.float32)
+        self.register_buffer("m", torch.einsum("k,kfg->fg", w, m))
+        self.register_buffer("c", w @ c)
+
+    def forward(self, features: torch.Tensor, skill_id: torch.Tensor) -> torch.Tensor:
+        """``(B, F), (B,) -> (B, H, 7)``."""
+        return self.model(features @ self.m.t() + self.c, skill_id)
 
 
 def _source_ids(library: Any, refs: Sequence[str]) -> list[int]:
@@ -404,13 +495,15 @@ def build_method(method: str, library: Any, b: Behaviour, demos: Sequence[Mappin
     ids = _source_ids(library, refs)
     info, _ = library.base()
     stats = library.load(refs[0]).stats
+    maps = source_bindings(b, stats) if cfg.bind_arguments else None
     if method in STATIC_METHODS:
         pm = {"cat_merge": "cat"}.get(method, method)
         density = cfg.merge_density if pm in ("ties", "dare_ties") else None
         state, ad = merge.merge_adapters(library, refs, [1.0 / k] * k, pm, density=density)
         base, sid = _base_with_row(library, ids, [1.0 / k] * k)
         pcfg = config_dict(ad["rank"], ad["alpha"], ad["target_layers"], None)
-        return apply_adapter(base, pcfg, state, merge=True).eval(), sid
+        merged = apply_adapter(base, pcfg, state, merge=True).eval()
+        return (_InputMix(merged, maps, [1.0 / k] * k).eval() if maps else merged), sid
     ds = behaviour_dataset(demos, info.arch.chunk_size, info.skills, ids[0])
     if method == "bc_scratch":
         arch = copy.deepcopy(info.arch)
@@ -430,11 +523,11 @@ def build_method(method: str, library: Any, b: Behaviour, demos: Sequence[Mappin
         _fit(base, ds, stats, cfg.lora_steps, cfg.lora_lr, cfg)
         return pmodel.merge_and_unload().eval(), sid
     if method == "cat":
-        model = merge.cat_from_library(library, refs, mix_embeddings=True)
+        model = merge.cat_from_library(library, refs, mix_embeddings=True, input_maps=maps)
     elif method == "psec":
-        model = merge.psec_from_library(library, refs, mix_embeddings=True)
+        model = merge.psec_from_library(library, refs, mix_embeddings=True, input_maps=maps)
     else:
-        model = merge.blender_from_library(library, refs)
+        model = merge.blender_from_library(library, refs, input_maps=maps)
     _fit(model, ds, stats, cfg.compose_steps, cfg.compose_lr, cfg)
     return model.eval(), ids[0]
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from robot_skills.policies.bc import GoalConditionedBC, chunk_loss
+from robot_skills.policies.psec import stack_input_maps
 
 
 class SkillBlender(nn.Module):
@@ -29,13 +30,20 @@ class SkillBlender(nn.Module):
         hidden: width of the high-level network.
         goal_scale: bound of the goal shift, normalised feature units (0 = no goal head).
         loss: chunk loss kind.
+        input_maps: per primitive an affine map ``(M_i (F, F), c_i (F,))`` of the features to
+            that primitive's own argument binding (see
+            :class:`~robot_skills.policies.psec.PSECPolicy`); primitive ``i`` then reads
+            ``M_i g_i + c_i``. None: every primitive reads ``g_i``.
 
     Raises:
-        ValueError: no primitives, or primitives with different chunk / action / feature sizes.
+        ValueError: no primitives, primitives with different chunk / action / feature sizes,
+            or input maps of another count or shape.
     """
 
     def __init__(self, primitives: Sequence[tuple[GoalConditionedBC, int]], hidden: int = 128,
-                 goal_scale: float = 0.5, loss: str = "l1") -> None:
+                 goal_scale: float = 0.5, loss: str = "l1",
+                 input_maps: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> None:
         super().__init__()
         if not primitives:
             raise ValueError("SkillBlender needs at least one primitive")
@@ -48,6 +56,9 @@ class SkillBlender(nn.Module):
         self.register_buffer("skill_ids", torch.tensor([int(s) for _, s in primitives]))
         (self.chunk, self.adim, self.fdim), = cfgs
         self.k = len(primitives)
+        bm, bc = stack_input_maps(input_maps, self.k, self.fdim)
+        self.register_buffer("bind_m", bm, persistent=False)
+        self.register_buffer("bind_c", bc, persistent=False)
         self.goal_scale = float(goal_scale)
         self.loss_kind = loss
         self.trunk = nn.Sequential(nn.Linear(self.fdim, hidden), nn.GELU(approximate="tanh"))
@@ -71,6 +82,8 @@ class SkillBlender(nn.Module):
         w = torch.softmax(self.weight_head(h).view(b, self.k, self.adim), dim=1)
         goals = features[:, None, :] + self.goal_scale * torch.tanh(
             self.goal_head(h).view(b, self.k, self.fdim))
+        if self.bind_m is not None:
+            goals = torch.einsum("kfg,bkg->bkf", self.bind_m, goals) + self.bind_c
         out = features.new_zeros(b, self.chunk, self.adim)
         for i, m in enumerate(self.primitives):
             sid = self.skill_ids[i].expand(b)

@@ -84,6 +84,32 @@ def _source_ids(skill_ids: Sequence[int] | None, k: int, base: GoalConditionedBC
     return torch.tensor(ids, dtype=torch.long)
 
 
+def stack_input_maps(input_maps: Sequence[tuple[torch.Tensor, torch.Tensor]] | None, k: int,
+              dim: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Stack per-source affine input maps ``(M_i (F, F), c_i (F,))`` into ``(K, F, F), (K, F)``.
+
+    Raises:
+        ValueError: another count than ``k`` or maps of another shape than ``(dim, dim)`` /
+            ``(dim,)``.
+    """
+    if input_maps is None:
+        return None, None
+    if len(input_maps) != k:
+        raise ValueError(f"{len(input_maps)} input maps for {k} adapters")
+    ms = [torch.as_tensor(m, dtype=torch.float32) for m, _ in input_maps]
+    cs = [torch.as_tensor(c, dtype=torch.float32) for _, c in input_maps]
+    if any(m.shape != (dim, dim) for m in ms) or any(c.shape != (dim,) for c in cs):
+        raise ValueError(f"input maps must be ({dim}, {dim}) matrices and ({dim},) offsets, got "
+                         f"{[tuple(m.shape) for m in ms]} / {[tuple(c.shape) for c in cs]}")
+    return torch.stack(ms), torch.stack(cs)
+
+
+def bind_inputs(features: torch.Tensor, maps: torch.Tensor, offsets: torch.Tensor
+                ) -> torch.Tensor:
+    """Each source's view of the features: ``(B, F) -> (B, K, F)``, ``x_i = M_i x + c_i``."""
+    return torch.einsum("kfg,bg->bkf", maps, features) + offsets
+
+
 class _Alpha:
     """Holds the current per-sample skill weights ``(B, K)`` for every :class:`PSECLinear`."""
 
@@ -152,16 +178,24 @@ class PSECPolicy(nn.Module):
             ``sum_i alpha_i(s) emb(skill_i)`` (each adapter was trained under its own
             embedding; a new behaviour has none), and the ``skill_id`` passed to
             :meth:`forward` is ignored. None: the caller's ``skill_id`` conditions the base.
+        input_maps: per adapter an affine map ``(M_i (F, F), c_i (F,))`` of the (normalised)
+            features to the features *that skill* reads: its argument binding (a ``pick`` inside
+            a ``pick_place(obj, target)`` sees only ``obj``, in its first slot). Given, the
+            network reads ``sum_i alpha_i(s) (M_i x + c_i)`` — exactly skill ``i`` on its own
+            binding when ``alpha`` is one-hot — while the weight network reads ``x`` itself.
+            None: every skill reads ``x``.
 
     Raises:
-        ValueError: no adapters, adapters over different layers, or ``skill_ids`` of another
-            length than ``adapters``.
+        ValueError: no adapters, adapters over different layers, or ``skill_ids`` /
+            ``input_maps`` of another length than ``adapters``.
     """
 
     def __init__(self, base: GoalConditionedBC,
                  adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
                  hidden: int = 64, reg: float = 1e-3, loss: str = "l1",
-                 skill_ids: Sequence[int] | None = None) -> None:
+                 skill_ids: Sequence[int] | None = None,
+                 input_maps: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> None:
         super().__init__()
         layers = _common_layers(adapters, "PSEC")
         self.register_buffer("source_ids", _source_ids(skill_ids, len(adapters), base),
@@ -178,6 +212,9 @@ class PSECPolicy(nn.Module):
             raise ValueError("PSEC needs each skill's rank to be the same in every layer")
         self.register_buffer("_seg", segs[0].clone(), persistent=False)
         fd = base.cfg.feature_dim
+        bm, bc = stack_input_maps(input_maps, self.k, fd)
+        self.register_buffer("bind_m", bm, persistent=False)
+        self.register_buffer("bind_c", bc, persistent=False)
         self.weight_net = nn.Sequential(nn.Linear(fd, hidden), nn.GELU(approximate="tanh"),
                                         nn.Linear(hidden, self.k))
         nn.init.zeros_(self.weight_net[-1].weight)
@@ -195,11 +232,14 @@ class PSECPolicy(nn.Module):
         # every layer shares the same skills and ranks: expand (B, K) -> (B, R) once
         alpha = self.skill_weights(features)
         self.alpha_holder.value = alpha[:, self._seg]
+        x = features
+        if self.bind_m is not None:
+            x = (alpha[:, :, None] * bind_inputs(features, self.bind_m, self.bind_c)).sum(1)
         try:
             if self.source_ids is not None:
-                return self.policy(features, None,
+                return self.policy(x, None,
                                    mix_skill_embedding(self.policy, self.source_ids, alpha))
-            return self.policy(features, skill_id)
+            return self.policy(x, skill_id)
         finally:
             self.alpha_holder.value = None
 
@@ -256,21 +296,28 @@ class CATPolicy(nn.Module):
         skill_ids: as :class:`PSECPolicy`; the skill-conditioning input is then
             ``sum_i v_i emb(skill_i)`` with its own learned ``(K,)`` weights ``v`` (initial
             ``1/K``), the embedding table being one more "layer".
+        input_maps: as :class:`PSECPolicy`; the network reads ``sum_i v_i (M_i x + c_i)`` with
+            the same learned (state-independent) ``v``, created when either is given.
 
     Raises:
-        ValueError: no adapters, adapters over different layers, or ``skill_ids`` of another
-            length.
+        ValueError: no adapters, adapters over different layers, or ``skill_ids`` /
+            ``input_maps`` of another length.
     """
 
     def __init__(self, base: GoalConditionedBC,
                  adapters: Sequence[Mapping[str, tuple[torch.Tensor, torch.Tensor, float]]],
-                 loss: str = "l1", skill_ids: Sequence[int] | None = None) -> None:
+                 loss: str = "l1", skill_ids: Sequence[int] | None = None,
+                 input_maps: Sequence[tuple[torch.Tensor, torch.Tensor]] | None = None
+                 ) -> None:
         super().__init__()
         layers = _common_layers(adapters, "CAT")
         self.register_buffer("source_ids", _source_ids(skill_ids, len(adapters), base),
                              persistent=False)
+        bm, bc = stack_input_maps(input_maps, len(adapters), base.cfg.feature_dim)
+        self.register_buffer("bind_m", bm, persistent=False)
+        self.register_buffer("bind_c", bc, persistent=False)
         self.emb_w = (nn.Parameter(torch.full((len(adapters),), 1.0 / len(adapters)))
-                      if self.source_ids is not None else None)
+                      if self.source_ids is not None or bm is not None else None)
         self.loss_kind = loss
         _freeze_and_wrap(base, layers, adapters, CATLinear)
         self.policy = base
@@ -282,10 +329,14 @@ class CATPolicy(nn.Module):
 
     def forward(self, features: torch.Tensor, skill_id: torch.Tensor) -> torch.Tensor:
         """``(B, FEATURE_DIM), (B,) -> (B, H, 7)`` normalised actions."""
+        x = features
+        if self.bind_m is not None:
+            x = torch.einsum("k,bkf->bf", self.emb_w,
+                             bind_inputs(features, self.bind_m, self.bind_c))
         if self.source_ids is not None:
             e = mix_skill_embedding(self.policy, self.source_ids, self.emb_w)
-            return self.policy(features, None, e.expand(features.shape[0], -1))
-        return self.policy(features, skill_id)
+            return self.policy(x, None, e.expand(features.shape[0], -1))
+        return self.policy(x, skill_id)
 
     def compute_loss(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Masked chunk loss of one batch (no regulariser)."""

@@ -182,12 +182,15 @@ def _adapter_pairs(library: SkillLibrary, refs: Sequence[str]
 
 
 def cat_from_library(library: SkillLibrary, refs: Sequence[str], loss: str = "l1",
-                     mix_embeddings: bool = False) -> Any:
+                     mix_embeddings: bool = False, input_maps: Sequence[Any] | None = None
+                     ) -> Any:
     """A :class:`~robot_skills.policies.psec.CATPolicy` (LoRA Soups' CAT: learned per-layer
     skill weights) over the library's base and the LoRA skills ``refs``, verified on load.
 
     ``mix_embeddings``: condition the base on a learned mix of the sources' skill embeddings
     (for a new behaviour, which has no embedding of its own) instead of the caller's skill id.
+    ``input_maps``: the sources' argument bindings (:class:`~robot_skills.policies.psec.
+    CATPolicy`).
 
     Raises:
         ValueError / load errors: as :func:`psec_from_library`.
@@ -198,16 +201,19 @@ def cat_from_library(library: SkillLibrary, refs: Sequence[str], loss: str = "l1
     info, base_state = library.base()
     base = GoalConditionedBC(info.arch)
     base.load_state_dict(base_state)
-    return CATPolicy(base, pairs, loss=loss, skill_ids=ids if mix_embeddings else None)
+    return CATPolicy(base, pairs, loss=loss, skill_ids=ids if mix_embeddings else None,
+                     input_maps=input_maps)
 
 
 def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 64,
-                      reg: float = 1e-3, loss: str = "l1", mix_embeddings: bool = False) -> Any:
+                      reg: float = 1e-3, loss: str = "l1", mix_embeddings: bool = False,
+                      input_maps: Sequence[Any] | None = None) -> Any:
     """A :class:`~robot_skills.policies.psec.PSECPolicy` over the library's base and the LoRA
     skills ``refs`` (``name`` or ``name@version``), every file verified on load.
 
     ``mix_embeddings``: condition the base on ``sum_i alpha_i(s) emb(skill_i)`` (the same
-    state-dependent weights as the adapters) instead of the caller's skill id.
+    state-dependent weights as the adapters) instead of the caller's skill id. ``input_maps``:
+    the sources' argument bindings (:class:`~robot_skills.policies.psec.PSECPolicy`).
 
     Raises:
         ValueError: a ``full`` skill, or skills adapting different layers. Load errors as
@@ -220,11 +226,12 @@ def psec_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 
     base = GoalConditionedBC(info.arch)
     base.load_state_dict(base_state)
     return PSECPolicy(base, pairs, hidden=hidden, reg=reg, loss=loss,
-                      skill_ids=ids if mix_embeddings else None)
+                      skill_ids=ids if mix_embeddings else None, input_maps=input_maps)
 
 
 def blender_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int = 128,
-                         goal_scale: float = 0.5, loss: str = "l1") -> Any:
+                         goal_scale: float = 0.5, loss: str = "l1",
+                         input_maps: Sequence[Any] | None = None) -> Any:
     """A :class:`~robot_skills.policies.blend.SkillBlender` over the merged networks of ``refs``
     (LoRA or whole-policy skills; ``name`` or ``name@version``), every file verified on load.
 
@@ -241,4 +248,5 @@ def blender_from_library(library: SkillLibrary, refs: Sequence[str], hidden: int
         lora = v.manifest["adapter"]["kind"] == "lora"
         sk = load_skill(v.path, library.base()[0] if lora else None)
         prims.append(build_model(sk, library.base()[1] if lora else None, merge=True))
-    return SkillBlender(prims, hidden=hidden, goal_scale=goal_scale, loss=loss)
+    return SkillBlender(prims, hidden=hidden, goal_scale=goal_scale, loss=loss,
+                        input_maps=input_maps)
