@@ -543,7 +543,8 @@ def evaluate_model(model: nn.Module, skill_id: int, stats: Any, b: Behaviour,
     """Run the learned behaviour from the start state of each seed (expert prefix first).
 
     Returns:
-        Per seed ``{seed, success, reason, steps}``; an episode whose expert prefix fails is
+        Per seed ``{seed, success, reason, steps, goal_atoms_held, holding}`` (the goal atoms and
+        ``holding`` atoms observed at the end); an episode whose expert prefix fails is
         ``success: None`` (not counted).
     """
     from robot_skills.policies.learned_skill import LearnedSkill
@@ -564,8 +565,14 @@ def evaluate_model(model: nn.Module, skill_id: int, stats: Any, b: Behaviour,
             res = Executor(world, SkillSet({b.name: skill}, {b.name: spec}),
                            _FixedPlanner(SkillCall(b.name, b.args)), max_replans=0
                            ).run(_goal_atoms(b))
+            from robot_skills.domain.predicates import format_atom, with_derived
+
+            held = with_derived(world.predicate_state(), world.symbolic_problem().entities)
             out.append({"seed": seed, "success": bool(res.success), "reason": res.reason,
-                        "steps": int(res.steps)})
+                        "steps": int(res.steps),
+                        "goal_atoms_held": [format_atom(g) for g in sorted(_goal_atoms(b))
+                                            if g in held],
+                        "holding": sorted(a[1] for a in held if a[0] == "holding")})
         except Exception as e:  # noqa: BLE001 - reported per episode
             out.append({"seed": seed, "success": False, "steps": 0,
                         "reason": f"error: {type(e).__name__}: {e}"})
