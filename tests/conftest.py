@@ -29,3 +29,15 @@ def pytest_terminal_summary(terminalreporter) -> None:
             f"FAILED: {len(_SKIPPED)} test(s) skipped for a reason other than CUDA:", red=True)
         for s in _SKIPPED:
             terminalreporter.write_line(f"  {s}")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One intra-op torch thread for the test (tiny networks and convolutions are faster on one
+    thread than on two on a shared 2-core machine); the previous count is restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

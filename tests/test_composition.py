@@ -23,12 +23,7 @@ VOCAB = ["open", "pick", "place_in", "place_on"]
 ARCH = BCConfig(num_skills=4, chunk_size=4, hidden=32, layers=3)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

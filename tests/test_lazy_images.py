@@ -27,13 +27,7 @@ CAMS = ["agentview", "panda/wrist_cam"]
 AUG = AugmentConfig(crop=(28, 28), brightness=0.1, contrast=0.1, saturation=0.1, hue=0.02)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions on a shared 2-core machine: one intra-op thread."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ from robot_skills.skills.skill_dir import build_model, load_base, load_skill, sa
 SKILLS = ["pick", "place_on", "push"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread is ~10x faster than two on a loaded 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ARCH = BCConfig(num_skills=3, chunk_size=4, hidden=32, layers=3)
 
 

@@ -44,13 +44,7 @@ TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1], "strides": [1, 1, 2, 1
         "embed_dim": 16, "hidden": 64, "layers": 2, "chunk_size": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny convolutions: one intra-op thread is faster than two on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _scene(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
