@@ -1,4 +1,4 @@
-"""Regenerate issue 11's composition table: three new behaviours learned from k = 5 / 10 / 25
+"""Regenerate issue 11's composition table: four new behaviours learned from k = 5 / 10 / 25
 expert demonstrations by from-scratch BC, a LoRA fine-tune, PEFT's static merges, CAT, PSEC and
 SkillBlender, each evaluated on the same seeds in libero_goal's scene.
 
