@@ -7,15 +7,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lora_library import write_random_lora_library
 
-from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.evaluation import composition as C
-from robot_skills.policies.bc import BCConfig, GoalConditionedBC
+from robot_skills.policies.bc import BCConfig
 from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
 from robot_skills.policies.normalization import NormStats
-from robot_skills.policies.peft_adapter import adapter_state, attach, lora_config
 from robot_skills.skills.library import SkillLibrary
-from robot_skills.skills.skill_dir import save_base, save_skill
 from robot_skills.tasks.suites import resolve_suite
 from sim.factories import ExpertSkills, SimWorldFactory
 
@@ -33,22 +31,9 @@ def goal_dir():
 
 def _library(root):
     """A LoRA library over the behaviours' source verbs (random adapters, unit statistics)."""
-    torch.manual_seed(0)
-    base = GoalConditionedBC(ARCH)
-    info = save_base(root, base.state_dict(), ARCH, VOCAB)
     stats = NormStats(np.zeros(FEATURE_DIM, np.float32), np.ones(FEATURE_DIM, np.float32),
                       np.zeros(7, np.float32), np.full(7, 0.01, np.float32), VOCAB, 4, 1)
-    for i, s in enumerate(VOCAB):
-        torch.manual_seed(10 + i)
-        m = GoalConditionedBC(ARCH)
-        m.load_state_dict(base.state_dict())
-        pm = attach(m, lora_config(m, rank=4))
-        with torch.no_grad():
-            for n, p in pm.named_parameters():
-                if "lora_" in n:
-                    p.normal_(0, 0.3)
-        save_skill(root / s, spec=SKILL_SPECS[s], adapter_state=adapter_state(pm), stats=stats,
-                   adapter={"kind": "lora"}, base=info, skill_id=i)
+    write_random_lora_library(root, ARCH, VOCAB, stats)
     return SkillLibrary(root)
 
 

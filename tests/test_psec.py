@@ -6,21 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from lora_library import write_random_lora_library
 
-from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC
 from robot_skills.policies.features import FEATURE_DIM
 from robot_skills.policies.normalization import NormStats
 from robot_skills.policies.peft_adapter import (
-    adapter_state,
     apply_adapter,
-    attach,
     config_dict,
-    lora_config,
 )
 from robot_skills.skills.library import SkillLibrary
 from robot_skills.skills.merge import merge_adapters, psec_from_library
-from robot_skills.skills.skill_dir import build_model, load_base, load_skill, save_base, save_skill
+from robot_skills.skills.skill_dir import build_model, load_base, load_skill
 
 SKILLS = ["pick", "place_on", "push"]
 
@@ -30,26 +27,28 @@ ARCH = BCConfig(num_skills=3, chunk_size=4, hidden=32, layers=3)
 
 
 def _library(tmp_path):
-    torch.manual_seed(0)
-    base = GoalConditionedBC(ARCH)
     root = tmp_path / "lib"
-    info = save_base(root, base.state_dict(), ARCH, SKILLS)
     rng = np.random.default_rng(0)
     stats = NormStats(rng.normal(size=FEATURE_DIM).astype(np.float32),
                       np.ones(FEATURE_DIM, np.float32), np.zeros(7, np.float32),
                       np.ones(7, np.float32), SKILLS, 4, 1)
-    for i, s in enumerate(SKILLS):
-        torch.manual_seed(10 + i)
-        m = GoalConditionedBC(ARCH)
-        m.load_state_dict(base.state_dict())
-        pm = attach(m, lora_config(m, rank=4 + 2 * i))  # different ranks
-        with torch.no_grad():
-            for n, p in pm.named_parameters():
-                if "lora_" in n:
-                    p.normal_(0, 0.3)
-        save_skill(root / s, spec=SKILL_SPECS[s], adapter_state=adapter_state(pm), stats=stats,
-                   adapter={"kind": "lora"}, base=info, skill_id=i)
+    base, info = write_random_lora_library(root, ARCH, SKILLS, stats,
+                                           rank=lambda i: 4 + 2 * i)  # different ranks
     return root, base, info
+
+
+def _fit_steps(model, params, batch, lr, steps=150):
+    """Adam on ``params`` for ``steps`` steps of ``model.compute_loss(batch)``; returns the loss
+    before training and at the last step."""
+    opt = torch.optim.Adam(params, lr=lr)
+    with torch.no_grad():
+        first = float(model.compute_loss(batch))
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = model.compute_loss(batch)
+        loss.backward()
+        opt.step()
+    return first, loss.item()
 
 
 def test_psec_one_hot_is_the_skill_and_uniform_is_the_cat_merge(tmp_path):
@@ -86,16 +85,8 @@ def test_only_the_weight_network_trains_and_finds_the_demonstrated_skill(tmp_pat
     frozen = {k: v.clone() for k, v in psec.policy.state_dict().items()}
     params = [p for p in psec.parameters() if p.requires_grad]
     assert {id(p) for p in params} == {id(p) for p in psec.weight_net.parameters()}
-    opt = torch.optim.Adam(params, lr=3e-2)
-    batch = {"features": x, "skill_id": sid, "actions": y}
-    with torch.no_grad():
-        first = float(psec.compute_loss(batch))
-    for _ in range(150):
-        opt.zero_grad()
-        loss = psec.compute_loss(batch)
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.3 * first, (first, loss.item())
+    first, last = _fit_steps(psec, params, {"features": x, "skill_id": sid, "actions": y}, 3e-2)
+    assert last < 0.3 * first, (first, last)
     with torch.no_grad():
         w = psec.skill_weights(x).mean(0)
     assert int(w.argmax()) == 1 and float(w[1]) > 0.8, w
@@ -120,16 +111,8 @@ def test_cat_learns_per_layer_weights_for_the_demonstrated_skill(tmp_path):
         y = teacher(x, sid)
     params = [p for p in cat.parameters() if p.requires_grad]
     assert len(params) == len(cat.layers)  # one (K,) weight vector per adapted layer
-    opt = torch.optim.Adam(params, lr=5e-2)
-    batch = {"features": x, "skill_id": sid, "actions": y}
-    with torch.no_grad():
-        first = float(cat.compute_loss(batch))
-    for _ in range(150):
-        opt.zero_grad()
-        loss = cat.compute_loss(batch)
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.3 * first, (first, loss.item())
+    first, last = _fit_steps(cat, params, {"features": x, "skill_id": sid, "actions": y}, 5e-2)
+    assert last < 0.3 * first, (first, last)
     for name, w in cat.layer_weights().items():  # push's weight dominates in every layer
         assert int(w.argmax()) == 2, (name, w)
 
