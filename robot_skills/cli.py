@@ -377,6 +377,10 @@ def run_eval(cfg: Any, policy: str | None = None, out_dir: Path | None = None) -
         from robot_skills.planning.language import ParaphraseInstructions
 
         kwargs["instructions"] = ParaphraseInstructions(plan_from_language=True)
+    if cfg.eval.get("retract", False) and policy != "monolithic":
+        from robot_skills.execution.retract import RetractConfig
+
+        kwargs["retract"] = RetractConfig()
     runner = BenchmarkRunner(make_world=world, max_replans=int(cfg.eval.max_replans),
                              max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
                              video=bool(cfg.eval.video), **kwargs)

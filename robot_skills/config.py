@@ -152,6 +152,7 @@ class EvalConfig:
     video: bool = True
     perturbations: str | None = None
     max_replans: int = 2
+    retract: bool = False             # return the empty hand to its start pose before each call
     workers: str = "local"            # local (root `workers` processes) | ray
     ray_address: str | None = None    # eval.workers=ray: None = a new local Ray instance
     paraphrases: bool = False         # plan from each task's instruction (planner=language);

@@ -26,6 +26,7 @@ and one rollout video per task and condition under ``videos/`` (episode 0; frame
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import functools
 import os
@@ -106,6 +107,7 @@ class _Factories:
     max_replans: int
     max_steps: int | None
     instructions: Callable[[str, str | None, int], str | None] | None = None
+    retract: Any = None
 
 
 def _frame(world: Any, obs: Any) -> np.ndarray | None:
@@ -196,8 +198,10 @@ def run_episode(job: EpisodeJob, factories: _Factories) -> dict[str, Any]:
                 planner.set_camera(lambda: dict(getattr(world.robot.observe(), "images", None)
                                                 or {}))
             ex = Executor(world, skills, planner, max_replans=factories.max_replans,
-                          max_steps=factories.max_steps, on_step=on_step)
+                          max_steps=factories.max_steps, on_step=on_step,
+                          retract=factories.retract)
             result = ex.run()
+            rec["retract_steps"] = ex.retract_steps
         rec.update(result.to_dict())
         rec["status"] = "success" if rec["success"] else "failure"
     except EpisodeInvalidError as e:
@@ -410,6 +414,8 @@ class BenchmarkRunner:
             axis (a paraphrase per episode under a ``paraphrase`` condition); ``None``: a
             planner with ``set_instruction`` (``planner=language|vlm``) plans from the file's own
             instruction, any other from the file's goal.
+        retract: a :class:`~robot_skills.execution.retract.RetractConfig`: composed episodes
+            return the empty hand to its start pose before each call; None: they do not.
     """
 
     make_world: Callable[..., Any]
@@ -423,6 +429,7 @@ class BenchmarkRunner:
     video: bool = True
     progress: bool = True
     instructions: Callable[[str, str | None, int], str | None] | None = None
+    retract: Any = None
     _meta: dict = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -498,7 +505,7 @@ class BenchmarkRunner:
                     jobs.append(EpisodeJob(ti, str(path), name, pert, i, base_seed + i, video))
         factories = _Factories(self.make_world, self.make_skills, self.planner,
                                self.make_task_policy, self.mode, self.max_replans, self.max_steps,
-                               instructions=self.instructions)
+                               instructions=self.instructions, retract=self.retract)
         t0 = time.perf_counter()
         episodes = self._run_jobs(jobs, factories)
         wall = time.perf_counter() - t0
@@ -513,6 +520,7 @@ class BenchmarkRunner:
             "timestamp": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "host": _host_info(), "workers": self.workers, "wall_time_s": wall,
             "max_replans": self.max_replans, "max_steps": self.max_steps,
+            "retract": None if self.retract is None else dataclasses.asdict(self.retract),
             "task_paths": [str(p) for p in paths],
         }
         results = {"metadata": results.pop("metadata"), **results}

@@ -47,6 +47,7 @@ from robot_skills.domain.predicates import Atom, SymbolicProblem, format_atom, w
 from robot_skills.domain.verbs import SkillSpec, ground, matches, parse_predicate
 from robot_skills.execution.interfaces import Planner, SkillPolicy, SkillSet, TaskWorld
 from robot_skills.execution.recording import EpisodeRecording, SkillSegment
+from robot_skills.execution.retract import HomeRetract, RetractConfig
 from robot_skills.planning.symbolic import (
     NoPlanError,
     Plan,
@@ -264,6 +265,11 @@ class Executor:
         on_call: optional ``on_call(event, call, record)`` hook at the start and end of every
             skill call (:data:`CallCallback`); :attr:`current_call` names the running call.
         recorder: optional :class:`EpisodeRecording`-like object for demonstration collection.
+        retract: a :class:`~robot_skills.execution.retract.RetractConfig` to return the empty
+            hand to the episode's start pose (the first observation of :meth:`run`) before each
+            call (:mod:`robot_skills.execution.retract`), or None (default) to start each call
+            where the previous one ended. Its steps count against ``max_steps``; they belong to
+            no call.
 
     Raises:
         ValueError: if ``max_replans < 0`` or ``max_steps < 1``. TypeError: if ``skills`` is not a
@@ -281,6 +287,7 @@ class Executor:
         on_step: StepCallback | None = None,
         recorder: Any | None = None,
         on_call: CallCallback | None = None,
+        retract: RetractConfig | None = None,
     ) -> None:
         if not isinstance(skills, SkillSet):
             raise TypeError(f"skills must be a SkillSet (policies + contracts), got "
@@ -298,6 +305,9 @@ class Executor:
         self.on_step = on_step
         self.on_call = on_call
         self.recorder = recorder
+        self.retract = retract
+        self.retract_steps = 0
+        """Control steps the last :meth:`run` spent retracting between calls."""
         self.current_call: SkillCall | None = None
         """The skill call running now (None between calls and outside :meth:`run`)."""
         self._instances: dict[str, SkillPolicy] = {}
@@ -383,6 +393,9 @@ class Executor:
         if self._success():
             return finish("success")
         obs = self.world.robot.observe()
+        home = (HomeRetract(obs.ee_pos, obs.ee_quat, self.retract) if self.retract is not None
+                else None)
+        self.retract_steps = 0
         while True:
             problem = self._problem(goal_atoms)
             try:
@@ -425,6 +438,8 @@ class Executor:
                                      f"({contradiction})")
                     failure = "; ".join(parts)
                     break
+                if home is not None and ("handempty",) in state:
+                    steps, obs = self._retract(home, obs, steps, budget)
                 start = steps
                 self.current_call = call
                 if self.on_call is not None:
@@ -484,6 +499,22 @@ class Executor:
             replans += 1
             messages.append(f"replanning from the observed state (replan {replans}/"
                             f"{self.max_replans})")
+
+    def _retract(self, home: HomeRetract, obs: Observation, steps: int, budget: int
+                 ) -> tuple[int, Observation]:
+        """Step ``home``'s retract until it is reached, its step cap, or the budget."""
+        for _ in range(home.config.max_steps):
+            if steps >= budget or home.reached(obs):
+                break
+            action = self.world.robot.act(home.act(obs))
+            if self.recorder is not None:  # recorded steps stay aligned with segment indices
+                self.recorder.add_step(obs, action)
+            obs = self.world.robot.observe()
+            steps += 1
+            self.retract_steps += 1
+            if self.on_step is not None:
+                self.on_step(steps, obs, action)
+        return steps, obs
 
     def _contradiction(self, call: SkillCall, state: frozenset[Atom],
                        entities: Mapping[str, frozenset[str]]) -> str:

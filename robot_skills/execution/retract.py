@@ -1,0 +1,124 @@
+"""Return the empty hand to the episode's start pose between skill calls.
+
+Learned skills are trained mostly on calls that start where an episode starts: the arm at its home
+pose (a skill-centric collection's random prefixes add other starts, but a pick right after a
+``turn_on`` stays rare). A composed task chains calls in orders no demonstration shows, so the
+next skill often starts from an arm pose its data barely covers. Returning the hand to a fixed
+pose between calls — the "home" / reset motion of skill-chaining systems — makes every empty-hand
+call start where its data mostly started; only the objects' layout differs, which the
+goal-conditioned features see relative to the end-effector.
+
+The motion is scripted, not learned: lift straight up to the home height (nothing is carried, and
+lifting first keeps the hand from sweeping over objects), then move and turn to the home pose,
+with the gripper open. It uses only the robot's :class:`~robot_skills.robot.Action` interface, so
+it runs the same in simulation and through the ROS 2 bridge (whose safety filter still applies).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from robot_skills.robot import Action, Observation
+
+
+def _quat_mat(q: np.ndarray) -> np.ndarray:
+    w, x, y, z = (float(v) for v in q / np.linalg.norm(q))
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def rotation_error(q_target: np.ndarray, q_current: np.ndarray) -> np.ndarray:
+    """``(3,)`` rotation vector ``r`` in the base frame with ``exp(r) R(q_current) = R(q_target)``
+    (rad), for ``(w, x, y, z)`` quaternions; ``|r| <= pi``."""
+    R = _quat_mat(np.asarray(q_target, np.float64)) @ _quat_mat(np.asarray(q_current,
+                                                                           np.float64)).T
+    c = float(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))
+    angle = float(np.arccos(c))
+    v = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    if angle < 1e-9:
+        return 0.5 * v
+    if np.pi - angle < 1e-6:  # half-turn: the axis from the symmetric part
+        axis = np.sqrt(np.clip((np.diag(R) + 1.0) / 2.0, 0.0, None))
+        i = int(np.argmax(axis))
+        axis = R[:, i] + np.eye(3)[i]
+        return angle * axis / np.linalg.norm(axis)
+    return angle * v / (2.0 * np.sin(angle))
+
+
+@dataclass(frozen=True)
+class RetractConfig:
+    """How the hand returns to its start pose between calls.
+
+    Attributes:
+        pos_tol: done when the end-effector is within this distance of the home position, m.
+        rot_tol: ... and within this angle of the home orientation, rad.
+        max_step_pos: largest translation per control step, m.
+        max_step_rot: largest rotation per control step, rad.
+        gain: fraction of the remaining error commanded per step (proportional control).
+        max_steps: control steps allowed for one retract; the call then starts wherever the hand
+            is (a retract never fails the episode).
+    """
+
+    pos_tol: float = 0.015
+    rot_tol: float = 0.08
+    max_step_pos: float = 0.03
+    max_step_rot: float = 0.15
+    gain: float = 0.5
+    max_steps: int = 60
+
+    def __post_init__(self) -> None:
+        for k in ("pos_tol", "rot_tol", "max_step_pos", "max_step_rot", "gain"):
+            if not float(getattr(self, k)) > 0:
+                raise ValueError(f"retract {k} must be > 0, got {getattr(self, k)!r}")
+        if self.gain > 1:
+            raise ValueError(f"retract gain must be <= 1, got {self.gain}")
+        if int(self.max_steps) < 1:
+            raise ValueError(f"retract max_steps must be >= 1, got {self.max_steps}")
+
+
+class HomeRetract:
+    """The scripted retract toward ``home``: one :class:`Action` per control step.
+
+    Args:
+        home_pos: ``(3,)`` end-effector home position, base frame, m (the episode's first
+            observation).
+        home_quat: ``(4,)`` home orientation ``(w, x, y, z)``, base frame.
+        config: tolerances, speeds and the step cap.
+    """
+
+    def __init__(self, home_pos: np.ndarray, home_quat: np.ndarray,
+                 config: RetractConfig | None = None) -> None:
+        self.home_pos = np.asarray(home_pos, np.float64).reshape(3)
+        self.home_quat = np.asarray(home_quat, np.float64).reshape(4)
+        self.config = config or RetractConfig()
+
+    def reached(self, obs: Observation) -> bool:
+        """True when ``obs``'s end-effector is within the position and angle tolerances."""
+        c = self.config
+        dp = float(np.linalg.norm(self.home_pos - np.asarray(obs.ee_pos, np.float64)))
+        dr = float(np.linalg.norm(rotation_error(self.home_quat, np.asarray(obs.ee_quat))))
+        return dp <= c.pos_tol and dr <= c.rot_tol
+
+    def act(self, obs: Observation) -> Action:
+        """The next step: straight up while below the home height (by more than ``pos_tol``),
+        then toward the home position and orientation; gripper open (-1)."""
+        c = self.config
+        ee = np.asarray(obs.ee_pos, np.float64)
+        err = self.home_pos - ee
+        if err[2] > c.pos_tol:
+            dpos, drot = np.array([0.0, 0.0, err[2]]), np.zeros(3)
+        else:
+            dpos = err
+            drot = rotation_error(self.home_quat, np.asarray(obs.ee_quat, np.float64))
+        dpos = c.gain * dpos
+        drot = c.gain * drot
+        n = float(np.linalg.norm(dpos))
+        if n > c.max_step_pos:
+            dpos *= c.max_step_pos / n
+        n = float(np.linalg.norm(drot))
+        if n > c.max_step_rot:
+            drot *= c.max_step_rot / n
+        return Action(dpos, drot, -1.0)
