@@ -377,10 +377,11 @@ def run_eval(cfg: Any, policy: str | None = None, out_dir: Path | None = None) -
         from robot_skills.planning.language import ParaphraseInstructions
 
         kwargs["instructions"] = ParaphraseInstructions(plan_from_language=True)
-    if cfg.eval.get("retract", False) and policy != "monolithic":
+    retract = str(cfg.eval.get("retract", "off")).lower()  # values checked with the config
+    if retract not in ("off", "false") and policy != "monolithic":
         from robot_skills.execution.retract import RetractConfig
 
-        kwargs["retract"] = RetractConfig()
+        kwargs["retract"] = RetractConfig(when_holding=retract == "always")
     runner = BenchmarkRunner(make_world=world, max_replans=int(cfg.eval.max_replans),
                              max_steps=int(cfg.suite.max_episode_steps), workers=int(cfg.workers),
                              video=bool(cfg.eval.video), **kwargs)

@@ -142,6 +142,10 @@ class TrainingConfig:
                                                           # <run_dir>/demos.hdf5
 
 
+RETRACT_MODES = ("off", "empty", "always", "false", "true")
+"""``eval.retract`` values (``false`` = off, ``true`` = empty)."""
+
+
 @dataclass
 class EvalConfig:
     """The benchmark (``configs/eval/``)."""
@@ -152,7 +156,8 @@ class EvalConfig:
     video: bool = True
     perturbations: str | None = None
     max_replans: int = 2
-    retract: bool = False             # return the empty hand to its start pose before each call
+    retract: str = "off"              # off | empty: the empty hand returns to its start pose before
+                                      # each call | always: the holding hand too
     workers: str = "local"            # local (root `workers` processes) | ray
     ray_address: str | None = None    # eval.workers=ray: None = a new local Ray instance
     paraphrases: bool = False         # plan from each task's instruction (planner=language);
@@ -202,6 +207,8 @@ def check_config(cfg: Any) -> None:
     """
     rules: list[tuple[str, Any, bool, str]] = [
         ("workers", cfg.workers, cfg.workers >= 1, ">= 1"),
+        ("eval.retract", cfg.eval.retract, str(cfg.eval.retract).lower() in RETRACT_MODES,
+         "off, empty or always"),
         ("suite.max_episode_steps", cfg.suite.max_episode_steps,
          cfg.suite.max_episode_steps >= 1, ">= 1"),
         ("collect.demos_per_task", cfg.collect.demos_per_task,

@@ -128,3 +128,37 @@ def test_executor_retracts_the_empty_hand_before_each_call_only():
     # the steps between calls are the retract's: calls no longer abut
     gaps = [b.start_step - a.end_step for a, b in zip(res.calls, res.calls[1:])]
     assert gaps[0] == ex.retract_steps and gaps[1] == 0
+
+
+def test_executor_with_when_holding_also_carries_the_object_home():
+    from sim.factories import ExpertSkills
+    from sim.world import SimTaskWorld
+
+    starts = {}
+    world = SimTaskWorld.from_task(DRAWER_TASK)
+    try:
+        obs0 = world.reset(0)
+
+        def on_call(event, call, record):
+            if event == "start":
+                starts[call.skill] = world.robot.observe()
+
+        ex = Executor(world, ExpertSkills()(DRAWER_TASK), on_call=on_call,
+                      retract=RetractConfig(when_holding=True))
+        res = ex.run()
+    finally:
+        world.close()
+    assert res.success, (res.reason, res.messages)
+    home = HomeRetract(obs0.ee_pos, obs0.ee_quat)
+    assert home.reached(starts["place_in"])  # carried home, still holding, then placed
+    gaps = [b.start_step - a.end_step for a, b in zip(res.calls, res.calls[1:])]
+    assert gaps[1] > 0 and sum(gaps) == ex.retract_steps
+
+
+def test_eval_retract_mode_is_checked_with_the_config(tmp_path):
+    from robot_skills import cli
+    from robot_skills.config import ConfigValueError
+
+    assert cli.load_config([f"run_dir={tmp_path}", "eval.retract=always"]).eval.retract == "always"
+    with pytest.raises(ConfigValueError, match="eval.retract='sideways'"):
+        cli.load_config([f"run_dir={tmp_path}", "eval.retract=sideways"])

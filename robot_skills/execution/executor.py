@@ -438,8 +438,10 @@ class Executor:
                                      f"({contradiction})")
                     failure = "; ".join(parts)
                     break
-                if home is not None and ("handempty",) in state:
-                    steps, obs = self._retract(home, obs, steps, budget)
+                if home is not None:
+                    empty = ("handempty",) in state
+                    if empty or home.config.when_holding:
+                        steps, obs = self._retract(home, obs, steps, budget, not empty)
                 start = steps
                 self.current_call = call
                 if self.on_call is not None:
@@ -500,13 +502,13 @@ class Executor:
             messages.append(f"replanning from the observed state (replan {replans}/"
                             f"{self.max_replans})")
 
-    def _retract(self, home: HomeRetract, obs: Observation, steps: int, budget: int
-                 ) -> tuple[int, Observation]:
+    def _retract(self, home: HomeRetract, obs: Observation, steps: int, budget: int,
+                 holding: bool) -> tuple[int, Observation]:
         """Step ``home``'s retract until it is reached, its step cap, or the budget."""
         for _ in range(home.config.max_steps):
             if steps >= budget or home.reached(obs):
                 break
-            action = self.world.robot.act(home.act(obs))
+            action = self.world.robot.act(home.act(obs, holding))
             if self.recorder is not None:  # recorded steps stay aligned with segment indices
                 self.recorder.add_step(obs, action)
             obs = self.world.robot.observe()

@@ -8,9 +8,9 @@ pose between calls — the "home" / reset motion of skill-chaining systems — m
 call start where its data mostly started; only the objects' layout differs, which the
 goal-conditioned features see relative to the end-effector.
 
-The motion is scripted, not learned: lift straight up to the home height (nothing is carried, and
-lifting first keeps the hand from sweeping over objects), then move and turn to the home pose,
-with the gripper open. It uses only the robot's :class:`~robot_skills.robot.Action` interface, so
+The motion is scripted, not learned: lift straight up to the home height (lifting first keeps the
+hand from sweeping over objects), then move and turn to the home pose, with the gripper open
+(closed when :attr:`RetractConfig.when_holding` also retracts a hand that carries an object). It uses only the robot's :class:`~robot_skills.robot.Action` interface, so
 it runs the same in simulation and through the ROS 2 bridge (whose safety filter still applies).
 """
 
@@ -60,6 +60,8 @@ class RetractConfig:
         gain: fraction of the remaining error commanded per step (proportional control).
         max_steps: control steps allowed for one retract; the call then starts wherever the hand
             is (a retract never fails the episode).
+        when_holding: also retract before a call that starts with an object in the hand (the
+            gripper then stays closed); default: only the empty hand.
     """
 
     pos_tol: float = 0.015
@@ -68,6 +70,7 @@ class RetractConfig:
     max_step_rot: float = 0.15
     gain: float = 0.5
     max_steps: int = 60
+    when_holding: bool = False
 
     def __post_init__(self) -> None:
         for k in ("pos_tol", "rot_tol", "max_step_pos", "max_step_rot", "gain"):
@@ -102,9 +105,10 @@ class HomeRetract:
         dr = float(np.linalg.norm(rotation_error(self.home_quat, np.asarray(obs.ee_quat))))
         return dp <= c.pos_tol and dr <= c.rot_tol
 
-    def act(self, obs: Observation) -> Action:
+    def act(self, obs: Observation, holding: bool = False) -> Action:
         """The next step: straight up while below the home height (by more than ``pos_tol``),
-        then toward the home position and orientation; gripper open (-1)."""
+        then toward the home position and orientation; gripper open (-1), or closed (+1) when
+        ``holding``."""
         c = self.config
         ee = np.asarray(obs.ee_pos, np.float64)
         err = self.home_pos - ee
@@ -121,4 +125,4 @@ class HomeRetract:
         n = float(np.linalg.norm(drot))
         if n > c.max_step_rot:
             drot *= c.max_step_rot / n
-        return Action(dpos, drot, -1.0)
+        return Action(dpos, drot, 1.0 if holding else -1.0)
