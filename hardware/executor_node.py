@@ -556,7 +556,6 @@ def make_node(context: Any = None) -> Any:
                                                     load_yaml_text, String)
             self.robot = Ros2Robot(config=self.config, context=self.context)
             self.robot.track_entities(self.pose_model.tracked_entities())
-            self.robot.set_object_sizes(self.pose_model.entity_sizes())
             self.robot.connect()
             self.runner = SkillRunner(self.robot, self.skills, self.tiers,
                                       self.config.min_trust_tier, self.pose_model,

@@ -47,7 +47,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -126,7 +126,6 @@ class Ros2Robot(Robot):
         self._filter: Any = None  # = self._path.filter
         self._fk_pose: Any = None
         self._entities: list[str] = []
-        self._sizes: dict[str, np.ndarray] = {}
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -179,24 +178,6 @@ class Ros2Robot(Robot):
         if self._node is not None:
             for e in new:
                 self._subscribe_pose(e)
-
-    def set_object_sizes(self, sizes: Mapping[str, Any]) -> None:
-        """Entity -> ``(3,)`` half extents of its bounding box in its own frame, m, reported as
-        ``Observation.object_sizes`` (the skills' shape descriptor). The executor node gives its
-        perception model's :meth:`~robot_skills.perception.PoseWorldModel.entity_sizes`.
-
-        Raises:
-            ValueError: an entry that is not three finite numbers >= 0, naming the entity.
-        """
-        out = {}
-        for name, v in sizes.items():
-            a = np.asarray(v, np.float64).reshape(-1)
-            if a.shape != (3,) or not np.all(np.isfinite(a)) or np.any(a < 0):
-                raise ValueError(f"object size of {name!r} must be three finite half extents "
-                                 f">= 0 (m), got {v!r}")
-            out[str(name)] = a
-        with self._lock:
-            self._sizes = out
 
     def connect(self) -> None:
         """Create the node, its subscriptions, publishers and executor thread; wait for the first
@@ -312,8 +293,7 @@ class Ros2Robot(Robot):
         description's model); ``gripper_width`` from the finger joints in ``JointState`` (mean
         position / ``gripper.open``/``gripper.closed``; the last command when they are not published);
         ``object_poses`` holds the latest pose per tracked entity (``(7,)`` ``x y z qw qx qy
-        qz``); ``images`` the latest frame per camera; ``object_sizes`` those given to
-        :meth:`set_object_sizes`.
+        qz``); ``images`` the latest frame per camera.
 
         Raises:
             RuntimeError: before the first complete joint state.
@@ -324,7 +304,6 @@ class Ros2Robot(Robot):
                        if n in self._fingers]
             poses = {k: v.copy() for k, v in self._poses.items()}
             images = dict(self._images)
-            sizes = self._sizes
             width_cmd = self._width_cmd
         if not np.all(np.isfinite(q)):
             raise RuntimeError(f"no complete joint state yet on {self.joint_states_topic}")
@@ -336,7 +315,6 @@ class Ros2Robot(Robot):
             width = self.description.gripper_max_width if width_cmd is None else width_cmd
         return Observation(joint_pos=q, joint_vel=dq, ee_pos=pos, ee_quat=quat,
                            gripper_width=width, object_poses=poses, images=images,
-                           object_sizes=sizes,
                            time=time.monotonic() - self._t0)
 
     def act(self, action: Action) -> Action:

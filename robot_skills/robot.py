@@ -47,11 +47,6 @@ class Observation:
             ``wooden_cabinet_1_top_region``, whose pose moves with its drawer).
         images: camera name -> ``(H, W, 3)`` uint8 RGB or ``(H, W)`` float32 depth in m.
         time: seconds since the last reset.
-        object_sizes: entity name -> ``(3,)`` float64 half extents of its bounding box in its own
-            frame, m (regions: of the region box; table regions: of their ranges, z = 0). Constant
-            over an episode; the shape descriptor skill features read
-            (:func:`robot_skills.perception.PoseWorldModel.entity_sizes` gives them from a
-            perception model). Empty when the robot does not know them.
     """
 
     joint_pos: np.ndarray
@@ -62,7 +57,6 @@ class Observation:
     object_poses: dict[str, np.ndarray] = field(default_factory=dict)
     images: dict[str, np.ndarray] = field(default_factory=dict)
     time: float = 0.0
-    object_sizes: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass

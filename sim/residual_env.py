@@ -19,7 +19,7 @@ Observation, ``Box((OBS_DIM,), float32)``:
 ==========================  ===========  ===============================================
 slice                       size         meaning
 ==========================  ===========  ===============================================
-``[0:FEATURE_DIM]``         26           :func:`robot_skills.policies.features.skill_features`
+``[0:FEATURE_DIM]``         20           :func:`robot_skills.policies.features.skill_features`
                                          of the call's arguments (base frame, m / rad)
 ``[FEATURE_DIM:+7]``        7            ``a_base`` of this step, normalised units
 ``[-1]``                    1            elapsed fraction of the call's time limit, [0, 1]

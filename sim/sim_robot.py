@@ -163,8 +163,6 @@ class SimRobot(Robot):
         scene: the :class:`~sim.scene.SceneInfo`.
         names: the :class:`~robot_skills.robots.panda.PandaNames`.
         entity_names: objects, fixtures, then regions: the keys of ``Observation.object_poses``.
-        object_sizes: entity -> ``(3,)`` half extents, m (``Observation.object_sizes``), from
-            :meth:`~robot_skills.perception.PoseWorldModel.entity_sizes` of the scene's model.
         controller: the shared differential-IK controller.
 
     Raises:
@@ -214,10 +212,6 @@ class SimRobot(Robot):
         self.model = spec.compile()
         self.data = mujoco.MjData(self.model)
         self.scene: SceneInfo = info
-        from sim.perception_model import pose_world_model
-
-        # the shape descriptor the skills read, from the same function the bridge uses
-        self.object_sizes = pose_world_model(info, self.model).entity_sizes()
         m = self.model
 
         known = {m.camera(i).name for i in range(m.ncam)}
@@ -361,7 +355,6 @@ class SimRobot(Robot):
             object_poses=dict(zip(self.entity_names, poses)),
             images=self.images,
             time=float(self.data.time) - self._t0,
-            object_sizes=self.object_sizes,
         )
 
     def observation_array(self) -> np.ndarray:

@@ -52,8 +52,7 @@ def test_macro_expert_demonstrates_pick_place_as_one_call(goal_dir):
     for d in demos:
         f, a = d["features"], d["actions"]
         assert f.shape == (len(a), FEATURE_DIM) and a.shape[1] == 7
-        present = [PROPRIO_DIM + SLOT_DIM * (k + 1) - 1 for k in range(2)]
-        assert np.all(f[:, present] == 1)
+        assert np.all(f[:, PROPRIO_DIM + 5] == 1) and np.all(f[:, PROPRIO_DIM + SLOT_DIM + 5] == 1)
         # one call covers both steps: the gripper closes (pick) and later opens (place)
         grip = a[:, 6]
         closed = np.flatnonzero(grip == grip.max())

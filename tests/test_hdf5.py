@@ -11,7 +11,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from robot_skills.data.dataset import (
-    DemoValidationError,
     SkillChunkDataset,
     action_chunks,
     features_from_arrays,
@@ -19,7 +18,7 @@ from robot_skills.data.dataset import (
 )
 from robot_skills.data.hdf5 import DemoReader, DemoWriter, SkillSegment
 from robot_skills.execution import recording
-from robot_skills.policies.features import size_slice, skill_features
+from robot_skills.policies.features import skill_features
 from robot_skills.robot import Observation
 
 
@@ -31,9 +30,7 @@ def _obs(rng, t, names=("bowl_1", "plate_1")):
     return Observation(joint_pos=rng.normal(size=7), joint_vel=rng.normal(size=7),
                        ee_pos=rng.uniform(-1, 1, 3), ee_quat=q / np.linalg.norm(q),
                        gripper_width=float(rng.uniform(0, 0.08)),
-                       object_poses={n: pose() for n in names}, time=0.05 * t,
-                       object_sizes={n: np.array([0.03, 0.02, 0.01]) * (1 + i)
-                                     for i, n in enumerate(names)})
+                       object_poses={n: pose() for n in names}, time=0.05 * t)
 
 
 def _demo(rng, T=12):
@@ -171,32 +168,9 @@ def test_vectorised_features_match_skill_features(seed, nargs):
     got = features_from_arrays(np.stack([o.ee_pos for o in obs]),
                                np.stack([o.ee_quat for o in obs]),
                                np.array([o.gripper_width for o in obs]),
-                               [np.stack([o.object_poses[a] for o in obs]) for a in args],
-                               [obs[0].object_sizes[a] for a in args])
+                               [np.stack([o.object_poses[a] for o in obs]) for a in args])
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, ref)
-
-
-def test_object_sizes_are_stored_read_back_and_refused_when_malformed(tmp_path):
-    rng = np.random.default_rng(3)
-    obs = [_obs(rng, t) for t in range(5)]
-    path = tmp_path / "sizes.hdf5"
-    with DemoWriter(path) as w:
-        w.add_demo(obs, np.zeros((5, 7), np.float32),
-                   skill_segments=[{"start": 0, "end": 5, "skill": "pick", "args": ["plate_1"]}])
-        with pytest.raises(ValueError, match="object_sizes\\['cup'\\]"):
-            w.add_demo(obs, np.zeros((5, 7), np.float32), attrs={"object_sizes": {"cup": [1, 2]}})
-    with DemoReader(path) as r:
-        demo = r.load("demo_0")
-    np.testing.assert_allclose(demo.object_sizes["plate_1"], [0.06, 0.04, 0.02])
-    np.testing.assert_allclose(demo.observation(3).object_sizes["bowl_1"], [0.03, 0.02, 0.01])
-    ds = SkillChunkDataset.from_hdf5(path, chunk_size=2)
-    np.testing.assert_allclose(ds.features[:, size_slice(0)],
-                               np.tile([0.06, 0.04, 0.02], (5, 1)), rtol=1e-6)
-    with h5py.File(path, "r+") as f:
-        f["data/demo_0"].attrs["object_sizes"] = '{"plate_1": [0.1, "x", 0.1]}'
-    with pytest.raises(DemoValidationError, match="demo_0.*plate_1"):
-        SkillChunkDataset.from_hdf5(path, chunk_size=2)
 
 
 def test_action_chunks_pad_with_segment_last_action():

@@ -158,37 +158,7 @@ def _obs():
     return Observation(joint_pos=np.zeros(7), joint_vel=np.zeros(7), ee_pos=np.array([0.4, 0, 0.3]),
                        ee_quat=np.array([0.0, 1.0, 0.0, 0.0]), gripper_width=0.08,
                        object_poses={"bowl_1": np.array([0.5, 0.1, 0.02, 1, 0, 0, 0]),
-                                     "plate_1": np.array([0.6, -0.1, 0.01, 1, 0, 0, 0])},
-                       object_sizes={"bowl_1": np.array([0.037, 0.037, 0.0225]),
-                                     "plate_1": np.array([0.075, 0.075, 0.008])})
-
-
-def test_features_carry_each_arguments_size_and_zero_without_one():
-    from robot_skills.policies.features import size_slice, skill_features
-    obs = _obs()
-    f = skill_features(obs, ["bowl_1", "plate_1"])
-    np.testing.assert_allclose(f[size_slice(0)], [0.037, 0.037, 0.0225], rtol=1e-6)
-    np.testing.assert_allclose(f[size_slice(1)], [0.075, 0.075, 0.008], rtol=1e-6)
-    swapped = skill_features(obs, ["plate_1", "bowl_1"])
-    np.testing.assert_allclose(swapped[size_slice(0)], [0.075, 0.075, 0.008], rtol=1e-6)
-    obs.object_sizes = {}
-    assert not skill_features(obs, ["bowl_1", "plate_1"])[size_slice(0)].any()
-
-
-def test_learned_skill_refuses_an_observation_without_sizes_it_was_trained_with():
-    from robot_skills.policies.features import size_slice
-    st = _stats()
-    st.feature_mean[size_slice(0)] = 0.03  # slot 0 saw sizes in training, slot 1 did not
-    st.feature_mean[size_slice(1)] = 0.0
-    skill = LearnedSkill("place_on", _model(), st, skill_id=1, spec=SKILL_SPECS["place_on"])
-    skill.reset(["bowl_1", "plate_1"], None)
-    obs = _obs()
-    assert np.all(np.isfinite(skill.act(obs).to_array()))
-    del obs.object_sizes["plate_1"]  # slot 1 was trained without: accepted
-    skill.act(obs)
-    del obs.object_sizes["bowl_1"]
-    with pytest.raises(KeyError, match="trained with entity sizes.*'bowl_1'"):
-        skill.act(obs)
+                                     "plate_1": np.array([0.6, -0.1, 0.01, 1, 0, 0, 0])})
 
 
 def test_learned_skill_acts_and_clips():

@@ -160,9 +160,7 @@ def _obs(pose=None):
     pose = np.array([0.5, 0.1, 0.02, 1, 0, 0, 0]) if pose is None else pose
     return Observation(joint_pos=np.zeros(7), joint_vel=np.zeros(7),
                        ee_pos=np.array([0.4, 0.0, 0.3]), ee_quat=np.array([0.0, 1, 0, 0]),
-                       gripper_width=0.05, object_poses={"bowl_1": pose, STOVE: pose},
-                       object_sizes={"bowl_1": np.array([0.037, 0.037, 0.0225]),
-                                     STOVE: np.array([0.1, 0.1, 0.02])})
+                       gripper_width=0.05, object_poses={"bowl_1": pose, STOVE: pose})
 
 
 def _rewrite_manifest(skill_dir: Path, fn) -> None:
@@ -374,7 +372,6 @@ def test_case5_executor_records_non_finite_output_as_error_without_moving():
     def observe_with_poses():
         o = observe()
         o.object_poses = {STOVE: pose}
-        o.object_sizes = {STOVE: np.array([0.1, 0.1, 0.02])}
         return o
 
     world.robot.observe = observe_with_poses

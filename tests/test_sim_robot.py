@@ -238,21 +238,3 @@ def test_bowl_and_plate_render_as_one_mesh_each(robot):
 
     assert m.body_mass[m.body("akita_black_bowl_1").id] == pytest.approx(
         get_asset("akita_black_bowl").mass)
-
-
-def test_observations_carry_the_perception_models_entity_sizes(robot):
-    from sim.perception_model import pose_world_model
-    obs = robot.reset(seed=0)
-    sizes = pose_world_model(robot.scene, robot.model).entity_sizes()
-    assert set(obs.object_sizes) == set(sizes)
-    for name in robot.scene.objects:  # every object the skills take as an argument has one
-        assert np.all(obs.object_sizes[name] > 0)
-        np.testing.assert_array_equal(obs.object_sizes[name], robot.scene.objects[name].half_extents)
-    plate = obs.object_sizes["plate_1"]
-    bowl = obs.object_sizes["akita_black_bowl_1"]
-    assert plate[0] > bowl[0] and plate[2] < bowl[2]  # wide and flat vs narrow and tall
-    for name, r in robot.scene.regions.items():
-        assert obs.object_sizes[name][:2].min() > 0, name
-        if r.kind != "table":
-            np.testing.assert_allclose(obs.object_sizes[name],
-                                       robot.model.site_size[robot.model.site(r.site).id])

@@ -10,7 +10,6 @@ import pytest
 import torch
 import yaml
 
-from robot_skills.data.dataset import SYNTHETIC_SIZES
 from robot_skills.domain.verbs import SKILL_SPECS
 from robot_skills.policies.bc import BCConfig, GoalConditionedBC
 from robot_skills.policies.features import FEATURE_DIM
@@ -42,8 +41,7 @@ def _obs(dx=0.0):
                        ee_pos=np.array([0.4 + dx, 0.0, 0.3]), ee_quat=np.array([0.0, 1, 0, 0]),
                        gripper_width=0.05,
                        object_poses={"bowl_1": np.array([0.5, 0.1, 0.02, 1, 0, 0, 0]),
-                                     "plate_1": np.array([0.6, -0.1, 0.01, 0.7071, 0, 0, 0.7071])},
-                       object_sizes={n: np.asarray(v) for n, v in SYNTHETIC_SIZES.items()})
+                                     "plate_1": np.array([0.6, -0.1, 0.01, 0.7071, 0, 0, 0.7071])})
 
 
 @pytest.fixture()

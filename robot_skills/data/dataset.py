@@ -34,7 +34,7 @@ import torch
 
 from robot_skills.data.hdf5 import FORMAT, Demo, DemoReader, SkillSegment
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
-from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SIZE_OFFSET, SLOT_DIM
+from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
 from robot_skills.robot import ACTION_DIM, ActionLimits
 
@@ -93,8 +93,7 @@ ACTION_STD_FLOOR = 1e-4
 
 
 def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width: np.ndarray,
-                         arg_poses: Sequence[np.ndarray],
-                         arg_sizes: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
+                         arg_poses: Sequence[np.ndarray]) -> np.ndarray:
     """Vectorised :func:`~robot_skills.policies.features.skill_features` over ``T`` steps.
 
     Args:
@@ -102,8 +101,6 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
         ee_quat: ``(T, 4)`` end-effector quaternions ``(w, x, y, z)``.
         gripper_width: ``(T,)`` or ``(T, 1)`` finger distance, m.
         arg_poses: one ``(T, 7)`` pose array ``[x, y, z, qw, qx, qy, qz]`` per skill argument.
-        arg_sizes: per skill argument its ``(3,)`` half extents, m, or None (zeros, as
-            ``skill_features`` for an entity without a size); None: no sizes at all.
 
     Returns:
         ``(T, FEATURE_DIM)`` float32, row ``t`` equal (bit for bit) to ``skill_features`` of step t.
@@ -135,10 +132,7 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
         f[:, o:o + 3] = pose[:, :3] - ee
         f[:, o + 3] = np.sin(yaw)
         f[:, o + 4] = np.cos(yaw)
-        size = arg_sizes[k] if arg_sizes is not None and k < len(arg_sizes) else None
-        if size is not None:
-            f[:, o + SIZE_OFFSET:o + SIZE_OFFSET + 3] = np.asarray(size, np.float64).reshape(3)
-        f[:, o + SLOT_DIM - 1] = 1.0
+        f[:, o + 5] = 1.0
     return f
 
 
@@ -635,14 +629,9 @@ def _segment_features(demo: Demo, start: int, end: int, args: Sequence[str], pat
             raise KeyError(f"{path}:{demo.name}: skill argument {a!r} is not among the recorded "
                            f"entities {sorted(demo.object_poses)}")
     sl = slice(start, end)
-    try:
-        sizes = demo.object_sizes
-    except ValueError as e:
-        raise DemoValidationError(f"{path}: {e}") from e
     return features_from_arrays(demo.obs["ee_pos"][sl], demo.obs["ee_quat"][sl],
                                 demo.obs["gripper_width"][sl],
-                                [demo.object_poses[a][sl] for a in args],
-                                [sizes.get(a) for a in args])
+                                [demo.object_poses[a][sl] for a in args])
 
 
 def write_synthetic_demos(path: str | os.PathLike, num_demos: int = 20, steps_per_skill: int = 40,
@@ -660,7 +649,7 @@ def write_synthetic_demos(path: str | os.PathLike, num_demos: int = 20, steps_pe
 
     The end-effector integrates ``dpos`` each step. Returns ``path``.
     """
-    from robot_skills.data.hdf5 import DemoWriter, SkillSegment, sizes_attr
+    from robot_skills.data.hdf5 import DemoWriter, SkillSegment
 
     rng = np.random.default_rng(seed)
     names = ["cube_1", "plate_1", "bowl_1"]
@@ -705,11 +694,5 @@ def write_synthetic_demos(path: str | os.PathLike, num_demos: int = 20, steps_pe
                                               SkillSegment(steps_per_skill, T, "place_on",
                                                            (obj, target))],
                               attrs={"task": task, "seed": int(seed * 100000 + d),
-                                     "language": f"put the {obj} on the {target}",
-                                     "object_sizes": sizes_attr(SYNTHETIC_SIZES)})
+                                     "language": f"put the {obj} on the {target}"})
     return Path(path)
-
-
-SYNTHETIC_SIZES = {"cube_1": (0.02, 0.02, 0.02), "plate_1": (0.075, 0.075, 0.008),
-                   "bowl_1": (0.037, 0.037, 0.0225)}
-"""Half extents (m) :func:`write_synthetic_demos` records for its three objects."""

@@ -7,8 +7,7 @@ Layout written by :class:`DemoWriter` (robomimic's "hdf5 dataset structure", ext
     data/demo_0/                   attrs: num_samples (int T), skill_segments (JSON str: list of
                                           {start, end (exclusive), skill, args: [..], success}),
                                           and any extra scalars: task (BDDL path/name), seed,
-                                          language (instruction), object_sizes (JSON str:
-                                          entity -> [hx, hy, hz] half extents, m; optional), ...
+                                          language (instruction), ...
         actions        (T, 7)  float32  [dx, dy, dz, drx, dry, drz, gripper], base frame, m / rad
         rewards        (T,)    float32
         dones          (T,)    uint8
@@ -80,18 +79,6 @@ class Demo:
     def __len__(self) -> int:
         return int(self.actions.shape[0])
 
-    @property
-    def object_sizes(self) -> dict[str, np.ndarray]:
-        """Entity -> ``(3,)`` float64 half extents, m, from the ``object_sizes`` attribute
-        (:attr:`Observation.object_sizes <robot_skills.robot.Observation>`); empty when the demo
-        has none (files written before sizes were recorded).
-
-        Raises:
-            ValueError: the attribute is not a JSON object of three finite positive numbers per
-                entity (the message names the demo and the entity).
-        """
-        return parse_object_sizes(self.attrs.get("object_sizes"), self.name)
-
     def observation(self, t: int, control_period: float = 0.05) -> Observation:
         """Rebuild the :class:`~robot_skills.robot.Observation` of step ``t`` (time = t * period).
 
@@ -109,49 +96,11 @@ class Demo:
             gripper_width=float(self.obs["gripper_width"][t, 0]),
             object_poses={k: v[t].copy() for k, v in self.object_poses.items()},
             time=float((t % T) * control_period),
-            object_sizes=self.object_sizes,
         )
 
     def observations(self, control_period: float = 0.05) -> list[Observation]:
         """All ``T`` observations, in order."""
         return [self.observation(t, control_period) for t in range(len(self))]
-
-
-def parse_object_sizes(value: Any, where: str) -> dict[str, np.ndarray]:
-    """Read a demo's ``object_sizes`` attribute (JSON text or a mapping) into entity -> ``(3,)``
-    float64 half extents, m. None gives ``{}``.
-
-    Raises:
-        ValueError: malformed JSON, or an entry that is not three finite numbers > 0 (naming
-            ``where`` and the entity).
-    """
-    if value is None:
-        return {}
-    if isinstance(value, (bytes, str)):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{where}: object_sizes is not valid JSON ({e})") from e
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{where}: object_sizes must map entity -> [hx, hy, hz], got "
-                         f"{type(value).__name__}")
-    out = {}
-    for name, v in value.items():
-        try:
-            a = np.asarray(v, np.float64)
-        except (TypeError, ValueError):
-            a = np.full(1, np.nan)
-        if a.shape != (3,) or not np.all(np.isfinite(a)) or np.any(a < 0) or np.all(a == 0):
-            raise ValueError(f"{where}: object_sizes[{name!r}] must be three finite half "
-                             f"extents >= 0 (m), not all zero; got {v!r}")
-        out[str(name)] = a
-    return out
-
-
-def sizes_attr(sizes: Mapping[str, Any]) -> str:
-    """The ``object_sizes`` demo attribute (JSON text) of entity -> ``(3,)`` half extents, m."""
-    return json.dumps({str(k): [float(x) for x in np.asarray(v, np.float64).reshape(3)]
-                       for k, v in sorted(sizes.items())})
 
 
 def _obs_to_arrays(observations: Sequence[Observation]) -> tuple[dict[str, np.ndarray],
@@ -264,8 +213,6 @@ class DemoWriter:
             states: ``(T, S)`` MuJoCo flat states, or None.
             skill_segments: segments (or their dicts), each within ``[0, T)``.
             attrs: per-demo attributes (task, seed, language, ...); non-scalars stored as JSON.
-                The first observation's ``object_sizes``, when it has any, are stored as the
-                ``object_sizes`` attribute unless ``attrs`` gives one.
 
         Returns:
             The demo's group name, ``"demo_<N>"``.
@@ -275,9 +222,6 @@ class DemoWriter:
             RuntimeError: if the writer is not open.
         """
         obs, poses = _obs_to_arrays(observations)
-        sizes = observations[0].object_sizes if len(observations) else {}
-        if sizes and "object_sizes" not in (attrs or {}):
-            attrs = {**(attrs or {}), "object_sizes": sizes_attr(sizes)}
         return self.add_demo_arrays(obs, poses, actions, rewards, dones, states, skill_segments,
                                     attrs)
 
@@ -343,8 +287,6 @@ class DemoWriter:
                 for s in skill_segments]
         for s in segs:
             s.check(T)
-        if attrs and "object_sizes" in attrs:
-            parse_object_sizes(attrs["object_sizes"], f"{self.path}: new demo")
 
         name = f"demo_{self._n}"
         g = self._file["data"].create_group(name)

@@ -64,7 +64,7 @@ from robot_skills.data.dataset import (
     skill_vocabulary,
     validate_demo,
 )
-from robot_skills.data.hdf5 import DemoReader, parse_object_sizes
+from robot_skills.data.hdf5 import DemoReader
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.policies.features import FEATURE_DIM
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
@@ -151,18 +151,8 @@ class _SegmentTable:
     start: np.ndarray                   # (S,) int64
     end: np.ndarray                     # (S,) int64, exclusive
     args: list[tuple[str, ...]]         # (S,)
-    sizes: list[tuple[np.ndarray | None, ...]]  # (S,) per argument its (3,) half extents or None
     skill_id: np.ndarray                # (S,) int64
     episode: np.ndarray                 # (S,) int64, an id per (file, demo)
-
-
-def _demo_sizes(reader: Any, name: str, path: Any) -> dict[str, np.ndarray]:
-    """Demo ``name``'s ``object_sizes`` attribute, or a :class:`DemoValidationError` naming
-    the file and demo."""
-    try:
-        return parse_object_sizes(reader.demo_attrs(name).get("object_sizes"), f"{path}:{name}")
-    except ValueError as e:
-        raise DemoValidationError(str(e)) from e
 
 
 class _ProcessState:
@@ -296,9 +286,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                             and (s.success or not successful_only)]
                     if not segs:
                         continue
-                    sizes = _demo_sizes(r, name, p)
-                    rows.extend((fi, name, s.start, s.end, tuple(s.args), s.skill, ep,
-                                 tuple(sizes.get(a) for a in s.args)) for s in segs)
+                    rows.extend((fi, name, s.start, s.end, tuple(s.args), s.skill, ep)
+                                for s in segs)
                     ep += 1
         ds = cls._assemble(rows, limits, skill_vocab, chunk_size, paths, skills, value_bounds,
                            cache_bytes, block_steps)
@@ -334,9 +323,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                     T = r.num_samples(name)
                     if T < 1:
                         raise DemoValidationError(f"{p}:{name}: empty demonstration (0 steps)")
-                    sizes = _demo_sizes(r, name, p)
-                    rows.append((fi, name, 0, T, tuple(args), task_id, ep,
-                                 tuple(sizes.get(a) for a in args)))
+                    rows.append((fi, name, 0, T, tuple(args), task_id, ep))
                     ep += 1
         ds = cls._assemble(rows, limits, [task_id], chunk_size, paths, [task_id], value_bounds,
                            cache_bytes, block_steps)
@@ -353,7 +340,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
             file_idx=np.array([r[0] for r in rows], np.int64), demo=[r[1] for r in rows],
             start=np.array([r[2] for r in rows], np.int64),
             end=np.array([r[3] for r in rows], np.int64), args=[r[4] for r in rows],
-            sizes=[r[7] for r in rows], skill_id=np.array([ids[r[5]] for r in rows], np.int64),
+            skill_id=np.array([ids[r[5]] for r in rows], np.int64),
             episode=np.array([r[6] for r in rows], np.int64))
         return cls(table, vocab, chunk_size, value_bounds=value_bounds, cache_bytes=cache_bytes,
                    block_steps=block_steps)
@@ -602,7 +589,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
             raise DemoValidationError(f"{t.files[fi]}:{name}: reading rows [{t0}, {ta}): {e}"
                                       ) from e
         feats = features_from_arrays(obs["ee_pos"], obs["ee_quat"], obs["gripper_width"],
-                                     [poses[a] for a in args], t.sizes[s])
+                                     [poses[a] for a in args])
         value = (feats, acts)
         st.cache.put(key, value, feats.nbytes + acts.nbytes + _ENTRY_OVERHEAD)
         return value

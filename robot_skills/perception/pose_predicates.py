@@ -504,31 +504,6 @@ class PoseWorldModel:
                 out[name] = frozenset(g.tags)
         return out
 
-    def entity_sizes(self) -> dict[str, np.ndarray]:
-        """Entity name -> ``(3,)`` float64 half extents of its bounding box in its own frame, m:
-        the shape descriptor of :func:`robot_skills.policies.features.skill_features`
-        (``Observation.object_sizes``).
-
-        Objects and fixtures: their ``half_extents`` (a fixture without one is left out); regions
-        with a box: its ``half_extents``; table regions: half the size of the rectangle around
-        their ``ranges``, z = 0. The simulator fills observations from this same function, so a
-        skill sees the same sizes in simulation and on the bridge.
-        """
-        out: dict[str, np.ndarray] = {}
-        for name, g in self.objects.items():
-            out[name] = np.asarray(g.half_extents, np.float64)
-        for name, g in self.fixtures.items():
-            if g.half_extents is not None:
-                out[name] = np.asarray(g.half_extents, np.float64)
-        for name, g in self.regions.items():
-            if g.half_extents is not None:
-                out[name] = np.asarray(g.half_extents, np.float64)
-            elif g.ranges:
-                r = np.asarray(g.ranges, np.float64)
-                out[name] = np.array([(r[:, 2].max() - r[:, 0].min()) / 2,
-                                      (r[:, 3].max() - r[:, 1].min()) / 2, 0.0])
-        return out
-
     def tracked_entities(self) -> list[str]:
         """Entities whose pose perception must publish: objects, fixtures and regions without a
         fixed pose, tracked knobs and tracked doors."""

@@ -2,10 +2,8 @@
 
 The policy never sees a fixed list of objects. For a call such as ``place_on(obj=bowl,
 target=plate)`` it sees the proprioception plus, per argument slot, the argument entity's position
-*relative to the end-effector*, its yaw and its size (the half extents of its bounding box: a
-shape descriptor, so one ``pick`` network can tell a moka pot from a butter pack). So one
-``place_on`` network places anything on anything, and a new scene with new distractors changes
-nothing the policy reads.
+*relative to the end-effector* and its yaw. So one ``place_on`` network places anything on
+anything, and a new scene with new distractors changes nothing the policy reads.
 
 Layout of the ``(FEATURE_DIM,)`` float32 vector (all in the robot base frame, metres / radians):
 
@@ -15,9 +13,7 @@ slice                 size  meaning
 ``[0:3]``             3     end-effector position
 ``[3:7]``             4     end-effector quaternion ``(w, x, y, z)``, sign fixed to w >= 0
 ``[7]``               1     gripper opening, m
-per arg slot k        9     ``p_arg - p_ee`` (3), ``sin yaw``, ``cos yaw``, half extents (3,
-                            entity frame, m; zeros when the observation has no size for
-                            it), present flag
+per arg slot k        6     ``p_arg - p_ee`` (3), ``sin yaw``, ``cos yaw``, present flag
 ====================  ====  ===========================================================
 """
 
@@ -31,9 +27,7 @@ from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.robot import Observation
 
 PROPRIO_DIM = 8
-SLOT_DIM = 9
-SIZE_OFFSET = 5
-"""Offset of the half extents within an argument slot."""
+SLOT_DIM = 6
 FEATURE_DIM = PROPRIO_DIM + SLOT_DIM * MAX_SKILL_ARGS
 
 
@@ -49,10 +43,6 @@ def skill_features(obs: Observation, args: Sequence[str]) -> np.ndarray:
     Args:
         obs: the current observation (base frame).
         args: entity names bound to the skill's parameters, in parameter order.
-
-    An argument without an entry in ``obs.object_sizes`` gets zero half extents (a real entity's
-    are never zero); :class:`~robot_skills.policies.learned_skill.LearnedSkill` refuses such an
-    observation when its library was trained with sizes.
 
     Raises:
         ValueError: if more than ``MAX_SKILL_ARGS`` arguments are given.
@@ -76,17 +66,8 @@ def skill_features(obs: Observation, args: Sequence[str]) -> np.ndarray:
         f[o:o + 3] = pose[:3] - ee
         f[o + 3] = np.sin(yaw)
         f[o + 4] = np.cos(yaw)
-        size = obs.object_sizes.get(name)
-        if size is not None:
-            f[o + SIZE_OFFSET:o + SIZE_OFFSET + 3] = np.asarray(size, np.float64).reshape(3)
-        f[o + SLOT_DIM - 1] = 1.0
+        f[o + 5] = 1.0
     return f
-
-
-def size_slice(k: int) -> slice:
-    """The columns of argument slot ``k``'s half extents in the ``(FEATURE_DIM,)`` vector."""
-    o = PROPRIO_DIM + SLOT_DIM * k + SIZE_OFFSET
-    return slice(o, o + 3)
 
 
 def proprio_features(obs: Observation) -> np.ndarray:

@@ -20,7 +20,7 @@ from torch import nn
 
 from robot_skills.domain.verbs import SkillSpec
 from robot_skills.policies.bc import GoalConditionedBC, TemporalEnsembler
-from robot_skills.policies.features import FEATURE_DIM, MAX_SKILL_ARGS, size_slice, skill_features
+from robot_skills.policies.features import FEATURE_DIM, skill_features
 from robot_skills.policies.normalization import NormStats
 from robot_skills.robot import Action, ActionLimits, Observation
 
@@ -184,10 +184,6 @@ class LearnedSkill:
         self._astd = torch.from_numpy(stats.action_std)
         self._fast = (NumpyChunkPredictor(self.model, stats, self.skill_id)
                       if fast_path and NumpyChunkPredictor.supports(self.model) else None)
-        # argument slots whose training data carried entity sizes (the shape descriptor): an
-        # observation without a size there is refused rather than fed as zeros
-        self._sized = [bool(np.any(stats.feature_mean[size_slice(k)] != 0))
-                       for k in range(MAX_SKILL_ARGS)]
 
     @property
     def args(self) -> tuple[str, ...]:
@@ -236,8 +232,7 @@ class LearnedSkill:
         """Action for this step (base frame, see :class:`~robot_skills.robot.Action`).
 
         Raises:
-            KeyError: if an argument entity is not observed, or has no size in
-                ``obs.object_sizes`` while the library was trained with sizes in its slot.
+            KeyError: if an argument entity is not observed.
             PolicyOutputError: the network's output (or the observation it was fed) holds NaN/inf;
                 no action is produced (never a silent zero action).
         """
@@ -246,12 +241,6 @@ class LearnedSkill:
             self._open_idx += 1
         else:
             f = skill_features(obs, self._args)
-            for k, a in enumerate(self._args):
-                if self._sized[k] and a not in obs.object_sizes:
-                    raise KeyError(f"skill {self.name}{list(self._args)}: the library was "
-                                   f"trained with entity sizes but the observation has none for "
-                                   f"{a!r} (Observation.object_sizes; on the bridge: the "
-                                   "perception model's half_extents)")
             chunk = self._fast(f) if self._fast is not None else self.predict_chunk(f)
             if not np.all(np.isfinite(chunk)):
                 self._open_loop = None
