@@ -23,29 +23,24 @@ import numpy as np
 from robot_skills.robot import Action, Observation
 
 
-def _quat_mat(q: np.ndarray) -> np.ndarray:
-    w, x, y, z = (float(v) for v in q / np.linalg.norm(q))
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
-
-
 def rotation_error(q_target: np.ndarray, q_current: np.ndarray) -> np.ndarray:
     """``(3,)`` rotation vector ``r`` in the base frame with ``exp(r) R(q_current) = R(q_target)``
-    (rad), for ``(w, x, y, z)`` quaternions; ``|r| <= pi``."""
-    R = _quat_mat(np.asarray(q_target, np.float64)) @ _quat_mat(np.asarray(q_current,
-                                                                           np.float64)).T
-    c = float(np.clip((np.trace(R) - 1.0) / 2.0, -1.0, 1.0))
-    angle = float(np.arccos(c))
-    v = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
-    if angle < 1e-9:
-        return 0.5 * v
-    if np.pi - angle < 1e-6:  # half-turn: the axis from the symmetric part
-        axis = np.sqrt(np.clip((np.diag(R) + 1.0) / 2.0, 0.0, None))
-        i = int(np.argmax(axis))
-        axis = R[:, i] + np.eye(3)[i]
-        return angle * axis / np.linalg.norm(axis)
-    return angle * v / (2.0 * np.sin(angle))
+    (rad), for ``(w, x, y, z)`` quaternions; ``|r| <= pi``. Computed as the logarithm of the
+    error quaternion ``q_target * conj(q_current)`` (sign fixed to ``w >= 0``), which is
+    well-conditioned at every angle, half-turns included."""
+    t = np.asarray(q_target, np.float64)
+    c = np.asarray(q_current, np.float64)
+    t, c = t / np.linalg.norm(t), c / np.linalg.norm(c)
+    w1, v1 = t[0], t[1:]
+    w2, v2 = c[0], -c[1:]  # the conjugate of q_current
+    w = w1 * w2 - float(v1 @ v2)
+    v = w1 * v2 + w2 * v1 + np.cross(v1, v2)
+    if w < 0:
+        w, v = -w, -v
+    n = float(np.linalg.norm(v))
+    if n < 1e-12:
+        return 2.0 * v  # small-angle limit
+    return (2.0 * np.arctan2(n, w) / n) * v
 
 
 @dataclass(frozen=True)
