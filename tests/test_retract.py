@@ -104,7 +104,9 @@ def test_retract_lifts_first_then_returns_to_the_home_pose_in_the_simulator():
         world.close()
 
 
-def test_executor_retracts_the_empty_hand_before_each_call_only():
+def _expert_episode(retract: RetractConfig):
+    """The drawer task with the scripted experts and ``retract``: the result, the executor, the
+    observation at each call's start (by skill) and the home pose."""
     from sim.factories import ExpertSkills
     from sim.world import SimTaskWorld
 
@@ -117,45 +119,28 @@ def test_executor_retracts_the_empty_hand_before_each_call_only():
             if event == "start":
                 starts[call.skill] = world.robot.observe()
 
-        ex = Executor(world, ExpertSkills()(DRAWER_TASK), on_call=on_call,
-                      retract=RetractConfig())
+        ex = Executor(world, ExpertSkills()(DRAWER_TASK), on_call=on_call, retract=retract)
         res = ex.run()
     finally:
         world.close()
     assert res.success, (res.reason, res.messages)
     assert [c.skill for c in res.calls] == ["open", "pick", "place_in"]
-    assert ex.retract_steps > 0
-    home = HomeRetract(obs0.ee_pos, obs0.ee_quat)
+    gaps = [b.start_step - a.end_step for a, b in zip(res.calls, res.calls[1:])]
+    assert sum(gaps) == ex.retract_steps > 0  # the steps between calls are the retract's
+    return gaps, starts, HomeRetract(obs0.ee_pos, obs0.ee_quat)
+
+
+def test_executor_retracts_the_empty_hand_before_each_call_only():
+    gaps, starts, home = _expert_episode(RetractConfig())
     assert home.reached(starts["pick"])  # the pick after open starts at the home pose
     assert not home.reached(starts["place_in"])  # holding the bowl: no retract
-    # the steps between calls are the retract's: calls no longer abut
-    gaps = [b.start_step - a.end_step for a, b in zip(res.calls, res.calls[1:])]
-    assert gaps[0] == ex.retract_steps and gaps[1] == 0
+    assert gaps[0] > 0 and gaps[1] == 0
 
 
 def test_executor_with_when_holding_also_carries_the_object_home():
-    from sim.factories import ExpertSkills
-    from sim.world import SimTaskWorld
-
-    starts = {}
-    world = SimTaskWorld.from_task(DRAWER_TASK)
-    try:
-        obs0 = world.reset(0)
-
-        def on_call(event, call, record):
-            if event == "start":
-                starts[call.skill] = world.robot.observe()
-
-        ex = Executor(world, ExpertSkills()(DRAWER_TASK), on_call=on_call,
-                      retract=RetractConfig(when_holding=True))
-        res = ex.run()
-    finally:
-        world.close()
-    assert res.success, (res.reason, res.messages)
-    home = HomeRetract(obs0.ee_pos, obs0.ee_quat)
+    gaps, starts, home = _expert_episode(RetractConfig(when_holding=True))
     assert home.reached(starts["place_in"])  # carried home, still holding, then placed
-    gaps = [b.start_step - a.end_step for a, b in zip(res.calls, res.calls[1:])]
-    assert gaps[1] > 0 and sum(gaps) == ex.retract_steps
+    assert gaps[1] > 0
 
 
 def test_eval_retract_mode_is_checked_with_the_config(tmp_path):
