@@ -10,8 +10,11 @@ goal-conditioned features see relative to the end-effector.
 
 The motion is scripted, not learned: lift straight up to the home height (lifting first keeps the
 hand from sweeping over objects), then move and turn to the home pose, with the gripper open
-(closed when :attr:`RetractConfig.when_holding` also retracts a hand that carries an object). It uses only the robot's :class:`~robot_skills.robot.Action` interface, so
-it runs the same in simulation and through the ROS 2 bridge (whose safety filter still applies).
+(closed when :attr:`RetractConfig.when_holding` also retracts a hand that carries an object). It
+is a clipped proportional Cartesian controller on the robot's :class:`~robot_skills.robot.Action`
+interface alone, so an :class:`~robot_skills.execution.executor.Executor` driving the bridge's
+robot would run it unchanged, behind the same safety filter. The orientation error is the
+quaternion logarithm (Solà, "Quaternion kinematics for the error-state Kalman filter", 2017).
 """
 
 from __future__ import annotations
