@@ -12,8 +12,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from libero_paths import LIBERO_BDDL
 
+from robot_skills.control.command_path import rotvec_between
 from robot_skills.execution.executor import Executor
-from robot_skills.execution.retract import HomeRetract, RetractConfig, rotation_error
+from robot_skills.execution.retract import HomeRetract, RetractConfig
 from robot_skills.robot import Action
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -51,12 +52,12 @@ quats = st.lists(st.floats(-1, 1), min_size=4, max_size=4).filter(
 @settings(max_examples=200, deadline=None)
 @given(a=quats, b=quats)
 @example(a=[1.0, 0.0, 0.0, 0.0], b=[1.192092896e-07, 0.0, 0.0, 0.25])  # a half-turn, nearly
-def test_rotation_error_rotates_current_onto_target_in_the_base_frame(a, b):
+def test_the_retracts_orientation_error_turns_current_onto_target_in_the_base_frame(a, b):
     qa, qb = _quat(a), _quat(b)
-    r = rotation_error(qa, qb)
+    r = rotvec_between(qb, qa)  # the retract's orientation error toward qa
     assert np.linalg.norm(r) <= np.pi + 1e-9
     np.testing.assert_allclose(_rotvec_mat(r) @ _mat(qb), _mat(qa), atol=1e-6)
-    assert np.linalg.norm(rotation_error(qa, -qa)) < 1e-9  # q and -q: the same rotation
+    assert np.linalg.norm(rotvec_between(-qa, qa)) < 1e-9  # q and -q: the same rotation
 
 
 def test_retract_config_refuses_bad_values():

@@ -13,8 +13,9 @@ hand from sweeping over objects), then move and turn to the home pose, with the 
 (closed when :attr:`RetractConfig.when_holding` also retracts a hand that carries an object). It
 is a clipped proportional Cartesian controller on the robot's :class:`~robot_skills.robot.Action`
 interface alone, so an :class:`~robot_skills.execution.executor.Executor` driving the bridge's
-robot would run it unchanged, behind the same safety filter. The orientation error is the
-quaternion logarithm (Solà, "Quaternion kinematics for the error-state Kalman filter", 2017).
+robot would run it unchanged, behind the same safety filter. The orientation error is
+:func:`~robot_skills.control.command_path.rotvec_between`, the logarithm of the error quaternion
+(Solà, "Quaternion kinematics for the error-state Kalman filter", 2017).
 """
 
 from __future__ import annotations
@@ -23,27 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from robot_skills.control.command_path import rotvec_between
 from robot_skills.robot import Action, Observation
-
-
-def rotation_error(q_target: np.ndarray, q_current: np.ndarray) -> np.ndarray:
-    """``(3,)`` rotation vector ``r`` in the base frame with ``exp(r) R(q_current) = R(q_target)``
-    (rad), for ``(w, x, y, z)`` quaternions; ``|r| <= pi``. Computed as the logarithm of the
-    error quaternion ``q_target * conj(q_current)`` (sign fixed to ``w >= 0``), which is
-    well-conditioned at every angle, half-turns included."""
-    t = np.asarray(q_target, np.float64)
-    c = np.asarray(q_current, np.float64)
-    t, c = t / np.linalg.norm(t), c / np.linalg.norm(c)
-    w1, v1 = t[0], t[1:]
-    w2, v2 = c[0], -c[1:]  # the conjugate of q_current
-    w = w1 * w2 - float(v1 @ v2)
-    v = w1 * v2 + w2 * v1 + np.cross(v1, v2)
-    if w < 0:
-        w, v = -w, -v
-    n = float(np.linalg.norm(v))
-    if n < 1e-12:
-        return 2.0 * v  # small-angle limit
-    return (2.0 * np.arctan2(n, w) / n) * v
 
 
 @dataclass(frozen=True)
@@ -100,7 +82,7 @@ class HomeRetract:
         """True when ``obs``'s end-effector is within the position and angle tolerances."""
         c = self.config
         dp = float(np.linalg.norm(self.home_pos - np.asarray(obs.ee_pos, np.float64)))
-        dr = float(np.linalg.norm(rotation_error(self.home_quat, np.asarray(obs.ee_quat))))
+        dr = float(np.linalg.norm(rotvec_between(np.asarray(obs.ee_quat), self.home_quat)))
         return dp <= c.pos_tol and dr <= c.rot_tol
 
     def act(self, obs: Observation, holding: bool = False) -> Action:
@@ -114,7 +96,7 @@ class HomeRetract:
             dpos, drot = np.array([0.0, 0.0, err[2]]), np.zeros(3)
         else:
             dpos = err
-            drot = rotation_error(self.home_quat, np.asarray(obs.ee_quat, np.float64))
+            drot = rotvec_between(np.asarray(obs.ee_quat, np.float64), self.home_quat)
         dpos = c.gain * dpos
         drot = c.gain * drot
         n = float(np.linalg.norm(dpos))
