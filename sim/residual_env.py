@@ -35,7 +35,8 @@ Reward (documented in docs/residual.md):
   Phi(s') - Phi(s))`` (Ng, Harada & Russell 1999, so the optimal policy is unchanged), with
   ``Phi = -d / 0.1 m``: ``d`` the end-effector–argument distance for one-argument skills (pick,
   open, close, turn_on, turn_off) and the horizontal object–target distance for two-argument skills
-  (place_on, place_in, push).
+  (place_on, place_in, push); ``Phi = 0`` at the (absorbing) success state, so a success is worth
+  more than any failure whatever ``d`` is when it happens.
 
 ``truncated`` after the call's time limit (``ceil(time_limit_s / 0.05 s)`` steps of its contract,
 or ``max_steps``) or when the simulation goes unstable (``info["episode_invalid"]``).
@@ -468,7 +469,12 @@ class ResidualSkillEnv(gym.Env):
         self._feat = skill_features(obs, self.args)
         success = termination_holds(self.skill_spec, self.args, state, self._entities)
         phi = self._potential(self._feat)
-        reward = (1.0 if success else 0.0) + self.shaping * (self.gamma * phi - self._phi)
+        # The success state is absorbing: its potential is 0 (Ng et al. 1999 need Phi = 0 at
+        # terminal states for the optimal policy to stay unchanged). With Phi(s_T) = -d_T / 0.1 m
+        # an `open` that ends 15 cm from the drawer's region would be worth less than never
+        # succeeding. Truncation keeps Phi: the episode is cut, not ended.
+        phi_next = 0.0 if success else phi
+        reward = (1.0 if success else 0.0) + self.shaping * (self.gamma * phi_next - self._phi)
         self._phi = phi
         truncated = (not success) and self._steps >= self.max_steps
         if success or truncated:

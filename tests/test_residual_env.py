@@ -212,3 +212,25 @@ def test_residual_skill_acts_as_the_env_executes() -> None:
         if term or trunc:
             break
     env.close()
+
+
+def test_success_is_worth_more_than_failure_under_shaping() -> None:
+    """The success step's shaping uses Phi = 0 (absorbing state, Ng et al. 1999): with gamma = 1
+    a successful episode's shaped return telescopes to 1 - Phi(start), whatever distance the
+    end-effector ends at (an `open` ends centimetres from its argument's pose), while a
+    truncated one gets Phi(end) - Phi(start) <= -Phi(start)."""
+    env = ResidualSkillEnv(LIBERO_BDDL / "libero_goal" / "open_the_middle_drawer_of_the_cabinet.bddl",
+                           "open(wooden_cabinet_1_middle_region)", "expert", shaping=1.0,
+                           gamma=1.0)
+    obs, _ = env.reset(seed=0)
+    phi0 = -np.linalg.norm(obs[FEATURE_SLICE][8:11]) / 0.1
+    total, term, info = 0.0, False, {}
+    for _ in range(400):
+        obs, r, term, trunc, info = env.step(np.zeros(7, np.float32))
+        total += r
+        if term or trunc:
+            break
+    assert term and info["success"], "the expert base succeeds on seed 0"
+    assert info["progress"] < -0.05, "the episode ends away from the argument's pose"
+    assert total == pytest.approx(1.0 - phi0, abs=1e-4)
+    env.close()

@@ -162,3 +162,121 @@ def test_checkpoint_selection_keeps_the_base_when_nothing_beats_it(tmp_path: Pat
     pol = load_residual(res.path)
     obs = np.random.default_rng(0).normal(size=(8, 28)).astype(np.float32)
     assert np.array_equal(pol(obs), np.zeros((8, 7), np.float32))
+
+
+@pytest.mark.parametrize("algo", ["sac", "korr"])
+def test_initial_exploration_is_small_and_state_independent(algo: str) -> None:
+    """SAC/KORR start with log std = log_std_init everywhere and a zero deterministic residual."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    torch.set_num_threads(1)
+    cfg = ResidualTrainConfig(algo=algo, n_envs=1, vec_env="dummy", net_arch=(16,),
+                              log_std_init=-2.0)
+    model = build_model(cfg, DummyVecEnv([_make_linear]), KOOP if algo == "korr" else None)
+    obs = torch.as_tensor(np.random.default_rng(1).normal(size=(16, 28)), dtype=torch.float32)
+    with torch.no_grad():
+        mean, log_std, _ = model.policy.actor.get_action_dist_params(obs)
+    assert torch.equal(mean, torch.zeros_like(mean))
+    assert torch.allclose(log_std, torch.full_like(log_std, -2.0))
+
+
+def test_actor_warmup_trains_only_the_critics(tmp_path: Path) -> None:
+    """During the critic warm-up the actor and the temperature stay bit for bit at their initial
+    values (so the saved residual is still exactly zero) while the critics learn; after it the
+    actor moves."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    torch.set_num_threads(1)
+
+    def run(warmup: int):
+        cfg = ResidualTrainConfig(algo="sac", n_envs=1, vec_env="dummy", learning_starts=50,
+                                  batch_size=16, net_arch=(16,), actor_warmup=warmup)
+        model = build_model(cfg, DummyVecEnv([_make_linear]))
+        actor0 = {k: v.clone() for k, v in model.actor.state_dict().items()}
+        critic0 = {k: v.clone() for k, v in model.critic.state_dict().items()}
+        ent0 = model.log_ent_coef.detach().clone()
+        model.learn(total_timesteps=150)
+        same = lambda a, b: all(torch.equal(a[k], b[k]) for k in a)  # noqa: E731
+        return (same(actor0, model.actor.state_dict()), same(critic0, model.critic.state_dict()),
+                torch.equal(ent0, model.log_ent_coef.detach()), model)
+
+    actor_same, critic_same, ent_same, model = run(warmup=1000)
+    assert actor_same and ent_same and not critic_same
+    obs = np.random.default_rng(0).normal(size=(8, 28)).astype(np.float32)
+    act, _ = model.predict(obs, deterministic=True)
+    assert np.array_equal(act, np.zeros((8, 7), np.float32))
+    actor_same, critic_same, ent_same, _ = run(warmup=0)
+    assert not actor_same and not critic_same and not ent_same
+    with pytest.raises(ValueError, match="actor_warmup"):
+        ResidualTrainConfig(actor_warmup=-1)
+
+
+def test_koopman_batches_stay_one_step_with_n_step_returns() -> None:
+    """SAC's n-step buffer returns s' up to n steps ahead; the Koopman model's batches
+    (one_step_sample) are the stored one-step transitions. The stand-in env's last observation
+    entry is t/50, so a one-step transition advances it by exactly 1/50."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from robot_skills.policies.korr import one_step_sample
+
+    torch.set_num_threads(1)
+    cfg = ResidualTrainConfig(algo="korr", n_envs=1, vec_env="dummy", learning_starts=1000,
+                              batch_size=16, net_arch=(16,), n_steps=3)
+    model = build_model(cfg, DummyVecEnv([_make_linear]), KOOP)
+    model.learn(total_timesteps=200)  # below learning_starts: collection only
+    rb = model.replay_buffer
+    nstep = rb.sample(256)
+    dt = (nstep.next_observations[:, -1] - nstep.observations[:, -1]).numpy()
+    assert np.isclose(dt, 3 / 50, atol=1e-6).mean() > 0.5, "n-step samples look n steps ahead"
+    one = one_step_sample(rb, 256)
+    dt1 = (one.next_observations[:, -1] - one.observations[:, -1]).numpy()
+    assert np.allclose(dt1, 1 / 50, atol=1e-6)
+
+
+def test_reuse_matches_the_training_config(tmp_path: Path) -> None:
+    """`reuse=true` evaluates a saved policy only when its JSON records the same training and env
+    config; the Koopman block counts for KORR only."""
+    from dataclasses import replace
+
+    from robot_skills.training.residual import _trained_with
+
+    class _Factory:
+        def describe(self) -> dict:
+            return {"task": "stand_in", "scale": 0.1}
+
+    torch.set_num_threads(1)
+    kw = dict(n_envs=1, vec_env="dummy", learning_starts=20, batch_size=8, net_arch=(8,),
+              total_steps=40, koopman={"pretrain_updates": 2, "latent_dim": 4, "hidden": 8})
+    for algo in ("sac", "korr"):
+        cfg = ResidualTrainConfig(algo=algo, **kw)
+        res = train_residual(_make_linear, cfg, tmp_path / algo,
+                             env_description=_Factory().describe())
+        assert _trained_with(res.path, cfg, _Factory())
+        assert not _trained_with(res.path, replace(cfg, total_steps=80), _Factory())
+        other_koopman = replace(cfg, koopman={**kw["koopman"], "norm_min_std": 0.05})
+        assert _trained_with(res.path, other_koopman, _Factory()) is (algo == "sac")
+    assert not _trained_with(tmp_path / "missing", cfg, _Factory())
+
+
+def test_experiment_applies_per_skill_env_keys(tmp_path: Path) -> None:
+    """`skills[i].env` replaces the `env` block's keys for that call (`open` runs with sparse
+    reward only in the documented runs); keys that would rebind the call are refused."""
+    from omegaconf import OmegaConf
+
+    from robot_skills.training.residual import load_experiment_config, run_experiment
+
+    skills = ("skills=[{task: put_the_bowl_on_the_plate, call: 'pick(akita_black_bowl_1)'}, "
+              "{task: open_the_middle_drawer_of_the_cabinet, "
+              "call: 'open(wooden_cabinet_1_middle_region)', env: {shaping: 0.0}}]")
+    cfg = load_experiment_config(["library=expert", "methods=[]", f"out_dir={tmp_path}",
+                                  "report=null", "eval.episodes=1", "env.max_steps=3",
+                                  f"env.suite_path={LIBERO_BDDL / 'libero_goal'}", skills])
+    res = run_experiment(cfg)
+    shaping = {row["call"]: row["env"]["shaping"] for row in res["skills"]}
+    assert shaping == {"pick(akita_black_bowl_1)": 1.0,
+                       "open(wooden_cabinet_1_middle_region)": 0.0}
+    assert json.loads((tmp_path / "results.json").read_text())["skills"][1]["env"]["shaping"] == 0
+    OmegaConf.set_struct(cfg, False)
+    cfg.skills[0].env = {"call": "pick(plate_1)"}
+    with pytest.raises(ValueError, match=r"may not set \['call'\]"):
+        run_experiment(cfg)

@@ -52,7 +52,7 @@ from stable_baselines3.sac.policies import SACPolicy
 from torch import nn
 
 __all__ = ["KoopmanConfig", "KoopmanModel", "KoopmanFeaturesExtractor", "KORRPolicy",
-           "KoopmanCallback", "koopman_update"]
+           "KoopmanCallback", "koopman_update", "one_step_sample"]
 
 
 @dataclass(frozen=True)
@@ -282,6 +282,22 @@ class KORRPolicy(SACPolicy):
         return data
 
 
+def one_step_sample(buffer: Any, batch_size: int) -> Any:
+    """``batch_size`` one-step transitions ``(s, a, s')`` from an SB3 replay buffer.
+
+    SB3's n-step buffer (SAC with ``n_steps > 1``) returns ``s'`` up to n steps ahead from
+    ``sample``; the Koopman model's ``z' = K z + B a`` needs the next step, so this reads the
+    stored transitions through the plain :class:`ReplayBuffer` sampler for either buffer kind.
+    """
+    from stable_baselines3.common.buffers import ReplayBuffer
+
+    upper = buffer.buffer_size if buffer.full else buffer.pos
+    if upper <= 0:
+        raise ValueError("one_step_sample: the replay buffer is empty")
+    inds = np.random.randint(0, upper, size=int(batch_size))
+    return ReplayBuffer._get_samples(buffer, inds)
+
+
 class KoopmanCallback(BaseCallback):
     """Trains the policy's Koopman model from SAC's replay buffer (see the module docstring).
 
@@ -312,7 +328,7 @@ class KoopmanCallback(BaseCallback):
     def _batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         km = self.koopman
         c = km.cfg
-        data = self.model.replay_buffer.sample(c.batch_size)
+        data = one_step_sample(self.model.replay_buffer, c.batch_size)
         obs, nxt, delta = data.observations, data.next_observations, data.actions
         s = obs[:, c.state_start:c.state_start + c.state_dim]
         s2 = nxt[:, c.state_start:c.state_start + c.state_dim]

@@ -47,8 +47,8 @@ from robot_skills.utils.atomic import atomic_write_bytes, atomic_write_json, ato
 from robot_skills.utils.files import read_bounded
 
 __all__ = ["ResidualTrainConfig", "ResidualPolicy", "ResidualSkill", "train_residual", "save_residual",
-           "load_residual", "evaluate", "zero_init_residual_head", "run_experiment", "main",
-           "ALGOS", "FORMAT_VERSION"]
+           "load_residual", "evaluate", "zero_init_residual_head", "init_sac_exploration",
+           "run_experiment", "main", "ALGOS", "FORMAT_VERSION"]
 
 ALGOS = ("sac", "ppo", "korr")
 FORMAT_VERSION = 1
@@ -73,7 +73,19 @@ class ResidualTrainConfig:
             temperature starting at 0.1, so early exploration does not swamp the base skill).
         ppo_n_steps, ppo_n_epochs: PPO's rollout length per env and epochs per update.
         net_arch: hidden layers of actor and critics.
-        log_std_init: initial log std of the Gaussian (PPO; SAC's is the output of a layer).
+        log_std_init: initial log std of the Gaussian, in residual units before the ``tanh``
+            (SAC, KORR: the bias of the actor's log-std layer, its weights zeroed, so the first
+            exploration is a small state-independent noise around the base skill; PPO: the
+            policy's log-std parameter).
+        actor_warmup: SAC/KORR only: environment steps after ``learning_starts`` during which
+            only the critics learn; the actor (its residual mean and log std) and the entropy
+            temperature stay at their initial values, so the residual stays exactly zero in the
+            deterministic policy until the critics have fitted the base skill's returns
+            (the critic warm-up of residual RL, Ankile et al. 2025, arXiv:2509.19301). 0: off.
+        actor_lr_scale: SAC/KORR only: the actor's learning rate is ``learning_rate`` times this
+            (a slower actor than critic, as TD3's delayed policy updates; 1: SB3's default).
+        n_steps: SAC/KORR only: n-step returns in the TD target (SB3's n-step replay; 1: the
+            one-step target), which carries the sparse success back ``n`` steps per update.
         koopman: :class:`~robot_skills.policies.korr.KoopmanConfig` fields (``korr`` only).
         select_every: > 0: every this many environment steps, and once before training (the
             zero residual, i.e. the base skill), evaluate the deterministic policy on
@@ -104,6 +116,9 @@ class ResidualTrainConfig:
     ppo_n_epochs: int = 5
     net_arch: tuple[int, ...] = (256, 256)
     log_std_init: float = -1.0
+    actor_warmup: int = 0
+    actor_lr_scale: float = 1.0
+    n_steps: int = 1
     koopman: Mapping[str, Any] = field(default_factory=dict)
     select_every: int = 0
     select_episodes: int = 10
@@ -123,6 +138,11 @@ class ResidualTrainConfig:
                   "ppo_n_steps", "ppo_n_epochs", "torch_threads", "select_episodes"):
             if int(getattr(self, k)) <= 0:
                 raise ValueError(f"ResidualTrainConfig.{k} must be > 0, got {getattr(self, k)}")
+        if self.actor_warmup < 0:
+            raise ValueError(f"actor_warmup must be >= 0, got {self.actor_warmup}")
+        if not 0 < self.actor_lr_scale <= 1e3 or int(self.n_steps) < 1:
+            raise ValueError(f"actor_lr_scale must be > 0 and n_steps >= 1, got "
+                             f"{self.actor_lr_scale}, {self.n_steps}")
         if self.learning_starts < 0 or not 0 < self.gamma <= 1 or self.learning_rate <= 0:
             raise ValueError("ResidualTrainConfig: learning_starts >= 0, 0 < gamma <= 1 and "
                              f"learning_rate > 0 needed, got {self.learning_starts}, "
@@ -438,9 +458,64 @@ class _ProgressLog:
         return _CB()
 
 
+def init_sac_exploration(policy: nn.Module, log_std_init: float) -> None:
+    """Make a SAC actor's initial Gaussian state-independent with log std ``log_std_init``.
+
+    SB3's SAC actor outputs ``log_std`` from a linear layer (``policy.actor.log_std``); its
+    weights are zeroed and its bias set to ``log_std_init`` (pre-``tanh`` residual units), so the
+    first stochastic residuals are ``tanh(N(0, exp(log_std_init)^2))`` everywhere instead of a
+    random, state-dependent spread near 1. The layer stays trainable.
+
+    Raises:
+        TypeError: for a policy without that layer (PPO, or SAC with gSDE).
+    """
+    layer = getattr(getattr(policy, "actor", None), "log_std", None)
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"no SAC log-std layer (actor.log_std Linear) on {type(policy)}")
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.bias.fill_(float(log_std_init))
+
+
+def _warmup_sac_class():
+    """SB3 ``SAC`` whose actor and temperature do not move during the critic warm-up."""
+    from stable_baselines3 import SAC
+
+    class WarmupSAC(SAC):
+        """SAC with ``actor_warmup`` environment steps of critic-only updates and an actor
+        learning rate ``actor_lr_scale`` times the critic's.
+
+        During the warm-up the learning rates of the actor's and the temperature's optimisers are
+        0 (Adam's step is then exactly 0), so the policy stays the zero-initialised residual.
+        """
+
+        actor_warmup: int = 0
+        actor_lr_scale: float = 1.0
+
+        def _update_learning_rate(self, optimizers: Any) -> None:
+            super()._update_learning_rate(optimizers)
+            for group in self.actor.optimizer.param_groups:
+                group["lr"] *= self.actor_lr_scale
+            if self.num_timesteps < self.learning_starts + self.actor_warmup:
+                frozen = [self.actor.optimizer]
+                if self.ent_coef_optimizer is not None:
+                    frozen.append(self.ent_coef_optimizer)
+                for opt in frozen:
+                    for group in opt.param_groups:
+                        group["lr"] = 0.0
+
+    return WarmupSAC
+
+
 def build_model(cfg: ResidualTrainConfig, venv: Any, koopman: Mapping[str, Any] | None = None):
-    """The SB3 model for ``cfg.algo`` on ``venv``, residual head zero-initialised."""
-    from stable_baselines3 import PPO, SAC
+    """The SB3 model for ``cfg.algo`` on ``venv``, residual head zero-initialised.
+
+    SAC and KORR: the actor's log-std layer starts at ``cfg.log_std_init``
+    (:func:`init_sac_exploration`), the actor waits ``cfg.actor_warmup`` steps after
+    ``learning_starts`` for the critics and then learns at ``cfg.actor_lr_scale`` times their
+    rate; the TD target uses ``cfg.n_steps``-step returns.
+    """
+    from stable_baselines3 import PPO
 
     kw = _policy_kwargs(cfg, koopman)
     if cfg.algo == "ppo":
@@ -449,11 +524,15 @@ def build_model(cfg: ResidualTrainConfig, venv: Any, koopman: Mapping[str, Any] 
                     policy_kwargs=kw, seed=cfg.seed, device="cpu", verbose=0)
     else:
         policy = KORRPolicy if cfg.algo == "korr" else "MlpPolicy"
-        model = SAC(policy, venv, learning_rate=cfg.learning_rate, buffer_size=cfg.buffer_size,
+        model = _warmup_sac_class()(policy, venv, learning_rate=cfg.learning_rate, buffer_size=cfg.buffer_size,
                     learning_starts=cfg.learning_starts, batch_size=cfg.batch_size,
                     tau=cfg.tau, gamma=cfg.gamma, train_freq=cfg.train_freq,
                     gradient_steps=cfg.gradient_steps, ent_coef=cfg.ent_coef,
-                    policy_kwargs=kw, seed=cfg.seed, device="cpu", verbose=0)
+                    n_steps=int(cfg.n_steps), policy_kwargs=kw, seed=cfg.seed, device="cpu",
+                    verbose=0)
+        model.actor_warmup = int(cfg.actor_warmup)
+        model.actor_lr_scale = float(cfg.actor_lr_scale)
+        init_sac_exploration(model.policy, cfg.log_std_init)
     zero_init_residual_head(model.policy)
     return model
 
@@ -623,13 +702,19 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def _trained_with(stem: Path, cfg: ResidualTrainConfig, factory: Any) -> bool:
-    """True when ``stem`` holds a policy trained with ``cfg`` on the env ``factory`` describes."""
+    """True when ``stem`` holds a policy trained with ``cfg`` on the env ``factory`` describes
+    (the ``koopman`` block is compared for KORR only: the other algorithms never read it)."""
     j = stem.with_suffix(".json")
     if not (j.is_file() and stem.with_suffix(".safetensors").is_file()):
         return False
     meta = json.loads(read_bounded(j, MAX_CONFIG_BYTES).decode("utf-8"))
     env = json.loads(json.dumps(factory.describe()))
-    return meta.get("train") == cfg.to_dict() and meta.get("env") == env
+    want, got = cfg.to_dict(), meta.get("train")
+    if not isinstance(got, dict):
+        return False
+    if cfg.algo != "korr":
+        want, got = {**want, "koopman": None}, {**got, "koopman": None}
+    return got == want and meta.get("env") == env
 
 
 def _config_dir() -> Path:
@@ -706,10 +791,14 @@ def run_experiment(cfg: Any) -> dict[str, Any]:
     for sk in plain["skills"]:
         call, task = str(sk["call"]), str(sk["task"])
         tag = call.split("(")[0]
+        env_kw = dict(sk.get("env") or {})  # per-skill env keys (e.g. shaping), named in config
+        clash = sorted(set(env_kw) & {"task", "call", "setup", "perturbation", "_target_"})
+        if clash:
+            raise ValueError(f"skills[{call}].env may not set {clash}")
         nominal = instantiate(cfg.env, task=task, call=call, setup=list(sk.get("setup", [])),
-                              perturbation=None, _convert_="all")
+                              perturbation=None, _convert_="all", **env_kw)
         perturbed = instantiate(cfg.env, task=task, call=call, setup=list(sk.get("setup", [])),
-                                perturbation=plain["perturbation"], _convert_="all")
+                                perturbation=plain["perturbation"], _convert_="all", **env_kw)
         print(f"== {call} in {task} (base: {plain['env']['base']})", flush=True)
         row: dict[str, Any] = {"call": call, "task": task, "residual": {},
                                "env": perturbed.describe()}
@@ -811,7 +900,10 @@ def render_report(results: Mapping[str, Any], table: str) -> str:
         f"- **Residuals**: trained on the perturbed env for {t['total_steps']} environment steps "
         f"on {t['n_envs']} envs (`{t['vec_env']}`), SB3 SAC (lr {t['learning_rate']}, batch "
         f"{t['batch_size']}, learning_starts {t['learning_starts']}, ent_coef "
-        f"{t['ent_coef']}, net {t['net_arch']}), residual scale {c['env']['scale']}, shaping "
+        f"{t['ent_coef']}, net {t['net_arch']}, initial log std {t.get('log_std_init')}, "
+        f"critic-only warm-up {t.get('actor_warmup', 0)} steps, actor lr x"
+        f"{t.get('actor_lr_scale', 1.0)}, {t.get('n_steps', 1)}-step returns), residual scale "
+        f"{c['env']['scale']}, shaping "
         f"weight {c['env']['shaping']}; evaluated deterministically (the Gaussian's mean) after "
         "loading the saved safetensors + JSON."
         + (f" Checkpoint selection: every {t['select_every']} steps and at step 0 (the zero "
@@ -861,14 +953,21 @@ fraction of the time limit (1), float32. Reward: `+1` when the skill's terminati
 contract's termination atoms on the simulator's predicate state, the executor's own test), which
 ends the episode, plus a potential-based progress term `w * (gamma * Phi(s') - Phi(s))`,
 `Phi = -d / 0.1 m` (end-effector–argument distance for one-argument skills, horizontal
-object–target distance for two-argument ones), which leaves the optimal policy unchanged
-(Ng et al. 1999). Truncated at the contract's time limit. It passes
-`gymnasium.utils.env_checker.check_env`.
+object–target distance for two-argument ones) and `Phi = 0` at the absorbing success state, which
+leaves the optimal policy unchanged (Ng et al. 1999). Truncated at the contract's time limit. It
+passes `gymnasium.utils.env_checker.check_env`. An entry of the config's `skills` list may carry
+`env` keys that replace the `env` block's for that call (e.g. `env: {shaping: 0.0}`).
 
 **SB3 residual** (`robot_skills/training/residual.py`): SB3 SAC on a `SubprocVecEnv`, the
 action-mean layer zero-initialised so the untrained residual is exactly zero (the first
-deterministic rollout is the base skill); PPO is available (`train.algo=ppo`). Saved as the
-policy's `state_dict` in safetensors plus a JSON config; SB3's pickle zip is never written or read.
+deterministic rollout is the base skill); PPO is available (`train.algo=ppo`). SAC and KORR
+start with a small state-independent exploration (`log_std_init`), learn the critics alone for
+`actor_warmup` steps after `learning_starts` (the actor's and the temperature's learning rates are
+0, so the residual stays exactly zero; the critic warm-up of ResFiT, Ankile et al. 2025,
+arXiv:2509.19301), and start the learned temperature at 0.01. Optional: a slower actor
+(`actor_lr_scale`) and n-step returns (`n_steps`; KORR's Koopman model still reads one-step
+transitions). Saved as the policy's `state_dict` in safetensors plus a JSON config; SB3's pickle
+zip is never written or read.
 
 **KORR** (`robot_skills/policies/korr.py`, Gong et al. 2025, arXiv:2509.12562): a Koopman model
 `z = phi(s)`, `z' = K z + B a` with a decoder `psi`, trained on the replay buffer's transitions
@@ -881,9 +980,9 @@ its state. Actor and critics read `[obs, K phi(s) + B a_base]` through an SB3 fe
 (`KORRPolicy`, a `SACPolicy` subclass); the Koopman features are detached, so the latent is
 trained as a dynamics model only (the paper also back-propagates the RL loss into it).
 
-**Base library** used here: `rs-quickstart run_dir=<dir> eval.video=false` (libero_goal, 30 expert
-demonstrations per task, 4000 base steps + 300 LoRA steps per skill; it scored 99 % on libero_goal
-through the planner), then `rs-residual library=<dir>/skills`.
+**Base library** of the table: the main job's, `rs-quickstart run_dir=<dir>` (README command 1:
+libero_goal, skill-centric demonstrations plus the suite's goals, PEFT LoRA skills; 97 % on
+libero_goal through the planner), then `rs-residual library=<dir>/skills`.
 """
 
 
