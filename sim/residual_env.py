@@ -35,8 +35,8 @@ Reward (documented in docs/residual.md):
   Phi(s') - Phi(s))`` (Ng, Harada & Russell 1999, so the optimal policy is unchanged), with
   ``Phi = -d / 0.1 m``: ``d`` the end-effector–argument distance for one-argument skills (pick,
   open, close, turn_on, turn_off) and the horizontal object–target distance for two-argument skills
-  (place_on, place_in, push); ``Phi = 0`` at the (absorbing) success state, so a success is worth
-  more than any failure whatever ``d`` is when it happens.
+  (place_on, place_in, push); ``Phi = 0`` at the (absorbing) success state, so the success bonus does
+  not depend on where the end-effector is when it happens.
 
 ``truncated`` after the call's time limit (``ceil(time_limit_s / 0.05 s)`` steps of its contract,
 or ``max_steps``) or when the simulation goes unstable (``info["episode_invalid"]``).

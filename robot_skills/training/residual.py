@@ -69,8 +69,9 @@ class ResidualTrainConfig:
             (in-process, for tests); ``subproc`` with ``n_envs=1`` runs in-process too.
         seed: seeds SB3 (networks, exploration) and the envs (``seed + rank``).
         learning_rate, batch_size, buffer_size, learning_starts, gamma, tau, train_freq,
-            gradient_steps, ent_coef: SAC's hyper-parameters (``ent_coef="auto_0.1"``: learned
-            temperature starting at 0.1, so early exploration does not swamp the base skill).
+            gradient_steps, ent_coef: SAC's hyper-parameters (``ent_coef="auto_0.01"``: learned
+            temperature starting at 0.01; at 0.1 the entropy bonus outweighed the task reward and
+            the residual drifted away from the base skill, docs/residual.md).
         ppo_n_steps, ppo_n_epochs: PPO's rollout length per env and epochs per update.
         net_arch: hidden layers of actor and critics.
         log_std_init: initial log std of the Gaussian, in residual units before the ``tanh``
@@ -111,7 +112,7 @@ class ResidualTrainConfig:
     tau: float = 0.005
     train_freq: int = 1
     gradient_steps: int = 1
-    ent_coef: str = "auto_0.1"
+    ent_coef: str = "auto_0.01"
     ppo_n_steps: int = 256
     ppo_n_epochs: int = 5
     net_arch: tuple[int, ...] = (256, 256)
@@ -524,7 +525,8 @@ def build_model(cfg: ResidualTrainConfig, venv: Any, koopman: Mapping[str, Any] 
                     policy_kwargs=kw, seed=cfg.seed, device="cpu", verbose=0)
     else:
         policy = KORRPolicy if cfg.algo == "korr" else "MlpPolicy"
-        model = _warmup_sac_class()(policy, venv, learning_rate=cfg.learning_rate, buffer_size=cfg.buffer_size,
+        sac = _warmup_sac_class()
+        model = sac(policy, venv, learning_rate=cfg.learning_rate, buffer_size=cfg.buffer_size,
                     learning_starts=cfg.learning_starts, batch_size=cfg.batch_size,
                     tau=cfg.tau, gamma=cfg.gamma, train_freq=cfg.train_freq,
                     gradient_steps=cfg.gradient_steps, ent_coef=cfg.ent_coef,
