@@ -136,14 +136,12 @@ class ResidualTrainConfig:
         if self.select_every < 0:
             raise ValueError(f"select_every must be >= 0, got {self.select_every}")
         for k in ("total_steps", "n_envs", "batch_size", "buffer_size", "train_freq",
-                  "ppo_n_steps", "ppo_n_epochs", "torch_threads", "select_episodes"):
+                  "ppo_n_steps", "ppo_n_epochs", "torch_threads", "select_episodes", "n_steps"):
             if int(getattr(self, k)) <= 0:
                 raise ValueError(f"ResidualTrainConfig.{k} must be > 0, got {getattr(self, k)}")
-        if self.actor_warmup < 0:
-            raise ValueError(f"actor_warmup must be >= 0, got {self.actor_warmup}")
-        if not 0 < self.actor_lr_scale <= 1e3 or int(self.n_steps) < 1:
-            raise ValueError(f"actor_lr_scale must be > 0 and n_steps >= 1, got "
-                             f"{self.actor_lr_scale}, {self.n_steps}")
+        if self.actor_warmup < 0 or not 0 < self.actor_lr_scale <= 1e3:
+            raise ValueError(f"actor_warmup must be >= 0 and 0 < actor_lr_scale <= 1e3, got "
+                             f"{self.actor_warmup}, {self.actor_lr_scale}")
         if self.learning_starts < 0 or not 0 < self.gamma <= 1 or self.learning_rate <= 0:
             raise ValueError("ResidualTrainConfig: learning_starts >= 0, 0 < gamma <= 1 and "
                              f"learning_rate > 0 needed, got {self.learning_starts}, "
