@@ -28,6 +28,7 @@ from collections.abc import Sequence
 import mujoco
 import numpy as np
 
+from robot_skills.perception.placement import FRONT_ENTERED_KINDS, release_point
 from robot_skills.robot import GRIPPER_CLOSE, GRIPPER_OPEN, Action, Observation
 
 MAX_STEP = 0.02
@@ -123,7 +124,7 @@ def _down_frame(closing_xy: np.ndarray, current: np.ndarray,
 HANDLE_GRASP_WIDTH = 0.03
 """An object whose grasp info is narrower than this (m) and that has a ``"<name>_handle"`` site
 (the frypan) is taken by that handle, at the site, instead of at its centre."""
-SLIDE_KINDS = ("shelf", "enclosure")
+SLIDE_KINDS = FRONT_ENTERED_KINDS
 """Region kinds reached from the front, not from above: a covered shelf level, the microwave's
 cavity. The object is slid in with the hand kept outside (see :class:`PlaceExpert`)."""
 
@@ -693,66 +694,11 @@ class PlaceExpert(_Expert):
             skip.add(region.owner)
         self._not_obstacles = frozenset(skip)
 
-    SPOT_GAP = 0.015
-    """Gap wanted between the placed object's footprint and what already stands in the region, m."""
-    SPOT_GRID = 9
-    """Candidate release points per axis of a region (a SPOT_GRID x SPOT_GRID grid)."""
-    SPOT_REACH = 0.78
-    """Release points farther than this from the arm's base (horizontally, m) are taken only
-    when no nearer point is free."""
-
     def _choose_spot(self, obs: Observation) -> np.ndarray:
-        """Release point ``(x, y)`` in the target region's site frame, m.
-
-        The preferred point is the region's middle (for a drawer 3 cm toward its front, the part
-        pulled out of the carcass). When other objects already stand there (the second can in a
-        basket, the second moka pot on a stove), the nearest grid point whose footprint keeps
-        :attr:`SPOT_GAP` from theirs is taken (or the freest one if none does). Objects are taken
-        as discs of their bounding boxes' horizontal half diagonal. Container regions keep the
-        whole footprint inside the walls; surface and table regions only the centre (as the
-        ``On`` predicate tests).
-        """
-        region = self.region
-        model = self.world.model
-        size = np.asarray(model.site_size[model.site(region.site).id], float)
-        pose = np.asarray(obs.object_poses[self.target], float)
-        Rs = _quat_to_mat(pose[3:7])
-        foot = float(np.hypot(self.half[0], self.half[1]))
-        default = np.array([0.03 if self.drawer else 0.0, 0.0])
-        inset = foot + 0.004 if region.kind in ("container", "drawer") else 0.0
-        hx, hy = max(size[0] - inset, 0.0), max(size[1] - inset, 0.0)
-        lo_x = 0.0 if self.drawer else -hx
-        others = []
-        for name, info in self.world.scene.objects.items():
-            if name in self._not_obstacles or name not in obs.object_poses:
-                continue
-            op = np.asarray(obs.object_poses[name], float)
-            loc = Rs.T @ (op[:3] - pose[:3])
-            if (abs(loc[0]) > size[0] + 0.15 or abs(loc[1]) > size[1] + 0.15
-                    or not -0.05 <= loc[2] <= 2 * size[2] + 0.15):
-                continue
-            ext = np.abs(_quat_to_mat(op[3:7])) @ np.asarray(info.half_extents, float)
-            round_ = info.grasp is None or info.grasp.axis == "any"   # plates, bowls, cans
-            others.append((loc[:2], float(max(ext[0], ext[1]) if round_
-                                          else np.hypot(ext[0], ext[1]))))
-        if not others:
-            return default
-        xs = np.linspace(lo_x, hx, self.SPOT_GRID)
-        ys = np.linspace(-hy, hy, self.SPOT_GRID)
-        cand = np.array([(x, y) for x in xs for y in ys] + [tuple(default)])
-        clear = np.full(len(cand), np.inf)
-        for c, r in others:
-            clear = np.minimum(clear, np.linalg.norm(cand - c, axis=1) - r - foot)
-        # points the arm reaches at table height (farther ones only if nothing else is free)
-        world = pose[:2][None, :] + cand @ Rs[:2, :2].T
-        near = np.linalg.norm(world, axis=1) <= self.SPOT_REACH
-        ok = (clear >= self.SPOT_GAP) & near
-        if not ok.any():
-            ok = clear >= self.SPOT_GAP
-        if ok.any():
-            idx = np.flatnonzero(ok)
-            return cand[idx[np.argmin(np.linalg.norm(cand[idx] - default, axis=1))]]
-        return cand[int(np.argmax(clear))]
+        """Release point ``(x, y)`` in the target region's site frame, m: a free spot of the
+        region (:func:`robot_skills.perception.placement.release_point`, the function learned
+        place skills and the executor's recordings use too)."""
+        return release_point(self.world.world_model, obs.object_poses, self.obj, self.target)
 
     def _fitting_closing(self, obs: Observation, closing: np.ndarray) -> np.ndarray:
         """The finger axis (xy, base frame) that turns the held object so its footprint fits

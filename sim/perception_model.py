@@ -136,7 +136,10 @@ def pose_world_model(scene: SceneInfo, model: mujoco.MjModel,
             grasp_width=o.grasp.grasp_width if o.grasp is not None else None,
             shape="cylinder" if round_ else "box",
             floor_height=_floor_height(model, d, bid, np.flatnonzero(collide), o.half_extents),
-            grasp_widths=_other_grasp_widths(o, tol))
+            grasp_widths=_other_grasp_widths(o, tol),
+            # what the scripted place expert has always assumed: objects gripped from any side
+            # (bowls, plates, cans) and ungraspable ones (a basket, a tray) are round
+            footprint="round" if o.grasp is None or o.grasp.axis == "any" else "box")
 
     fixtures = {}
     for name, fx in scene.fixtures.items():

@@ -17,8 +17,10 @@ import mujoco
 import numpy as np
 
 from robot_skills.domain.predicates import Atom, SymbolicProblem
+from robot_skills.perception.pose_predicates import PoseWorldModel
 from robot_skills.robot import Observation
 from robot_skills.tasks.bddl import BddlTask
+from sim.perception_model import pose_world_model
 from sim.predicates import evaluate_atoms, predicate_state
 from sim.scene import SceneInfo
 from sim.sim_robot import SimRobot
@@ -59,6 +61,17 @@ class SimTaskWorld:
     def scene(self) -> SceneInfo:
         """Objects, fixtures and regions of the built scene."""
         return self.robot.scene
+
+    @property
+    def world_model(self) -> PoseWorldModel:
+        """The scene's geometry as a real arm's perception would give it
+        (:func:`sim.perception_model.pose_world_model`, built once per robot): what placements
+        choose their release point from (:mod:`robot_skills.perception.placement`)."""
+        wm = getattr(self.robot, "_pose_world_model", None)
+        if wm is None:
+            wm = pose_world_model(self.robot.scene, self.robot.model)
+            self.robot._pose_world_model = wm
+        return wm
 
     def sim_state(self) -> np.ndarray:
         """``(nq + nv,)`` float64 ``[qpos, qvel]``: the flat state robomimic stores as ``states``."""

@@ -21,6 +21,7 @@ the world factory and the expert skill set are passed in (Hydra builds them from
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import hashlib
 import json
@@ -133,8 +134,8 @@ class _OffsetRecorder:
         self.rec.add_step(obs, action)
 
     def add_segment(self, seg: SkillSegment) -> None:
-        self.rec.add_segment(SkillSegment(seg.start + self.offset, seg.end + self.offset,
-                                          seg.skill, seg.args, seg.success))
+        self.rec.add_segment(dataclasses.replace(seg, start=seg.start + self.offset,
+                                                 end=seg.end + self.offset))
 
 
 def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseConfig,

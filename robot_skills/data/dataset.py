@@ -34,7 +34,14 @@ import torch
 
 from robot_skills.data.hdf5 import FORMAT, Demo, DemoReader, SkillSegment
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
-from robot_skills.policies.features import FEATURE_DIM, PROPRIO_DIM, SLOT_DIM
+from robot_skills.policies.features import (
+    FEATURE_DIM,
+    PROPRIO_DIM,
+    SLOT_DIM,
+    ArgOffsets,
+    check_arg_offsets,
+    quat_to_mat,
+)
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
 from robot_skills.robot import ACTION_DIM, ActionLimits
 
@@ -93,7 +100,8 @@ ACTION_STD_FLOOR = 1e-4
 
 
 def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width: np.ndarray,
-                         arg_poses: Sequence[np.ndarray]) -> np.ndarray:
+                         arg_poses: Sequence[np.ndarray],
+                         arg_offsets: ArgOffsets | None = None) -> np.ndarray:
     """Vectorised :func:`~robot_skills.policies.features.skill_features` over ``T`` steps.
 
     Args:
@@ -101,15 +109,20 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
         ee_quat: ``(T, 4)`` end-effector quaternions ``(w, x, y, z)``.
         gripper_width: ``(T,)`` or ``(T, 1)`` finger distance, m.
         arg_poses: one ``(T, 7)`` pose array ``[x, y, z, qw, qx, qy, qz]`` per skill argument.
+        arg_offsets: per argument, None or a ``(3,)`` shift in its frame, m (the segment's
+            :attr:`~robot_skills.execution.recording.SkillSegment.arg_offsets`).
 
     Returns:
-        ``(T, FEATURE_DIM)`` float32, row ``t`` equal (bit for bit) to ``skill_features`` of step t.
+        ``(T, FEATURE_DIM)`` float32, row ``t`` equal (bit for bit) to ``skill_features`` of step t
+        with the same offsets.
 
     Raises:
-        ValueError: on more than ``MAX_SKILL_ARGS`` arguments or mismatched shapes.
+        ValueError: on more than ``MAX_SKILL_ARGS`` arguments, mismatched shapes or malformed
+            offsets.
     """
     if len(arg_poses) > MAX_SKILL_ARGS:
         raise ValueError(f"at most {MAX_SKILL_ARGS} skill arguments, got {len(arg_poses)}")
+    offs = check_arg_offsets([f"#{k}" for k in range(len(arg_poses))], arg_offsets)
     ee = np.asarray(ee_pos, np.float64)
     q = np.asarray(ee_quat, np.float64)
     T = ee.shape[0]
@@ -129,7 +142,11 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
         w, x, y, z = pose[:, 3], pose[:, 4], pose[:, 5], pose[:, 6]
         yaw = np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z))
         o = PROPRIO_DIM + SLOT_DIM * k
-        f[:, o:o + 3] = pose[:, :3] - ee
+        p = pose[:, :3]
+        if offs[k] is not None:   # row by row, as skill_features computes it (bit for bit)
+            p = np.stack([row[:3] + quat_to_mat(row[3:7]) @ offs[k] for row in pose]) \
+                if T else p
+        f[:, o:o + 3] = p - ee
         f[:, o + 3] = np.sin(yaw)
         f[:, o + 4] = np.cos(yaw)
         f[:, o + 5] = 1.0
@@ -283,7 +300,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                     validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name),
                                   bounds=value_bounds)
                     for s in segs:
-                        f = _segment_features(demo, s.start, s.end, s.args, p)
+                        f = _segment_features(demo, s.start, s.end, s.args, p, s.arg_offsets)
                         a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)
                         pieces.append((f, s.skill, a, m, ep))
                     ep += 1
@@ -623,7 +640,8 @@ def _task_matches(value: Any, task: str) -> bool:
     return v == task or Path(v).stem == task or Path(v).name == task
 
 
-def _segment_features(demo: Demo, start: int, end: int, args: Sequence[str], path) -> np.ndarray:
+def _segment_features(demo: Demo, start: int, end: int, args: Sequence[str], path,
+                      arg_offsets: ArgOffsets | None = None) -> np.ndarray:
     for a in args:
         if a not in demo.object_poses:
             raise KeyError(f"{path}:{demo.name}: skill argument {a!r} is not among the recorded "
@@ -631,7 +649,7 @@ def _segment_features(demo: Demo, start: int, end: int, args: Sequence[str], pat
     sl = slice(start, end)
     return features_from_arrays(demo.obs["ee_pos"][sl], demo.obs["ee_quat"][sl],
                                 demo.obs["gripper_width"][sl],
-                                [demo.object_poses[a][sl] for a in args])
+                                [demo.object_poses[a][sl] for a in args], arg_offsets)
 
 
 def write_synthetic_demos(path: str | os.PathLike, num_demos: int = 20, steps_per_skill: int = 40,

@@ -151,6 +151,7 @@ class _SegmentTable:
     start: np.ndarray                   # (S,) int64
     end: np.ndarray                     # (S,) int64, exclusive
     args: list[tuple[str, ...]]         # (S,)
+    arg_offsets: list[tuple]            # (S,) SkillSegment.arg_offsets, () when none
     skill_id: np.ndarray                # (S,) int64
     episode: np.ndarray                 # (S,) int64, an id per (file, demo)
 
@@ -286,8 +287,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                             and (s.success or not successful_only)]
                     if not segs:
                         continue
-                    rows.extend((fi, name, s.start, s.end, tuple(s.args), s.skill, ep)
-                                for s in segs)
+                    rows.extend((fi, name, s.start, s.end, tuple(s.args), s.skill, ep,
+                                 s.arg_offsets) for s in segs)
                     ep += 1
         ds = cls._assemble(rows, limits, skill_vocab, chunk_size, paths, skills, value_bounds,
                            cache_bytes, block_steps)
@@ -323,7 +324,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                     T = r.num_samples(name)
                     if T < 1:
                         raise DemoValidationError(f"{p}:{name}: empty demonstration (0 steps)")
-                    rows.append((fi, name, 0, T, tuple(args), task_id, ep))
+                    rows.append((fi, name, 0, T, tuple(args), task_id, ep, ()))
                     ep += 1
         ds = cls._assemble(rows, limits, [task_id], chunk_size, paths, [task_id], value_bounds,
                            cache_bytes, block_steps)
@@ -340,6 +341,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
             file_idx=np.array([r[0] for r in rows], np.int64), demo=[r[1] for r in rows],
             start=np.array([r[2] for r in rows], np.int64),
             end=np.array([r[3] for r in rows], np.int64), args=[r[4] for r in rows],
+            arg_offsets=[r[7] for r in rows],
             skill_id=np.array([ids[r[5]] for r in rows], np.int64),
             episode=np.array([r[6] for r in rows], np.int64))
         return cls(table, vocab, chunk_size, value_bounds=value_bounds, cache_bytes=cache_bytes,
@@ -471,7 +473,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         t = self._table
         for k in segs:
             st, en = int(t.start[k]), int(t.end[k])
-            fm.add(_segment_features(demo, st, en, t.args[k], t.files[int(t.file_idx[k])]))
+            fm.add(_segment_features(demo, st, en, t.args[k], t.files[int(t.file_idx[k])],
+                                     t.arg_offsets[k]))
             a0 = np.asarray(demo.actions[st:en], np.float32).astype(np.float64)
             am.add(a0)
             sid = int(t.skill_id[k])
@@ -589,7 +592,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
             raise DemoValidationError(f"{t.files[fi]}:{name}: reading rows [{t0}, {ta}): {e}"
                                       ) from e
         feats = features_from_arrays(obs["ee_pos"], obs["ee_quat"], obs["gripper_width"],
-                                     [poses[a] for a in args])
+                                     [poses[a] for a in args], t.arg_offsets[s])
         value = (feats, acts)
         st.cache.put(key, value, feats.nbytes + acts.nbytes + _ENTRY_OVERHEAD)
         return value

@@ -48,6 +48,7 @@ from robot_skills.domain.verbs import SkillSpec, ground, matches, parse_predicat
 from robot_skills.execution.interfaces import Planner, SkillPolicy, SkillSet, TaskWorld
 from robot_skills.execution.recording import EpisodeRecording, SkillSegment
 from robot_skills.execution.retract import HomeRetract, RetractConfig
+from robot_skills.perception.placement import call_arg_offsets
 from robot_skills.planning.symbolic import (
     NoPlanError,
     Plan,
@@ -446,6 +447,7 @@ class Executor:
                 self.current_call = call
                 if self.on_call is not None:
                     self.on_call("start", call, None)
+                offsets = self._arg_offsets(call, obs)
                 outcome, msg, steps, obs = self._run_call(call, obs, steps, budget, problem, dt)
                 unmet: tuple[str, ...] = ()
                 if outcome == "success":
@@ -467,7 +469,7 @@ class Executor:
                     # place_in: the object is In the drawer before the gripper has opened)
                     done = outcome == "success" or (outcome == "interrupted" and self._success())
                     self.recorder.add_segment(SkillSegment(start, steps, call.skill, call.args,
-                                                           done))
+                                                           done, offsets))
                 if self.on_call is not None:
                     self.on_call("end", call, records[-1])
                 if outcome == "interrupted":
@@ -517,6 +519,17 @@ class Executor:
             if self.on_step is not None:
                 self.on_step(steps, obs, action)
         return steps, obs
+
+    def _arg_offsets(self, call: SkillCall, obs: Observation
+                     ) -> tuple[tuple[float, float, float] | None, ...]:
+        """The call's argument offsets (:func:`~robot_skills.perception.placement.
+        call_arg_offsets`) for its recorded segment, from the observation its policy starts
+        with; ``()`` when the world has no geometry or the target's pose is not observed (the
+        policy then fails the call itself, naming the entity)."""
+        try:
+            return call_arg_offsets(self.world, call.skill, call.args, obs)
+        except KeyError:
+            return ()
 
     def _contradiction(self, call: SkillCall, state: frozenset[Atom],
                        entities: Mapping[str, frozenset[str]]) -> str:

@@ -3,6 +3,7 @@ skill segments they belong to (the robomimic/LIBERO layout plus one segment per 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,11 @@ class SkillSegment:
         skill: skill verb, e.g. ``"place_on"``.
         args: entity names bound to the skill's parameters, in parameter order.
         success: whether the call reached its termination test.
+        arg_offsets: empty, or per argument None or a ``(dx, dy, dz)`` shift (m, in that
+            argument's frame) of the point its feature slot reads: a placement into an occupied
+            region records where its free release point lay
+            (:func:`robot_skills.perception.placement.release_offsets`), so training sees the
+            target where the object went.
     """
 
     start: int
@@ -27,11 +33,17 @@ class SkillSegment:
     skill: str
     args: tuple[str, ...] = ()
     success: bool = True
+    arg_offsets: tuple[tuple[float, float, float] | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict ``{start, end, skill, args, success}``."""
-        return {"start": int(self.start), "end": int(self.end), "skill": self.skill,
-                "args": list(self.args), "success": bool(self.success)}
+        """JSON-ready dict ``{start, end, skill, args, success}``, plus ``arg_offsets`` when some
+        offset is set."""
+        d = {"start": int(self.start), "end": int(self.end), "skill": self.skill,
+             "args": list(self.args), "success": bool(self.success)}
+        if any(o is not None for o in self.arg_offsets):
+            d["arg_offsets"] = [None if o is None else [float(v) for v in o]
+                                for o in self.arg_offsets]
+        return d
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SkillSegment:
@@ -50,8 +62,17 @@ class SkillSegment:
             raise ValueError(f"skill segment args must be a list of entity names, got {args!r}")
         if not isinstance(d["skill"], str) or not d["skill"]:
             raise ValueError(f"skill segment 'skill' must be a non-empty string, got {d['skill']!r}")
+        offsets = d.get("arg_offsets") or []
+        if (isinstance(offsets, (str, Mapping)) or len(offsets) != (len(args) if offsets else 0)
+                or not all(o is None or (isinstance(o, (list, tuple)) and len(o) == 3
+                                         and all(isinstance(v, (int, float))
+                                                 and math.isfinite(v) for v in o))
+                           for o in offsets)):
+            raise ValueError(f"skill segment arg_offsets must hold, per argument of {list(args)}, "
+                             f"null or 3 finite numbers (m), got {offsets!r}")
         return cls(int(d["start"]), int(d["end"]), d["skill"], tuple(args),
-                   bool(d.get("success", True)))
+                   bool(d.get("success", True)),
+                   tuple(None if o is None else tuple(float(v) for v in o) for o in offsets))
 
     def check(self, num_samples: int) -> None:
         """Raise ValueError unless ``0 <= start < end <= num_samples``."""

@@ -203,6 +203,11 @@ class ObjectGeometry:
         grasp_widths: further jaw openings, m, at which the object is held besides
             :attr:`holding_width`: the widths across other faces a hand may close on (a butter
             pack taken across its length when a neighbour blocks its usual grasp).
+        footprint: how much table the object takes, for choosing a free release point beside it
+            (:mod:`robot_skills.perception.placement`): ``"round"`` (a disc of its larger
+            horizontal half extent: bowls, plates, cans, a basket) or ``"box"`` (the disc
+            circumscribing its box: books, packs, a mug with its handle); None: ``"round"`` for
+            a cylinder, else ``"box"``.
     """
 
     half_extents: tuple[float, float, float]
@@ -211,6 +216,7 @@ class ObjectGeometry:
     shape: str = "box"
     floor_height: float | None = None
     grasp_widths: tuple[float, ...] = ()
+    footprint: str | None = None
 
     def __post_init__(self) -> None:
         h = _vec(self.half_extents, 3, "half_extents")
@@ -220,6 +226,9 @@ class ObjectGeometry:
         _set(self, "tags", _tags(self.tags, "object"))
         if self.shape not in ("box", "cylinder"):
             raise ValueError(f"object shape must be 'box' or 'cylinder', got {self.shape!r}")
+        if self.footprint not in (None, "round", "box"):
+            raise ValueError(f"object footprint must be 'round', 'box' or null, got "
+                             f"{self.footprint!r}")
         if self.floor_height is not None:
             f = float(self.floor_height)
             if not (math.isfinite(f) and 0 <= f <= 2 * h[2]):
@@ -244,6 +253,15 @@ class ObjectGeometry:
         if self.grasp_width is not None:
             return self.grasp_width
         return 2.0 * max(self.half_extents[0], self.half_extents[1])
+
+    def footprint_radius(self, R: np.ndarray) -> float:
+        """Radius of the disc the object covers on the table, m, at orientation ``R``
+        (``(3, 3)`` rotation, object frame to base frame): of the base-frame horizontal half
+        extents of its turned box, the larger for a ``"round"`` :attr:`footprint`, their
+        hypotenuse for a ``"box"`` one."""
+        ext = np.abs(np.asarray(R, float)) @ np.asarray(self.half_extents, float)
+        kind = self.footprint or ("round" if self.shape == "cylinder" else "box")
+        return float(max(ext[0], ext[1]) if kind == "round" else np.hypot(ext[0], ext[1]))
 
 
 @dataclass(frozen=True)
@@ -1110,6 +1128,12 @@ class PoseTaskWorld:
         self.goal: tuple[Atom, ...] = tuple((str(a[0]).lower(), *a[1:]) for a in atoms)
         model.check_atoms(self.goal)
         self.pose_source = pose_source
+
+    @property
+    def world_model(self) -> PoseWorldModel:
+        """:attr:`model`, under the name every task world gives its geometry by (what a
+        placement's release point is chosen from, :mod:`robot_skills.perception.placement`)."""
+        return self.model
 
     def _inputs(self):
         obs = self.robot.observe()

@@ -15,6 +15,11 @@ slice                 size  meaning
 ``[7]``               1     gripper opening, m
 per arg slot k        6     ``p_arg - p_ee`` (3), ``sin yaw``, ``cos yaw``, present flag
 ====================  ====  ===========================================================
+
+``p_arg`` is the argument's position, shifted by the call's argument offset when it has one: a
+placement into an occupied region reads its target at the free release point chosen at the call's
+start (:func:`robot_skills.perception.placement.release_offsets`), in training data (recorded
+with each segment) and at run time alike.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ PROPRIO_DIM = 8
 SLOT_DIM = 6
 FEATURE_DIM = PROPRIO_DIM + SLOT_DIM * MAX_SKILL_ARGS
 
+ArgOffsets = Sequence["tuple[float, float, float] | np.ndarray | None"]
+"""Per skill argument, None or a ``(3,)`` shift of its reference point in the argument's own frame,
+m (:func:`robot_skills.perception.placement.release_offsets`)."""
+
 
 def yaw_of_quat(q: np.ndarray) -> float:
     """Heading (rotation about +z) of a ``(w, x, y, z)`` quaternion, rad in ``(-pi, pi]``."""
@@ -37,19 +46,55 @@ def yaw_of_quat(q: np.ndarray) -> float:
     return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
 
 
-def skill_features(obs: Observation, args: Sequence[str]) -> np.ndarray:
+def quat_to_mat(q: np.ndarray) -> np.ndarray:
+    """``(3, 3)`` rotation matrix of a ``(w, x, y, z)`` quaternion (normalised first)."""
+    w, x, y, z = np.asarray(q, np.float64) / max(float(np.linalg.norm(q)), 1e-12)
+    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
+                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
+                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
+
+
+def check_arg_offsets(args: Sequence[str], arg_offsets: ArgOffsets | None) -> list:
+    """Validate ``arg_offsets`` against ``args``: one entry per argument, None or 3 finite numbers
+    (m). Returns the entries as a list (all None when ``arg_offsets`` is None or empty).
+
+    Raises:
+        ValueError: a different number of entries, or a malformed entry (the message names it).
+    """
+    if not arg_offsets:
+        return [None] * len(args)
+    if len(arg_offsets) != len(args):
+        raise ValueError(f"{len(arg_offsets)} argument offsets for the {len(args)} arguments "
+                         f"{list(args)}")
+    out = []
+    for a, o in zip(args, arg_offsets):
+        if o is None:
+            out.append(None)
+            continue
+        v = np.asarray(o, np.float64)
+        if v.shape != (3,) or not np.all(np.isfinite(v)):
+            raise ValueError(f"offset of argument {a!r} must be 3 finite numbers (m), got {o!r}")
+        out.append(v)
+    return out
+
+
+def skill_features(obs: Observation, args: Sequence[str],
+                   arg_offsets: ArgOffsets | None = None) -> np.ndarray:
     """Return the ``(FEATURE_DIM,)`` float32 feature vector of ``obs`` for a call with ``args``.
 
     Args:
         obs: the current observation (base frame).
         args: entity names bound to the skill's parameters, in parameter order.
+        arg_offsets: per argument, None or a ``(3,)`` shift (m, in the argument's frame) of the
+            position its slot reads (see the module docstring); None: no shifts.
 
     Raises:
-        ValueError: if more than ``MAX_SKILL_ARGS`` arguments are given.
+        ValueError: if more than ``MAX_SKILL_ARGS`` arguments are given, or malformed offsets.
         KeyError: if an argument is not in ``obs.object_poses`` (the message names it).
     """
     if len(args) > MAX_SKILL_ARGS:
         raise ValueError(f"at most {MAX_SKILL_ARGS} skill arguments, got {list(args)}")
+    offs = check_arg_offsets(args, arg_offsets)
     f = np.zeros(FEATURE_DIM, dtype=np.float32)
     ee = np.asarray(obs.ee_pos, dtype=np.float64)
     q = np.asarray(obs.ee_quat, dtype=np.float64)
@@ -63,7 +108,8 @@ def skill_features(obs: Observation, args: Sequence[str]) -> np.ndarray:
         pose = np.asarray(obs.object_poses[name], dtype=np.float64)
         yaw = yaw_of_quat(pose[3:7])
         o = PROPRIO_DIM + SLOT_DIM * k
-        f[o:o + 3] = pose[:3] - ee
+        p = pose[:3] if offs[k] is None else pose[:3] + quat_to_mat(pose[3:7]) @ offs[k]
+        f[o:o + 3] = p - ee
         f[o + 3] = np.sin(yaw)
         f[o + 4] = np.cos(yaw)
         f[o + 5] = 1.0

@@ -1,8 +1,10 @@
 """A learned skill: the goal-conditioned BC network wrapped as a closed-loop :class:`SkillPolicy`.
 
-Per control step: ``skill_features(obs, args)`` -> normalise (``stats.json``) -> network (the base
-with the skill's LoRA merged in, or a whole "full" policy) -> un-normalise -> ACT temporal ensemble
--> clip to the action limits -> :class:`~robot_skills.robot.Action`. Runs on CPU: batched
+Per control step: ``skill_features(obs, args, offsets)`` -> normalise (``stats.json``) -> network
+(the base with the skill's LoRA merged in, or a whole "full" policy) -> un-normalise -> ACT
+temporal ensemble -> clip to the action limits -> :class:`~robot_skills.robot.Action`. The offsets
+move a placement's target to its free release point, chosen at the call's first step
+(:func:`~robot_skills.perception.placement.call_arg_offsets`). Runs on CPU: batched
 queries (:meth:`LearnedSkill.predict_chunk`) under ``torch.inference_mode``; the per-step batch-1
 query of :meth:`LearnedSkill.act` through :class:`NumpyChunkPredictor`, the same network with the
 normalisation and the skill embedding folded into its first and last layers, evaluated in numpy
@@ -19,6 +21,7 @@ import torch
 from torch import nn
 
 from robot_skills.domain.verbs import SkillSpec
+from robot_skills.perception.placement import call_arg_offsets
 from robot_skills.policies.bc import GoalConditionedBC, TemporalEnsembler
 from robot_skills.policies.features import FEATURE_DIM, skill_features
 from robot_skills.policies.normalization import NormStats
@@ -175,6 +178,8 @@ class LearnedSkill:
         self.gripper_levels = np.array(levels, dtype=np.float64) if levels else None
         self._ens = TemporalEnsembler(self.chunk_size, ensemble_m) if ensemble_m is not None else None
         self._args: tuple[str, ...] = ()
+        self._world: Any = None
+        self._offsets: tuple | None = None
         self._open_loop: np.ndarray | None = None
         self._open_idx = 0
         self._sid = torch.tensor([self.skill_id], dtype=torch.long)
@@ -201,6 +206,8 @@ class LearnedSkill:
             raise ValueError(f"skill {self.name} takes {len(self.spec.parameters)} arguments "
                              f"({[p.name for p in self.spec.parameters]}), got {list(args)}")
         self._args = args
+        self._world = world
+        self._offsets = None   # chosen from the call's first observation (see act)
         if self._ens is not None:
             self._ens.reset()
         self._open_loop = None
@@ -240,7 +247,11 @@ class LearnedSkill:
             a = self._open_loop[self._open_idx]
             self._open_idx += 1
         else:
-            f = skill_features(obs, self._args)
+            if self._offsets is None:
+                # a placement into an occupied region reads its target at the free release
+                # point, chosen once, as the executor records it with demonstrations
+                self._offsets = call_arg_offsets(self._world, self.name, self._args, obs)
+            f = skill_features(obs, self._args, self._offsets)
             chunk = self._fast(f) if self._fast is not None else self.predict_chunk(f)
             if not np.all(np.isfinite(chunk)):
                 self._open_loop = None
