@@ -118,7 +118,8 @@ def _publish_session(bag: Path, episodes: list[dict], *, seed: int = 0, idle: bo
                 if k in starts:
                     s = starts[k]
                     late = ep["segments"].index(s) % 2  # overtaken by its first action
-                    w.skill_event(tk + (2 * MS if late else MS // 2), "start", s.skill, s.args)
+                    w.skill_event(tk + (2 * MS if late else MS // 2), "start", s.skill, s.args,
+                                  arg_offsets=s.arg_offsets)
                 w.action(tk + MS, a.to_array())
                 w.trajectory(tk + 2 * MS, rec.targets[k], 0.05)
                 if k in ends:
@@ -472,6 +473,10 @@ def test_bad_events_and_actions_are_named(tmp_path):
                                                  {"event": "end", "skill": "pick",
                                                   "args": ["a"]})))
     _err(b, tmp_path / "o.hdf5", r"needs \"success\": true/false")
+    b = bag_with("offsets", lambda w: (actions(w), w.event(
+        "/robot_skills/skill", t0, {"event": "start", "skill": "place_on", "args": ["a", "b"],
+                                    "arg_offsets": [None, [0.0, "x", 0.02]]})))
+    _err(b, tmp_path / "o.hdf5", r"/robot_skills/skill.*arg_offsets must hold.*null or 3 finite")
     b = bag_with("frame", lambda w: (actions(w), w.object_pose(t0, "cube_1", [0, 0, 0, 1, 0, 0, 0])))
     with pytest.raises(RosbagImportError, match=r"/objects/cube_1/pose.*frame 'panda_link0', "
                        r"expected the base frame 'world'"):

@@ -24,7 +24,7 @@ one segment per demo spanning the whole demo, skill name = task id, args = given
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ import torch
 
 from robot_skills.data.hdf5 import FORMAT, Demo, DemoReader, SkillSegment
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
+from robot_skills.perception.placement import PLACE_VERBS
 from robot_skills.policies.features import (
     FEATURE_DIM,
     PROPRIO_DIM,
@@ -153,6 +154,38 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
     return f
 
 
+def release_offsets_used(segments: Iterable[tuple[str, str, Sequence[str], Sequence]]) -> bool:
+    """Whether training data's placements read their target at the release point.
+
+    The executor records each placement's argument offsets
+    (:attr:`~robot_skills.execution.recording.SkillSegment.arg_offsets`,
+    :func:`robot_skills.perception.placement.release_offsets`); files written before it did have
+    none. A policy must be run the way its data was recorded, so the statistics say which
+    (:attr:`~robot_skills.policies.normalization.NormStats.arg_offsets`).
+
+    Args:
+        segments: ``(file, skill, args, arg_offsets)`` of every segment trained on.
+
+    Returns:
+        True when the placements carry offsets, False when none does (or there is no placement).
+
+    Raises:
+        ValueError: some files' placements carry offsets and other files' carry none (the
+            message names both kinds): features of the same skill would mean two things.
+    """
+    with_, without = set(), set()
+    for f, skill, args, offs in segments:
+        if skill in PLACE_VERBS and len(args) == 2:
+            (with_ if any(o is not None for o in offs) else without).add(str(f))
+    old = sorted(without - with_)
+    if with_ and old:
+        raise ValueError(f"placement segments of {old} carry no release-point offsets but those of "
+                         f"{sorted(with_)} do (recorded before and after "
+                         "robot_skills.perception.placement): recollect the older files, or train "
+                         "on one kind only")
+    return bool(with_)
+
+
 def action_chunks(actions: np.ndarray, start: int, end: int, chunk_size: int
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Action chunks for steps ``start..end-1`` of one segment, padded with the segment's last action.
@@ -228,7 +261,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
 
     def __init__(self, features: np.ndarray, skill_ids: np.ndarray, actions: np.ndarray,
                  mask: np.ndarray, episode_ids: np.ndarray, skills: Sequence[str],
-                 chunk_size: int, sources: Sequence[str] = ()) -> None:
+                 chunk_size: int, sources: Sequence[str] = (), arg_offsets: bool = False) -> None:
         n = features.shape[0]
         if not (skill_ids.shape == (n,) and actions.shape == (n, chunk_size, ACTION_DIM)
                 and mask.shape == (n, chunk_size) and episode_ids.shape == (n,)
@@ -244,6 +277,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         self.skills = list(skills)
         self.chunk_size = int(chunk_size)
         self.sources = list(sources)
+        self.arg_offsets = bool(arg_offsets)
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -279,7 +313,9 @@ class SkillChunkDataset(torch.utils.data.Dataset):
             DemoValidationError: a demo used lacks a required key, holds non-finite or absurd
                 values, actions outside the action space, arrays of inconsistent lengths or
                 malformed skill segments (the message names file and demo).
-            ValueError: if no samples are found, chunk_size < 1, or a skill is not in skill_vocab.
+            ValueError: if no samples are found, chunk_size < 1, a skill is not in skill_vocab,
+                or files with and without release-point offsets are mixed
+                (:func:`release_offsets_used`).
             KeyError: if a segment argument is not among the demo's object poses.
         """
         paths = _as_paths(paths)
@@ -287,6 +323,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         want = None if skills is None else set(skills)
         pieces: list[tuple[np.ndarray, str, np.ndarray, np.ndarray, int]] = []
+        used: list[tuple[str, str, tuple[str, ...], tuple]] = []
         ep = 0
         for p in paths:
             with DemoReader(p) as r:
@@ -300,11 +337,13 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                     validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name),
                                   bounds=value_bounds)
                     for s in segs:
+                        used.append((str(p), s.skill, s.args, s.arg_offsets))
                         f = _segment_features(demo, s.start, s.end, s.args, p, s.arg_offsets)
                         a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)
                         pieces.append((f, s.skill, a, m, ep))
                     ep += 1
-        return cls._assemble(pieces, skill_vocab, chunk_size, paths, skills)
+        return cls._assemble(pieces, skill_vocab, chunk_size, paths, skills,
+                             release_offsets_used(used))
 
     @classmethod
     def whole_task(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], task_id: str,
@@ -350,21 +389,23 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         return cls._assemble(pieces, [task_id], chunk_size, paths, [task_id])
 
     @classmethod
-    def _assemble(cls, pieces, skill_vocab, chunk_size, paths, skills) -> SkillChunkDataset:
+    def _assemble(cls, pieces, skill_vocab, chunk_size, paths, skills,
+                  arg_offsets: bool = False) -> SkillChunkDataset:
         vocab, ids = skill_vocabulary([pc[1] for pc in pieces], skill_vocab, skills, paths)
         feats = np.concatenate([pc[0] for pc in pieces])
         sids = np.concatenate([np.full(len(pc[0]), ids[pc[1]], np.int64) for pc in pieces])
         acts = np.concatenate([pc[2] for pc in pieces])
         mask = np.concatenate([pc[3] for pc in pieces])
         eps = np.concatenate([np.full(len(pc[0]), pc[4], np.int64) for pc in pieces])
-        return cls(feats, sids, acts, mask, eps, vocab, chunk_size, [str(p) for p in paths])
+        return cls(feats, sids, acts, mask, eps, vocab, chunk_size, [str(p) for p in paths],
+                   arg_offsets)
 
     # ------------------------------------------------------------------ views
     def select(self, index: np.ndarray) -> SkillChunkDataset:
         """A new dataset of the samples at ``index`` (int array or bool mask); same vocabulary."""
         return SkillChunkDataset(self.features[index], self.skill_ids[index], self.actions[index],
                                  self.mask[index], self.episode_ids[index], self.skills,
-                                 self.chunk_size, self.sources)
+                                 self.chunk_size, self.sources, self.arg_offsets)
 
     def for_skill(self, skill: str) -> SkillChunkDataset:
         """Samples of one skill only.
@@ -402,7 +443,8 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                 levels[name] = g.tolist() if len(g) <= MAX_GRIPPER_LEVELS else []
         return NormStats(self.features.mean(axis=0, dtype=np.float64).astype(np.float32),
                          _std(self.features.astype(np.float64), FEATURE_STD_FLOOR), am, astd,
-                         list(self.skills), self.chunk_size, len(self), levels)
+                         list(self.skills), self.chunk_size, len(self), levels,
+                         self.arg_offsets)
 
     def tensors(self, stats: NormStats, device: torch.device | str = "cpu"
                 ) -> dict[str, torch.Tensor]:

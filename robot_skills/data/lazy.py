@@ -61,6 +61,7 @@ from robot_skills.data.dataset import (
     floor_std,
     load_checked,
     read_segments,
+    release_offsets_used,
     skill_vocabulary,
     validate_demo,
 )
@@ -236,6 +237,10 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         self.skills = list(skills)
         self.chunk_size = int(chunk_size)
         self.sources = list(table.files)
+        # over the whole table (a view keeps its parent's answer): raises on mixed files
+        self.arg_offsets = release_offsets_used(
+            (table.files[int(fi)], self.skills[int(sid)], a, o) for fi, sid, a, o in
+            zip(table.file_idx, table.skill_id, table.args, table.arg_offsets))
         self.value_bounds = value_bounds
         self.cache_bytes = int(cache_bytes)
         self.block_steps = int(block_steps)
@@ -460,7 +465,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         stats = NormStats(fm.mean.astype(np.float32), floor_std(fm.std(), FEATURE_STD_FLOOR),
                           amean, astd, list(self.skills), self.chunk_size, int(fm.n),
                           {self.skills[sid]: (sorted(v) if v is not None else [])
-                           for sid, v in sorted(levels.items())})
+                           for sid, v in sorted(levels.items())}, self.arg_offsets)
         for k in ("feature_mean", "feature_std", "action_mean", "action_std"):
             if not np.all(np.isfinite(getattr(stats, k))):
                 raise DemoValidationError(f"{self.sources}: statistics {k} came out non-finite")

@@ -16,6 +16,10 @@ One function serves everyone who places:
   (:mod:`robot_skills.policies.learned_skill`), on the simulator and on a real arm alike, from a
   :class:`~robot_skills.perception.PoseWorldModel` and the observed poses.
 
+The offset also lifts the point to where the held object's centre is at release
+(:func:`release_offsets`): the network then sees how far the object is from where it should let go,
+whatever the object's height, which positions and yaws alone do not tell it.
+
 Footprints are discs (:meth:`~robot_skills.perception.ObjectGeometry.footprint_radius`);
 regions entered from the front (:data:`FRONT_ENTERED_KINDS`: a shelf level, the microwave) are
 not gridded: an object slides in as deep as the hand allows.
@@ -154,11 +158,17 @@ def release_offsets(model: PoseWorldModel, object_poses: Mapping[str, np.ndarray
                     args: Sequence[str]) -> tuple[tuple[float, float, float] | None, ...]:
     """Per argument of a call, the shift of its reference point its features should show.
 
-    For a placement (:data:`PLACE_VERBS`) of an object into a region that is not front-entered
-    (:data:`FRONT_ENTERED_KINDS`), the target's entry is
-    ``release_point - default_release_point`` as ``(dx, dy, 0)`` in the region's frame, m: zero
-    when the region is empty, so features of empty-region placements are unchanged. Every other
-    entry is None (no shift).
+    For a placement (:data:`PLACE_VERBS`, ``(obj, target)``) the target's entry moves its
+    reference point to where the held object's centre goes at release, in the target's frame, m:
+
+    * into a region: ``(dx, dy)`` = :func:`release_point` - :func:`default_release_point`
+      (zero for an empty region; not gridded for :data:`FRONT_ENTERED_KINDS`), and
+      ``dz`` = the held object's half height (the region's frame lies on its floor);
+    * onto an object (a plate, a bowl): ``(0, 0, h_target + h_obj)``, its top plus the held
+      object's half height.
+
+    So "release when the object reaches the target" reads the same for a thin butter pack and a
+    tall moka pot. Every other entry (and every entry of other verbs) is None.
 
     Args:
         model: geometry of the task's entities.
@@ -174,14 +184,18 @@ def release_offsets(model: PoseWorldModel, object_poses: Mapping[str, np.ndarray
         KeyError: as :func:`release_point`.
     """
     out: list[tuple[float, float, float] | None] = [None] * len(args)
-    if skill not in PLACE_VERBS or len(args) != 2:
+    if skill not in PLACE_VERBS or len(args) != 2 or args[0] not in model.objects:
         return tuple(out)
     obj, target = args
-    if (obj not in model.objects or target not in model.regions
-            or model.regions[target].kind in FRONT_ENTERED_KINDS):
-        return tuple(out)
-    d = release_point(model, object_poses, obj, target) - default_release_point(model, target)
-    out[1] = (float(d[0]), float(d[1]), 0.0)
+    h_obj = float(model.objects[obj].half_extents[2])
+    if target in model.regions:
+        d = np.zeros(2)
+        if model.regions[target].kind not in FRONT_ENTERED_KINDS:
+            d = release_point(model, object_poses, obj, target) - default_release_point(model,
+                                                                                        target)
+        out[1] = (float(d[0]), float(d[1]), h_obj)
+    elif target in model.objects:
+        out[1] = (0.0, 0.0, float(model.objects[target].half_extents[2]) + h_obj)
     return tuple(out)
 
 

@@ -248,9 +248,11 @@ class LearnedSkill:
             self._open_idx += 1
         else:
             if self._offsets is None:
-                # a placement into an occupied region reads its target at the free release
-                # point, chosen once, as the executor records it with demonstrations
-                self._offsets = call_arg_offsets(self._world, self.name, self._args, obs)
+                # a placement reads its target at the release point, chosen once from the
+                # call's first observation as the executor records it with demonstrations; a
+                # policy trained on data without offsets runs without them
+                self._offsets = (call_arg_offsets(self._world, self.name, self._args, obs)
+                                 if self.stats.arg_offsets else ())
             f = skill_features(obs, self._args, self._offsets)
             chunk = self._fast(f) if self._fast is not None else self.predict_chunk(f)
             if not np.all(np.isfinite(chunk)):

@@ -47,6 +47,10 @@ class NormStats:
             continuously. A learned skill snaps its gripper output to these levels, so a
             regressed value between "open" and "closed" cannot become a level the skill never
             used (a half-open jaw that keeps squeezing a bowl it should release).
+        arg_offsets: whether its placements' features read the target at the release point
+            (:func:`robot_skills.perception.placement.release_offsets`, recorded with the
+            demonstrations); a learned skill applies the offsets at run time only then, so a
+            policy trained on older data runs as it was trained.
     """
 
     feature_mean: np.ndarray
@@ -57,6 +61,7 @@ class NormStats:
     chunk_size: int
     num_samples: int = 0
     gripper_levels: dict[str, list[float]] = field(default_factory=dict)
+    arg_offsets: bool = False
 
     def normalize_features(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
         """``(..., FEATURE_DIM)`` -> normalised, same type."""
@@ -87,7 +92,8 @@ class NormStats:
                 "num_samples": int(self.num_samples), "feature_dim": FEATURE_DIM,
                 "action_dim": ACTION_DIM, "gripper_dim_normalized": False,
                 "gripper_levels": {k: [float(v) for v in lv]
-                                   for k, lv in self.gripper_levels.items()}}
+                                   for k, lv in self.gripper_levels.items()},
+                "arg_offsets": bool(self.arg_offsets)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
@@ -132,9 +138,12 @@ class NormStats:
             raise ValueError(f"stats chunk_size must be an integer >= 1, got {chunk!r}")
         if isinstance(n, bool) or not isinstance(n, Integral) or n < 0:
             raise ValueError(f"stats num_samples must be an integer >= 0, got {n!r}")
+        offsets = d.get("arg_offsets", False)
+        if not isinstance(offsets, bool):
+            raise ValueError(f"stats arg_offsets must be true or false, got {offsets!r}")
         return cls(arrs["feature_mean"], arrs["feature_std"], arrs["action_mean"],
                    arrs["action_std"], list(skills), int(chunk), int(n),
-                   {k: [float(x) for x in v] for k, v in levels.items()})
+                   {k: [float(x) for x in v] for k, v in levels.items()}, offsets)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``stats.json`` atomically."""

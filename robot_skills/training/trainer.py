@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 
 from robot_skills.data.dataset import SkillChunkDataset
 from robot_skills.domain.verbs import SKILL_SPECS, Parameter, SkillSpec
+from robot_skills.perception.placement import PLACE_VERBS
 from robot_skills.policies.bc import LOSS_KINDS, BCConfig, GoalConditionedBC
 from robot_skills.policies.normalization import NormStats
 from robot_skills.policies.peft_adapter import adapter_state, attach, lora_config
@@ -1093,6 +1094,13 @@ def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     configure_threads(cfg.num_threads)
     ctx = init_distributed(cfg.device)
     ds = SkillChunkDataset.from_hdf5(paths, [name], cfg.chunk_size, skill_vocab=info.skills)
+    if name in PLACE_VERBS and ds.arg_offsets != parent.stats.arg_offsets:
+        raise ValueError(f"{name}@{version}: the new data's placements "
+                         f"{'carry' if ds.arg_offsets else 'lack'} release-point offsets, the "
+                         f"library's statistics were computed from data that "
+                         f"{'carries' if parent.stats.arg_offsets else 'lacks'} them "
+                         "(robot_skills.perception.placement); collect the new data with the "
+                         "library's code version")
     base = GoalConditionedBC(info.arch)
     base.load_state_dict(base_state)
     base = base.to(ctx.device)
