@@ -176,7 +176,8 @@ def run_collect(cfg: Any) -> dict[str, Any]:
                                   seed=int(cfg.collect.seed),
                                   region_scale_max=float(cfg.collect.region_scale_max),
                                   max_prefix=int(cfg.collect.max_prefix),
-                                  min_per_verb=int(cfg.collect.get("min_per_verb", 0)))
+                                  min_per_verb=int(cfg.collect.get("min_per_verb", 0)),
+                                  min_per_mode=int(cfg.collect.get("min_per_mode", 0)))
         if int(cfg.collect.demos_per_task) > 0:
             # the suite's own goals are among the targets too: demos_per_task episodes of each
             # task file's goal, seeds after the skill-centric ones

@@ -68,6 +68,7 @@ class CollectConfig:
     demos_per_call: int = 2           # skill_centric: episodes per grounded call of each scene
     max_prefix: int = 2               # skill_centric: most random valid calls before the target
     min_per_verb: int = 16            # skill_centric: target episodes per verb at least
+    min_per_mode: int = 0             # skill_centric: ... per (verb, target kind) at least
 
 
 @dataclass
@@ -220,6 +221,8 @@ def check_config(cfg: Any) -> None:
          ">= 1"),
         ("collect.max_prefix", cfg.collect.max_prefix, cfg.collect.max_prefix >= 0, ">= 0"),
         ("collect.min_per_verb", cfg.collect.min_per_verb, cfg.collect.min_per_verb >= 0,
+         ">= 0"),
+        ("collect.min_per_mode", cfg.collect.min_per_mode, cfg.collect.min_per_mode >= 0,
          ">= 0"),
         ("training.held_in_calls", cfg.training.held_in_calls, cfg.training.held_in_calls >= 0,
          ">= 0"),

@@ -131,6 +131,10 @@ def test_skill_centric_collection_on_libero_goal(tmp_path: Path) -> None:
                      "push"}
     names = {str(c) for c in sc.calls}
     assert "close(wooden_cabinet_1_top_region)" in names
+    # the world gave its geometry: each call's target kind (its motion mode)
+    assert sc.target_kinds["close(wooden_cabinet_1_top_region)"] == "drawer"
+    assert sc.target_kinds["turn_on(flat_stove_1)"] == "fixture"
+    assert {sc.target_kinds[str(c)] for c in sc.calls if c.skill == "pick"} == {"object"}
     jobs = skill_centric_jobs(scenes, 2, seed=5000, region_scale_max=2.0, max_prefix=2)
     assert len(jobs) == 2 * len(sc.calls) and len({j.seed for j in jobs}) == len(jobs)
     want = ["close(wooden_cabinet_1_top_region)", "place_on(cream_cheese_1, plate_1)"]
@@ -191,6 +195,26 @@ def test_rare_verbs_get_at_least_min_per_verb_episodes() -> None:
     assert targets == {"turn_on": 5, "place_on": 10}
     with pytest.raises(ValueError, match="min_per_verb"):
         skill_centric_jobs([scene], 1, min_per_verb=-1)
+
+
+def test_rare_motion_modes_get_at_least_min_per_mode_episodes() -> None:
+    """``place_in`` into the microwave (slid in from the front) is one call among many
+    ``place_in`` calls into baskets: the verb's minimum is met, the mode's is not."""
+    from robot_skills.data.skill_centric import SceneCalls
+
+    calls = [SkillCall("place_in", ("mug_1", "microwave_1_heating_region"))] + [
+        SkillCall("place_in", (f"o{i}", "basket_1_contain_region")) for i in range(12)]
+    kinds = {str(c): ("enclosure" if "microwave" in c.args[1] else "container") for c in calls}
+    scene = SceneCalls("k", "S", ("a.bddl",), tuple(calls), {},
+                       {str(c): ("a.bddl",) for c in calls}, kinds)
+    by_verb = Counter(j.target for j in skill_centric_jobs([scene], 1, min_per_verb=12))
+    assert by_verb["place_in(mug_1, microwave_1_heating_region)"] == 1
+    by_mode = Counter(j.target for j in skill_centric_jobs([scene], 1, min_per_verb=12,
+                                                           min_per_mode=6))
+    assert by_mode["place_in(mug_1, microwave_1_heating_region)"] == 6
+    assert by_mode["place_in(o0, basket_1_contain_region)"] == 1
+    with pytest.raises(ValueError, match="min_per_mode"):
+        skill_centric_jobs([scene], 1, min_per_mode=-1)
 
 
 def test_rs_train_coverage_report_without_task_files(tmp_path: Path, capsys) -> None:

@@ -32,7 +32,7 @@ import json
 import os
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -223,6 +223,8 @@ class SceneCalls:
         task_paths: the scene's task files (initial layouts), sorted.
         calls: the plannable grounded calls. excluded: call string -> why it was left out.
         call_paths: call string -> the task files in which the call is plannable.
+        target_kinds: call string -> the kind of its last argument (:func:`target_kind`), when
+            the world gave its geometry; a call's motion mode is ``(verb, kind)``.
     """
 
     key: str
@@ -231,6 +233,22 @@ class SceneCalls:
     calls: tuple[SkillCall, ...]
     excluded: Mapping[str, str]
     call_paths: Mapping[str, tuple[str, ...]]
+    target_kinds: Mapping[str, str] = field(default_factory=dict)
+
+
+def target_kind(world_model: Any, entity: str) -> str:
+    """How a call's last argument is reached: its region kind (``"drawer"``, ``"enclosure"``,
+    ``"table"``...), ``"object"``, or ``"fixture"``; ``""`` without geometry.
+
+    Args:
+        world_model: the scene's :class:`~robot_skills.perception.PoseWorldModel`, or None.
+        entity: the argument's name.
+    """
+    if world_model is None:
+        return ""
+    if entity in world_model.regions:
+        return str(world_model.regions[entity].kind)
+    return "object" if entity in world_model.objects else "fixture"
 
 
 def scene_label(stem: str) -> str:
@@ -290,15 +308,19 @@ def scene_calls(task_paths: Sequence[str | os.PathLike], make_world: Any, seed: 
             try:
                 world.robot.reset(seed)
                 problem = world.symbolic_problem()
+                wm = getattr(world, "world_model", None)
             finally:
                 world.robot.disconnect()
-            grounded[layout] = grounded_calls(problem, specs, planner)
-        calls, excluded = grounded[layout]
+            calls, excluded = grounded_calls(problem, specs, planner)
+            grounded[layout] = calls, excluded, {
+                str(c): target_kind(wm, c.args[-1]) for c in calls if c.args}
+        calls, excluded, kinds = grounded[layout]
         label = scene_label(Path(path).stem)
         if label == Path(path).stem:  # no scene prefix (libero_goal): name it by its directory
             label = Path(path).parent.name
-        g = groups.setdefault(key, {"label": label, "paths": [],
-                                    "calls": {}, "excluded": {}, "call_paths": {}})
+        g = groups.setdefault(key, {"label": label, "paths": [], "calls": {}, "excluded": {},
+                                    "call_paths": {}, "kinds": {}})
+        g["kinds"].update(kinds)
         g["paths"].append(path)
         g["calls"].update({str(c): c for c in calls})
         for c in calls:
@@ -309,31 +331,36 @@ def scene_calls(task_paths: Sequence[str | os.PathLike], make_world: Any, seed: 
         excluded = {c: why for c, why in g["excluded"].items() if c not in g["calls"]}
         out.append(SceneCalls(key, g["label"], tuple(sorted(g["paths"])),
                               tuple(g["calls"][c] for c in sorted(g["calls"])), excluded,
-                              {c: tuple(p) for c, p in g["call_paths"].items()}))
+                              {c: tuple(p) for c, p in g["call_paths"].items()},
+                              {c: k for c, k in g["kinds"].items() if c in g["calls"]}))
     return out
 
 
 def skill_centric_jobs(scenes: Sequence[SceneCalls], demos_per_call: int, *, seed: int = 1000,
                        region_scale_max: float = 1.0, max_prefix: int = 2,
-                       min_per_verb: int = 0) -> list[Any]:
+                       min_per_verb: int = 0, min_per_mode: int = 0) -> list[Any]:
     """The collection episodes of a skill-centric collection: ``demos_per_call`` per grounded
     call of every scene, each on one of the scene's task files (drawn per episode), with a
     distinct seed, a widened-region factor ``U(1, region_scale_max)`` and up to ``max_prefix``
     random calls before the target. A verb with few groundings (a suite with three stoves has six
     ``turn_on``/``turn_off`` calls but hundreds of ``place_on`` ones) gets more episodes per call
-    until it has at least ``min_per_verb`` target episodes in all.
+    until it has at least ``min_per_verb`` target episodes in all; likewise a motion mode, a verb
+    with one kind of target (:attr:`SceneCalls.target_kinds`: ``place_in`` into the microwave's
+    cavity is slid in from the front, into a basket lowered from above), gets at least
+    ``min_per_mode``.
 
     Returns:
         :class:`robot_skills.data.collect.CollectJob` list, seeds ``seed, seed + 1, ...``.
 
     Raises:
-        ValueError: ``demos_per_call < 1``, ``max_prefix < 0``, ``min_per_verb < 0`` or
-            ``region_scale_max < 1``.
+        ValueError: ``demos_per_call < 1``, ``max_prefix < 0``, ``min_per_verb < 0``,
+            ``min_per_mode < 0`` or ``region_scale_max < 1``.
     """
     from robot_skills.data.collect import CollectJob
 
-    if min_per_verb < 0:
-        raise ValueError(f"min_per_verb must be >= 0, got {min_per_verb}")
+    for name, v in (("min_per_verb", min_per_verb), ("min_per_mode", min_per_mode)):
+        if v < 0:
+            raise ValueError(f"{name} must be >= 0, got {v}")
     if demos_per_call < 1:
         raise ValueError(f"demos_per_call must be >= 1, got {demos_per_call}")
     if max_prefix < 0:
@@ -341,11 +368,15 @@ def skill_centric_jobs(scenes: Sequence[SceneCalls], demos_per_call: int, *, see
     if not region_scale_max >= 1.0:
         raise ValueError(f"region_scale_max must be >= 1, got {region_scale_max}")
     per_verb = Counter(c.skill for sc in scenes for c in sc.calls)
+    per_mode = Counter((c.skill, sc.target_kinds.get(str(c), "")) for sc in scenes
+                       for c in sc.calls)
     jobs, k = [], 0
     for scene in scenes:
         for call in scene.calls:
             paths = scene.call_paths[str(call)]
-            n_call = max(demos_per_call, -(-int(min_per_verb) // per_verb[call.skill]))
+            mode = (call.skill, scene.target_kinds.get(str(call), ""))
+            n_call = max(demos_per_call, -(-int(min_per_verb) // per_verb[call.skill]),
+                         -(-int(min_per_mode) // per_mode[mode]))
             for _ in range(n_call):
                 rng = np.random.default_rng([seed + k, 17])
                 path = paths[int(rng.integers(len(paths)))]

@@ -205,7 +205,8 @@ def call_arg_offsets(world: Any, skill: str, args: Sequence[str], obs: Observati
 
     What the executor records with the call's segment and what a learned skill reads its
     features with, from the same observation. A world without geometry (no ``world_model``
-    attribute: a bare robot, a test double) gives ``()`` (no offsets).
+    attribute: a bare robot, a test double), and a call none of whose arguments is shifted, give
+    ``()``, as :attr:`~robot_skills.execution.recording.SkillSegment.arg_offsets` stores "none".
 
     Args:
         world: the task world (:class:`~robot_skills.execution.interfaces.TaskWorld`); its
@@ -220,4 +221,5 @@ def call_arg_offsets(world: Any, skill: str, args: Sequence[str], obs: Observati
     model = getattr(world, "world_model", None)
     if model is None:
         return ()
-    return release_offsets(model, obs.object_poses, skill, args)
+    offsets = release_offsets(model, obs.object_poses, skill, args)
+    return offsets if any(o is not None for o in offsets) else ()
