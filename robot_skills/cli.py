@@ -139,7 +139,8 @@ def _train_config(cfg: Any) -> Any:
                        grad_clip=float(t.grad_clip), ema_decay=float(t.ema_decay),
                        log_every=int(t.log_every), tensorboard=bool(t.tensorboard),
                        keep_checkpoints=int(t.keep_checkpoints), resume=bool(t.resume),
-                       num_workers=int(t.num_workers))
+                       num_workers=int(t.num_workers),
+                       release_points=bool(t.get("release_points", False)))
 
 
 # ------------------------------------------------------------------------------------------ jobs

@@ -133,6 +133,7 @@ class TrainingConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     ema_decay: float = 0.0
+    release_points: bool = False      # placements read their target at the release point
     log_every: int = 50
     tensorboard: bool = True
     keep_checkpoints: int = 2

@@ -3,6 +3,7 @@ learned skills' features (robot_skills.perception.placement)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -279,3 +280,69 @@ def test_recorded_placements_carry_the_release_point_the_expert_used():
         assert np.linalg.norm(target[:2] - pot[:2]) < 0.03, (target, pot, region)
     finally:
         world.close()
+
+
+def _with_offsets(src, dst, dz: float = 0.05):
+    """A copy of demo file ``src`` whose placement segments carry target offsets ``(0, 0, dz)``."""
+    import json
+    import shutil
+
+    import h5py
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        for name in f["data"]:
+            g = f["data"][name]
+            segs = json.loads(g.attrs["skill_segments"])
+            for s in segs:
+                if s["skill"] == "place_on":
+                    s["arg_offsets"] = [None, [0.0, 0.0, dz]]
+            g.attrs["skill_segments"] = json.dumps(segs)
+    return dst
+
+
+def test_training_reads_recorded_offsets_only_when_asked(tmp_path):
+    from robot_skills.data.dataset import SkillChunkDataset, write_synthetic_demos
+    from robot_skills.data.lazy import LazySkillChunkDataset
+
+    old = write_synthetic_demos(tmp_path / "old.hdf5", num_demos=3, steps_per_skill=12)
+    new = _with_offsets(old, tmp_path / "new.hdf5", dz=0.05)
+    base = SkillChunkDataset.from_hdf5(old, chunk_size=4)
+    on = SkillChunkDataset.from_hdf5(new, chunk_size=4)
+    off = SkillChunkDataset.from_hdf5(new, chunk_size=4, arg_offsets=False)
+    assert (base.arg_offsets, on.arg_offsets, off.arg_offsets) == (False, True, False)
+    np.testing.assert_array_equal(off.features, base.features)
+    place = on.skill_ids == on.skills.index("place_on")
+    z = PROPRIO_DIM + SLOT_DIM + 2                 # the target slot's z
+    # the synthetic targets are unrotated: the shift is the offset itself
+    np.testing.assert_allclose(on.features[place, z] - base.features[place, z], 0.05, atol=1e-6)
+    np.testing.assert_array_equal(np.delete(on.features, z, axis=1),
+                                  np.delete(base.features, z, axis=1))
+    assert on.compute_stats().arg_offsets and not off.compute_stats().arg_offsets
+    assert on.select(place).arg_offsets
+    lazy = LazySkillChunkDataset.from_hdf5(new, chunk_size=4)
+    assert lazy.arg_offsets and lazy.compute_stats().arg_offsets
+    np.testing.assert_allclose(lazy.compute_stats().feature_mean, on.compute_stats().feature_mean,
+                               atol=1e-5)
+    assert not LazySkillChunkDataset.from_hdf5(new, chunk_size=4, arg_offsets=False).arg_offsets
+    with pytest.raises(ValueError, match="carry no release-point offsets"):
+        SkillChunkDataset.from_hdf5([old, new], chunk_size=4)
+    assert not SkillChunkDataset.from_hdf5([old, new], chunk_size=4, arg_offsets=False).arg_offsets
+
+
+@pytest.mark.parametrize("release_points", [True, False])
+def test_a_library_trained_with_release_points_says_so_and_its_skills_apply_them(
+        tmp_path, release_points):
+    from robot_skills.data.dataset import write_synthetic_demos
+    from robot_skills.skills.library import SkillLibrary
+    from robot_skills.training.trainer import TrainConfig, train_skill_library
+
+    old = write_synthetic_demos(tmp_path / "old.hdf5", num_demos=2, steps_per_skill=8)
+    new = _with_offsets(old, tmp_path / "new.hdf5")
+    cfg = TrainConfig(steps=2, lora_steps=1, batch_size=8, chunk_size=2, hidden=16, layers=1,
+                      progress=False, tensorboard=False, release_points=release_points)
+    lib = train_skill_library([new], tmp_path / "skills", cfg)
+    stats = json.loads((lib / "place_on" / "stats.json").read_text())
+    assert stats["arg_offsets"] is release_points
+    skill = SkillLibrary(lib).skill_set().policies["place_on"]
+    assert skill.stats.arg_offsets is release_points

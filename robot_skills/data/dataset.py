@@ -23,6 +23,7 @@ one segment per demo spanning the whole demo, skill name = task id, args = given
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -295,7 +296,8 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                   skill_vocab: Sequence[str] | None = None,
                   successful_only: bool = True,
                   action_limits: ActionLimits | None = None,
-                  value_bounds: ValueBounds | None = None) -> SkillChunkDataset:
+                  value_bounds: ValueBounds | None = None,
+                  arg_offsets: bool = True) -> SkillChunkDataset:
         """Collect samples of ``skills`` (all skills if None) from the skill segments of HDF5 files.
 
         Args:
@@ -308,6 +310,9 @@ class SkillChunkDataset(torch.utils.data.Dataset):
             action_limits: the action space's per-step bounds every demo used is checked
                 against (:func:`validate_demo`; default :class:`ActionLimits`).
             value_bounds: absurd-magnitude bounds (default :data:`DEFAULT_VALUE_BOUNDS`).
+            arg_offsets: read each segment's recorded argument offsets (placements' release
+                points); False ignores them (features of the arguments' own poses, and
+                :attr:`arg_offsets` False).
 
         Raises:
             DemoValidationError: a demo used lacks a required key, holds non-finite or absurd
@@ -337,6 +342,8 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                     validate_demo(demo, p, _file_limits(r, action_limits), r.num_samples(name),
                                   bounds=value_bounds)
                     for s in segs:
+                        if not arg_offsets:
+                            s = dataclasses.replace(s, arg_offsets=())
                         used.append((str(p), s.skill, s.args, s.arg_offsets))
                         f = _segment_features(demo, s.start, s.end, s.args, p, s.arg_offsets)
                         a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)

@@ -257,12 +257,12 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                   value_bounds: ValueBounds | None = None, *,
                   cache_bytes: int = DEFAULT_CACHE_BYTES,
                   block_steps: int = DEFAULT_BLOCK_STEPS,
-                  validate: bool = True) -> LazySkillChunkDataset:
+                  validate: bool = True, arg_offsets: bool = True) -> LazySkillChunkDataset:
         """Samples of ``skills`` (all if None) from the skill segments of HDF5 files, lazily.
 
         Args:
             paths, skills, chunk_size, skill_vocab, successful_only, action_limits,
-                value_bounds: as :meth:`SkillChunkDataset.from_hdf5`.
+                value_bounds, arg_offsets: as :meth:`SkillChunkDataset.from_hdf5`.
             cache_bytes: block cache bound, bytes, all workers of a DataLoader together.
             block_steps: rows per block (the unit read from the file and cached).
             validate: run the streaming pass now (every demo used validated, statistics
@@ -293,7 +293,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                     if not segs:
                         continue
                     rows.extend((fi, name, s.start, s.end, tuple(s.args), s.skill, ep,
-                                 s.arg_offsets) for s in segs)
+                                 s.arg_offsets if arg_offsets else ()) for s in segs)
                     ep += 1
         ds = cls._assemble(rows, limits, skill_vocab, chunk_size, paths, skills, value_bounds,
                            cache_bytes, block_steps)
@@ -629,7 +629,7 @@ def load_skill_dataset(paths: str | os.PathLike | Sequence[str | os.PathLike],
                        value_bounds: ValueBounds | None = None, *, lazy: bool | None = None,
                        max_in_memory_bytes: int = DEFAULT_MAX_IN_MEMORY_BYTES,
                        cache_bytes: int = DEFAULT_CACHE_BYTES,
-                       block_steps: int = DEFAULT_BLOCK_STEPS
+                       block_steps: int = DEFAULT_BLOCK_STEPS, arg_offsets: bool = True
                        ) -> SkillChunkDataset | LazySkillChunkDataset:
     """The training samples of HDF5 demos, in memory when small, lazy when large.
 
@@ -645,14 +645,15 @@ def load_skill_dataset(paths: str | os.PathLike | Sequence[str | os.PathLike],
     """
     ds = LazySkillChunkDataset.from_hdf5(paths, skills, chunk_size, skill_vocab, successful_only,
                                          action_limits, value_bounds, cache_bytes=cache_bytes,
-                                         block_steps=block_steps, validate=False)
+                                         block_steps=block_steps, validate=False,
+                                         arg_offsets=arg_offsets)
     if lazy is None:
         lazy = ds.nbytes_in_memory() > max_in_memory_bytes
     if lazy:
         ds.validate()
         return ds
     return SkillChunkDataset.from_hdf5(paths, skills, chunk_size, skill_vocab, successful_only,
-                                       action_limits, value_bounds)
+                                       action_limits, value_bounds, arg_offsets)
 
 
 def write_bulk_synthetic_demos(path: str | os.PathLike, num_steps: int,

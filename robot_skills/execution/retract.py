@@ -44,12 +44,12 @@ class RetractConfig:
             gripper then stays closed); default: only the empty hand.
     """
 
-    pos_tol: float = 0.015
-    rot_tol: float = 0.08
+    pos_tol: float = 0.005
+    rot_tol: float = 0.02
     max_step_pos: float = 0.03
     max_step_rot: float = 0.15
     gain: float = 0.5
-    max_steps: int = 60
+    max_steps: int = 100
     when_holding: bool = False
 
     def __post_init__(self) -> None:

@@ -148,6 +148,10 @@ class TrainConfig:
         keep_checkpoints: valid checkpoints kept per stage.
         resume: continue each stage from its newest valid checkpoint (False: start afresh).
         num_workers: DataLoader workers when training from a ``Dataset``.
+        release_points: placements read their target where the held object's centre goes at
+            release (the segments' recorded offsets, :mod:`robot_skills.perception.placement`;
+            the library's ``stats.json`` then says so and its skills apply them); False trains
+            on the arguments' own poses, recorded offsets ignored.
     """
 
     steps: int = 3000
@@ -183,6 +187,7 @@ class TrainConfig:
     keep_checkpoints: int = 2
     resume: bool = True
     num_workers: int = 0
+    release_points: bool = False
 
     def __post_init__(self) -> None:
         for k in ("steps", "batch_size", "chunk_size", "hidden", "layers", "lora_rank",
@@ -916,7 +921,8 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
             work.mkdir(parents=True, exist_ok=True)
         barrier(ctx)
         t0 = time.perf_counter()
-        ds = SkillChunkDataset.from_hdf5(paths, skills, cfg.chunk_size)
+        ds = SkillChunkDataset.from_hdf5(paths, skills, cfg.chunk_size,
+                                         arg_offsets=cfg.release_points)
         missing = [s for s in ds.skills if s not in specs]
         if missing:
             raise ValueError(f"skills {missing} have no contract; known: {sorted(specs)}")
@@ -1093,7 +1099,8 @@ def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     paths = [hdf5_paths] if isinstance(hdf5_paths, (str, os.PathLike)) else list(hdf5_paths)
     configure_threads(cfg.num_threads)
     ctx = init_distributed(cfg.device)
-    ds = SkillChunkDataset.from_hdf5(paths, [name], cfg.chunk_size, skill_vocab=info.skills)
+    ds = SkillChunkDataset.from_hdf5(paths, [name], cfg.chunk_size, skill_vocab=info.skills,
+                                     arg_offsets=cfg.release_points)
     if name in PLACE_VERBS and ds.arg_offsets != parent.stats.arg_offsets:
         raise ValueError(f"{name}@{version}: the new data's placements "
                          f"{'carry' if ds.arg_offsets else 'lack'} release-point offsets, the "
