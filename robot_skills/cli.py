@@ -210,7 +210,8 @@ def run_collect(cfg: Any) -> dict[str, Any]:
                             max_replans=int(cfg.collect.max_replans), workers=int(cfg.workers),
                             region_scale_max=float(cfg.collect.region_scale_max),
                             env_args={"suite": str(cfg.suite.name), "collect_mode": mode},
-                            image_codec=str(cfg.collect.get("image_codec", "gzip")))
+                            image_codec=str(cfg.collect.get("image_codec", "gzip")),
+                            finish_calls=bool(cfg.collect.get("finish_calls", False)))
     atomic_write_json(run / "collect_summary.json", summary, sort_keys=False)
     rates = [v["expert_success_rate"] for v in summary["tasks"].values()]
     steps = sum(e["steps"] for v in summary["tasks"].values() for e in v["episodes"]

@@ -69,6 +69,7 @@ class CollectConfig:
     max_prefix: int = 2               # skill_centric: most random valid calls before the target
     min_per_verb: int = 16            # skill_centric: target episodes per verb at least
     min_per_mode: int = 0             # skill_centric: ... per (verb, target kind) at least
+    finish_calls: bool = False        # every call runs to its termination, past the task's goal
 
 
 @dataclass

@@ -140,7 +140,8 @@ class _OffsetRecorder:
 
 def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseConfig,
                        max_steps: int, max_replans: int = 2, *, target: str = "",
-                       max_prefix: int = 0, candidates: Sequence[str] = ()
+                       max_prefix: int = 0, candidates: Sequence[str] = (),
+                       finish_calls: bool = False
                        ) -> tuple[bool, EpisodeData, dict[str, Any]]:
     """Run one expert episode on ``world`` (a TaskWorld) from the initial state of ``seed``.
 
@@ -160,6 +161,10 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
         noise: DART noise on the executed translation.
         max_steps: episode control-step budget.
         max_replans: executor's bounded retries.
+        target, max_prefix, candidates: the skill-centric target call and its prefix pool.
+        finish_calls: let every call run to its own termination test, past the moment the
+            episode's goal holds (``Executor(stop_at_goal=False)``): a last placement then
+            demonstrates its release too.
 
     Returns:
         ``(success, episode, result_dict)``; actions are the clean expert labels, ``(T, 7)``
@@ -180,7 +185,7 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
     skills = SkillSet(policies, experts.specs)
     if not target:
         result = Executor(world, skills, max_steps=max_steps, max_replans=max_replans,
-                          recorder=rec).run()
+                          recorder=rec, stop_at_goal=not finish_calls).run()
         res = result.to_dict()
     else:
         from robot_skills.data.skill_centric import sample_episode_goals
@@ -203,7 +208,7 @@ def run_expert_episode(world: Any, experts: SkillSet, seed: int, noise: NoiseCon
         kept_steps = 0
         for k, g in enumerate(goals):
             result = Executor(world, skills, planner, max_steps=max_steps,
-                              max_replans=max_replans,
+                              max_replans=max_replans, stop_at_goal=not finish_calls,
                               recorder=_OffsetRecorder(rec, len(rec.actions))).run(g)
             r = result.to_dict()
             res["steps"] += r["steps"]
@@ -264,6 +269,7 @@ class _CollectFactories:
     max_steps: int
     max_replans: int
     keep_failures: bool
+    finish_calls: bool = False
 
 
 def _absurd_pose(ep: EpisodeData) -> str:
@@ -302,7 +308,8 @@ def collect_episode(job: CollectJob, factories: _CollectFactories
         ok, ep, res = run_expert_episode(world, factories.make_experts(Path(job.task_path)),
                                          job.seed, factories.noise, factories.max_steps,
                                          factories.max_replans, target=job.target,
-                                         max_prefix=job.max_prefix, candidates=job.candidates)
+                                         max_prefix=job.max_prefix, candidates=job.candidates,
+                                         finish_calls=factories.finish_calls)
     except Exception as e:  # noqa: BLE001 - reported per episode, counted by the parent
         return job, None, {"seed": job.seed, "success": False, "steps": 0,
                            "reason": f"world_error: {type(e).__name__}: {e}",
@@ -352,14 +359,16 @@ def _describe(obj: Any) -> str:
 
 def _episode_config(make_world: Any, make_experts: Any, noise: NoiseConfig, max_steps: int,
                     max_replans: int, region_scale_max: float, keep_failures: bool,
-                    image_codec: str = DEFAULT_CODEC, skill_centric: bool = False
-                    ) -> dict[str, Any]:
+                    image_codec: str = DEFAULT_CODEC, skill_centric: bool = False,
+                    finish_calls: bool = False) -> dict[str, Any]:
     """Everything, besides the task file and the seed, that decides what an episode records.
     (The cameras are part of the world factory's description; the image codec is listed only
     when it is not the default, so state-only collections keep their fingerprint.)"""
     extra = {} if image_codec == DEFAULT_CODEC else {"image_codec": image_codec}
     if skill_centric:  # partial episodes keep the sub-goals reached
         extra["skill_centric"] = "partial-sub-goals/1"
+    if finish_calls:  # every call runs to its termination, past the goal
+        extra["finish_calls"] = True
     return {**extra, "format": COLLECT_FORMAT, "make_world": _describe(make_world),
             "make_experts": _describe(make_experts), "noise_std": float(noise.std),
             "noise_prob": float(noise.prob), "max_steps": int(max_steps),
@@ -484,7 +493,8 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
                   region_scale_max: float = 1.0, env_args: dict[str, Any] | None = None,
                   keep_failures: bool = False, resume: bool = True,
                   image_codec: str = DEFAULT_CODEC,
-                  jobs: Sequence[CollectJob] | None = None) -> dict[str, Any]:
+                  jobs: Sequence[CollectJob] | None = None,
+                  finish_calls: bool = False) -> dict[str, Any]:
     """Collect ``demos_per_task`` expert episodes per task and write them to ``out_path`` (HDF5).
 
     Crash-safe and resumable: each finished episode is written at once to its own small HDF5
@@ -522,6 +532,7 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
         jobs: the episodes to run, instead of ``demos_per_task`` seeds per task file (e.g. the
             skill-centric episodes of :func:`skill_centric_jobs`); ``task_paths`` must list every
             job's task file.
+        finish_calls: see :func:`run_expert_episode`; part of the episode configuration.
 
     Returns:
         Summary dict: per task attempts / successes / expert success rate / episodes, demos
@@ -563,7 +574,8 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
                 raise ValueError("jobs must be distinct (task file, seed, target) episodes")
         config = _episode_config(make_world, make_experts, noise, max_steps, max_replans,
                                  region_scale_max, keep_failures, image_codec,
-                                 skill_centric=any(j.target for j in jobs))
+                                 skill_centric=any(j.target for j in jobs),
+                                 finish_calls=finish_calls)
         fp = _fingerprint(config)
         _open_work_dir(work, config, fp, resume, say)
         t0 = time.perf_counter()
@@ -583,7 +595,7 @@ def collect_demos(task_paths: Sequence[str | Path], out_path: str | Path, demos_
             say(f"collect: resuming from {work}: {resumed} of {len(jobs)} episode(s) already "
                 f"recorded, {len(todo)} to run")
         factories = _CollectFactories(make_world, make_experts, noise, int(max_steps),
-                                      int(max_replans), bool(keep_failures))
+                                      int(max_replans), bool(keep_failures), bool(finish_calls))
         for job, ep, summ in iter_parallel(functools.partial(collect_episode, factories=factories),
                                            todo, workers, desc="collect", progress=progress):
             _write_record(record_of[job], job, ep, summ, fp, image_codec)

@@ -271,6 +271,10 @@ class Executor:
             call (:mod:`robot_skills.execution.retract`), or None (default) to start each call
             where the previous one ended. Its steps count against ``max_steps``; they belong to
             no call.
+        stop_at_goal: end a call as soon as the task's goal holds (``"interrupted"``, counted
+            as done), the default for running tasks; False lets every call run to its own
+            termination test (a placement releases and backs off even when the goal already
+            holds with the object in the hand), which demonstrations of whole skills need.
 
     Raises:
         ValueError: if ``max_replans < 0`` or ``max_steps < 1``. TypeError: if ``skills`` is not a
@@ -289,6 +293,7 @@ class Executor:
         recorder: Any | None = None,
         on_call: CallCallback | None = None,
         retract: RetractConfig | None = None,
+        stop_at_goal: bool = True,
     ) -> None:
         if not isinstance(skills, SkillSet):
             raise TypeError(f"skills must be a SkillSet (policies + contracts), got "
@@ -308,6 +313,7 @@ class Executor:
         self.recorder = recorder
         self.retract = retract
         self.retract_steps = 0
+        self.stop_at_goal = bool(stop_at_goal)
         """Control steps the last :meth:`run` spent retracting between calls."""
         self.current_call: SkillCall | None = None
         """The skill call running now (None between calls and outside :meth:`run`)."""
@@ -571,7 +577,7 @@ class Executor:
             state = self.world.predicate_state()
             if termination_holds(spec, call.args, state, problem.entities):
                 return "success", "", steps, obs
-            if self._success():
+            if self.stop_at_goal and self._success():
                 return "interrupted", "goal reached", steps, obs
         return "timeout", f"time limit {spec.time_limit_s:g} s ({limit} steps) exceeded", steps, obs
 
