@@ -132,3 +132,38 @@ def test_collect_demos_with_injected_factories(tmp_path) -> None:
         collect_demos([bad], tmp_path / "none.hdf5", 1, make_world=_fake_world,
                       make_experts=_fake_experts, progress=False)
     assert not (tmp_path / "none.hdf5").exists()
+
+
+@pytest.mark.parametrize("finish_calls", [False, True])
+def test_finish_calls_records_the_last_placements_release(finish_calls) -> None:
+    """A goal that holds while the object is still in the hand (the butter inside the basket)
+    ends the episode there by default; with ``finish_calls`` the placement runs to its own
+    termination test, so its demonstration shows the release."""
+    from libero_paths import LIBERO_BDDL
+
+    from sim.factories import ExpertSkills
+    from sim.world import SimTaskWorld
+
+    path = (LIBERO_BDDL / "libero_90"
+            / "LIVING_ROOM_SCENE2_pick_up_the_butter_and_put_it_in_the_basket.bddl")
+    world = SimTaskWorld.from_task(path)
+    try:
+        ok, ep, _ = run_expert_episode(world, ExpertSkills()(path), 1, NoiseConfig(0.0, 0.0),
+                                       600, finish_calls=finish_calls)
+        assert ok
+        place = [s for s in ep.segments if s.skill == "place_in"]
+        assert len(place) == 1 and place[0].success and place[0].end == len(ep.actions)
+        released = bool(ep.actions[place[0].end - 1][6] < 0)
+        assert released is finish_calls
+        assert (("handempty",) in world.predicate_state()) is finish_calls
+    finally:
+        world.close()
+
+
+def test_finish_calls_is_part_of_the_episode_configuration() -> None:
+    from robot_skills.data.collect import _episode_config, _fingerprint
+
+    a = _episode_config(None, None, NoiseConfig(), 600, 2, 1.0, False)
+    b = _episode_config(None, None, NoiseConfig(), 600, 2, 1.0, False, finish_calls=True)
+    assert a == _episode_config(None, None, NoiseConfig(), 600, 2, 1.0, False, finish_calls=False)
+    assert _fingerprint(a) != _fingerprint(b)
