@@ -346,3 +346,14 @@ def test_a_library_trained_with_release_points_says_so_and_its_skills_apply_them
     assert stats["arg_offsets"] is release_points
     skill = SkillLibrary(lib).skill_set().policies["place_on"]
     assert skill.stats.arg_offsets is release_points
+
+
+def test_a_release_point_skill_refuses_a_world_without_geometry():
+    st = NormStats(np.zeros(FEATURE_DIM, np.float32), np.ones(FEATURE_DIM, np.float32),
+                   np.zeros(7, np.float32), np.ones(7, np.float32), ["pick", "place_on"], 2,
+                   arg_offsets=True)
+    skill = LearnedSkill("place_on", _Echo(), st, skill_id=1, ensemble_m=None, fast_path=False)
+    with pytest.raises(ValueError, match="trained on release points.*no world_model"):
+        skill.reset(["pot_1", "stove_1_cook_region"], object())
+    pick = LearnedSkill("pick", _Echo(), st, skill_id=0, ensemble_m=None, fast_path=False)
+    pick.reset(["pot_1"], object())            # nothing to shift for a pick

@@ -22,9 +22,9 @@ class SkillSegment:
         args: entity names bound to the skill's parameters, in parameter order.
         success: whether the call reached its termination test.
         arg_offsets: empty, or per argument None or a ``(dx, dy, dz)`` shift (m, in that
-            argument's frame) of the point its feature slot reads: a placement into an occupied
-            region records where its free release point lay
-            (:func:`robot_skills.perception.placement.release_offsets`), so training sees the
+            argument's frame) of the point its feature slot reads: a placement records its
+            release point (a free spot of the region, at the held object's centre height;
+            :func:`robot_skills.perception.placement.release_offsets`), so training can see the
             target where the object went.
     """
 

@@ -17,9 +17,10 @@ per arg slot k        6     ``p_arg - p_ee`` (3), ``sin yaw``, ``cos yaw``, pres
 ====================  ====  ===========================================================
 
 ``p_arg`` is the argument's position, shifted by the call's argument offset when it has one: a
-placement into an occupied region reads its target at the free release point chosen at the call's
-start (:func:`robot_skills.perception.placement.release_offsets`), in training data (recorded
-with each segment) and at run time alike.
+placement reads its target at its release point chosen at the call's start (a free spot of the
+region, at the height of the held object's centre;
+:func:`robot_skills.perception.placement.release_offsets`), in training data (recorded with each
+segment) and at run time alike, for libraries trained with ``training.release_points``.
 """
 
 from __future__ import annotations

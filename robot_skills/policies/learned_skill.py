@@ -3,7 +3,8 @@
 Per control step: ``skill_features(obs, args, offsets)`` -> normalise (``stats.json``) -> network
 (the base with the skill's LoRA merged in, or a whole "full" policy) -> un-normalise -> ACT
 temporal ensemble -> clip to the action limits -> :class:`~robot_skills.robot.Action`. The offsets
-move a placement's target to its free release point, chosen at the call's first step
+move a placement's target to its release point (a free spot, at the held object's centre height),
+chosen at the call's first step, when the library was trained with them
 (:func:`~robot_skills.perception.placement.call_arg_offsets`). Runs on CPU: batched
 queries (:meth:`LearnedSkill.predict_chunk`) under ``torch.inference_mode``; the per-step batch-1
 query of :meth:`LearnedSkill.act` through :class:`NumpyChunkPredictor`, the same network with the
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from robot_skills.domain.verbs import SkillSpec
-from robot_skills.perception.placement import call_arg_offsets
+from robot_skills.perception.placement import PLACE_VERBS, call_arg_offsets
 from robot_skills.policies.bc import GoalConditionedBC, TemporalEnsembler
 from robot_skills.policies.features import FEATURE_DIM, skill_features
 from robot_skills.policies.normalization import NormStats
@@ -199,12 +200,20 @@ class LearnedSkill:
         """Start a call with entity ``args`` (parameter order); clears the ensemble buffer.
 
         Raises:
-            ValueError: if the number of args disagrees with the contract's parameters.
+            ValueError: if the number of args disagrees with the contract's parameters, or a
+                placement trained on release points (``stats.arg_offsets``) is given a world
+                without the geometry to compute them (no ``world_model``).
         """
         args = tuple(args)
         if self.spec is not None and len(args) != len(self.spec.parameters):
             raise ValueError(f"skill {self.name} takes {len(self.spec.parameters)} arguments "
                              f"({[p.name for p in self.spec.parameters]}), got {list(args)}")
+        if (self.stats.arg_offsets and self.name in PLACE_VERBS
+                and getattr(world, "world_model", None) is None):
+            raise ValueError(f"skill {self.name} was trained on release points "
+                             "(stats.json arg_offsets: true) and needs the task world's geometry "
+                             f"to run; {type(world).__name__} has no world_model "
+                             "(a robot_skills.perception.PoseWorldModel)")
         self._args = args
         self._world = world
         self._offsets = None   # chosen from the call's first observation (see act)
