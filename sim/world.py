@@ -10,6 +10,7 @@ measured against.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -62,16 +63,12 @@ class SimTaskWorld:
         """Objects, fixtures and regions of the built scene."""
         return self.robot.scene
 
-    @property
+    @functools.cached_property
     def world_model(self) -> PoseWorldModel:
         """The scene's geometry as a real arm's perception would give it
-        (:func:`sim.perception_model.pose_world_model`, built once per robot): what placements
+        (:func:`sim.perception_model.pose_world_model`, built on first use): what placements
         choose their release point from (:mod:`robot_skills.perception.placement`)."""
-        wm = getattr(self.robot, "_pose_world_model", None)
-        if wm is None:
-            wm = pose_world_model(self.robot.scene, self.robot.model)
-            self.robot._pose_world_model = wm
-        return wm
+        return pose_world_model(self.robot.scene, self.robot.model)
 
     def sim_state(self) -> np.ndarray:
         """``(nq + nv,)`` float64 ``[qpos, qvel]``: the flat state robomimic stores as ``states``."""

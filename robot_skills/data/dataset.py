@@ -36,13 +36,13 @@ import torch
 from robot_skills.data.hdf5 import FORMAT, Demo, DemoReader, SkillSegment
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
 from robot_skills.perception.placement import PLACE_VERBS
+from robot_skills.perception.pose_predicates import quat_to_mat
 from robot_skills.policies.features import (
     FEATURE_DIM,
     PROPRIO_DIM,
     SLOT_DIM,
     ArgOffsets,
     check_arg_offsets,
-    quat_to_mat,
 )
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
 from robot_skills.robot import ACTION_DIM, ActionLimits

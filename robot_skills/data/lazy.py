@@ -155,6 +155,7 @@ class _SegmentTable:
     arg_offsets: list[tuple]            # (S,) SkillSegment.arg_offsets, () when none
     skill_id: np.ndarray                # (S,) int64
     episode: np.ndarray                 # (S,) int64, an id per (file, demo)
+    uses_offsets: bool = False          # release_offsets_used over all rows
 
 
 class _ProcessState:
@@ -237,10 +238,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         self.skills = list(skills)
         self.chunk_size = int(chunk_size)
         self.sources = list(table.files)
-        # over the whole table (a view keeps its parent's answer): raises on mixed files
-        self.arg_offsets = release_offsets_used(
-            (table.files[int(fi)], self.skills[int(sid)], a, o) for fi, sid, a, o in
-            zip(table.file_idx, table.skill_id, table.args, table.arg_offsets))
+        self.arg_offsets = table.uses_offsets
         self.value_bounds = value_bounds
         self.cache_bytes = int(cache_bytes)
         self.block_steps = int(block_steps)
@@ -347,6 +345,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
             start=np.array([r[2] for r in rows], np.int64),
             end=np.array([r[3] for r in rows], np.int64), args=[r[4] for r in rows],
             arg_offsets=[r[7] for r in rows],
+            # once, over the whole table (views share it): raises on mixed files
+            uses_offsets=release_offsets_used((str(paths[r[0]]), r[5], r[4], r[7]) for r in rows),
             skill_id=np.array([ids[r[5]] for r in rows], np.int64),
             episode=np.array([r[6] for r in rows], np.int64))
         return cls(table, vocab, chunk_size, value_bounds=value_bounds, cache_bytes=cache_bytes,

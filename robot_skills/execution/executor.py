@@ -453,7 +453,7 @@ class Executor:
                 self.current_call = call
                 if self.on_call is not None:
                     self.on_call("start", call, None)
-                offsets = self._arg_offsets(call, obs)
+                offsets = self._arg_offsets(call, obs) if self.recorder is not None else ()
                 outcome, msg, steps, obs = self._run_call(call, obs, steps, budget, problem, dt)
                 unmet: tuple[str, ...] = ()
                 if outcome == "success":

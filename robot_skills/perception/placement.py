@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from robot_skills.perception.pose_predicates import PoseWorldModel, _quat_mat
+from robot_skills.perception.pose_predicates import PoseWorldModel, quat_to_mat
 from robot_skills.robot import Observation
 
 __all__ = ["PLACE_VERBS", "FRONT_ENTERED_KINDS", "SPOT_GAP", "SPOT_GRID", "SPOT_REACH",
@@ -120,7 +120,7 @@ def release_point(model: PoseWorldModel, object_poses: Mapping[str, np.ndarray],
         raise KeyError(f"region {region!r} has no observed pose (observed: {sorted(object_poses)})")
     pose = np.asarray(object_poses[region], float)
     size = region_half_extents(model, region)
-    Rs = _quat_mat(pose[3:7])
+    Rs = quat_to_mat(pose[3:7])
     foot = float(np.hypot(held.half_extents[0], held.half_extents[1]))
     default = default_release_point(model, region)
     inset = foot + 0.004 if g.kind in ("container", "drawer") else 0.0
@@ -135,7 +135,7 @@ def release_point(model: PoseWorldModel, object_poses: Mapping[str, np.ndarray],
         if (abs(loc[0]) > size[0] + _NEAR_MARGIN or abs(loc[1]) > size[1] + _NEAR_MARGIN
                 or not -0.05 <= loc[2] <= 2 * size[2] + _NEAR_MARGIN):
             continue
-        others.append((loc[:2], geo.footprint_radius(_quat_mat(op[3:7]))))
+        others.append((loc[:2], geo.footprint_radius(quat_to_mat(op[3:7]))))
     if not others:
         return default
     xs = np.linspace(0.0 if g.kind == "drawer" else -hx, hx, grid)

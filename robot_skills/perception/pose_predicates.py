@@ -640,7 +640,12 @@ def _split(a: Atom) -> tuple[str, tuple[str, ...]]:
 # geometry
 
 
-def _quat_mat(q) -> np.ndarray:
+def quat_to_mat(q) -> np.ndarray:
+    """``(3, 3)`` rotation matrix of a ``(w, x, y, z)`` quaternion of any non-zero norm.
+
+    Raises:
+        ValueError: a zero-norm quaternion.
+    """
     w, x, y, z = q
     n = w * w + x * x + y * y + z * z
     if not n > 1e-12:
@@ -696,9 +701,9 @@ def door_angle(door: DoorGeometry, fixture_pose, door_pose) -> float:
 def _angle_about(axis, zero_quat, fixture_pose, part_pose) -> float:
     """Rotation of a part's frame relative to the fixture, since its zero orientation, about
     ``axis`` (fixture frame), rad in ``[-pi, pi]``."""
-    Rf = _quat_mat(np.asarray(fixture_pose, float)[3:7])
-    Rk = _quat_mat(np.asarray(part_pose, float)[3:7])
-    D = (Rf.T @ Rk) @ _quat_mat(zero_quat).T      # rotation since zero, fixture frame
+    Rf = quat_to_mat(np.asarray(fixture_pose, float)[3:7])
+    Rk = quat_to_mat(np.asarray(part_pose, float)[3:7])
+    D = (Rf.T @ Rk) @ quat_to_mat(zero_quat).T      # rotation since zero, fixture frame
     q = _mat_quat(D)
     return math.remainder(2.0 * math.atan2(float(np.dot(q[1:], axis)), float(q[0])),
                           2 * math.pi)
@@ -713,7 +718,7 @@ def drawer_travel(drawer: DrawerGeometry, owner_pose, region_pose) -> float:
         owner_pose, region_pose: ``(7,)`` base-frame poses of the cabinet and the drawer region.
     """
     po = np.asarray(owner_pose, float)
-    Ro = _quat_mat(po[3:7])
+    Ro = quat_to_mat(po[3:7])
     local = Ro.T @ (np.asarray(region_pose, float)[:3] - po[:3])
     return float(np.dot(local - np.asarray(drawer.closed_pos), drawer.axis))
 
@@ -752,15 +757,15 @@ class _Scene:
             if v.shape != (7,) or not np.all(np.isfinite(v)):
                 raise ValueError(f"pose of {name!r} must be 7 finite numbers [x, y, z, qw, qx, "
                                  f"qy, qz], got {raw!r}")
-            f = (v[:3], _quat_mat(v[3:7]))
+            f = (v[:3], quat_to_mat(v[3:7]))
         elif name in self.m.fixtures and self.m.fixtures[name].pose is not None:
             v = np.asarray(self.m.fixtures[name].pose)
-            f = (v[:3], _quat_mat(v[3:7]))
+            f = (v[:3], quat_to_mat(v[3:7]))
         elif name in self.m.regions and self.m.regions[name].frame_in_owner is not None:
             g = self.m.regions[name]
             po, Ro = self.frame(g.owner, why or f"region {name}")
             v = np.asarray(g.frame_in_owner)
-            f = (po + Ro @ v[:3], Ro @ _quat_mat(v[3:7]))
+            f = (po + Ro @ v[:3], Ro @ quat_to_mat(v[3:7]))
         else:
             raise MissingPoseError(name, why)
         self._frames[name] = f

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
+from robot_skills.perception.pose_predicates import quat_to_mat
 from robot_skills.robot import Observation
 
 PROPRIO_DIM = 8
@@ -45,14 +46,6 @@ def yaw_of_quat(q: np.ndarray) -> float:
     """Heading (rotation about +z) of a ``(w, x, y, z)`` quaternion, rad in ``(-pi, pi]``."""
     w, x, y, z = (float(v) for v in q)
     return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
-
-
-def quat_to_mat(q: np.ndarray) -> np.ndarray:
-    """``(3, 3)`` rotation matrix of a ``(w, x, y, z)`` quaternion (normalised first)."""
-    w, x, y, z = np.asarray(q, np.float64) / max(float(np.linalg.norm(q)), 1e-12)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-                     [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-                     [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]])
 
 
 def check_arg_offsets(args: Sequence[str], arg_offsets: ArgOffsets | None) -> list:
