@@ -140,7 +140,8 @@ def _train_config(cfg: Any) -> Any:
                        log_every=int(t.log_every), tensorboard=bool(t.tensorboard),
                        keep_checkpoints=int(t.keep_checkpoints), resume=bool(t.resume),
                        num_workers=int(t.num_workers),
-                       release_points=bool(t.get("release_points", False)))
+                       release_points=bool(t.get("release_points", False)),
+                       object_sizes=bool(t.get("object_sizes", False)))
 
 
 # ------------------------------------------------------------------------------------------ jobs

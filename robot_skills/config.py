@@ -135,6 +135,7 @@ class TrainingConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.0
     release_points: bool = False      # placements read their target at the release point
+    object_sizes: bool = False        # features carry each argument's half extents
     log_every: int = 50
     tensorboard: bool = True
     keep_checkpoints: int = 2

@@ -270,6 +270,10 @@ def test_recorded_placements_carry_the_release_point_the_expert_used():
         assert math.hypot(second[0], second[1]) > 0.08 and second[2] == hz[1]
         assert all(s.arg_offsets[0] is None for s in places)
         assert all(s.arg_offsets == () for s in rec.segments if s.skill == "pick")
+        # every segment also records its arguments' sizes, from the same world geometry
+        sizes = world.world_model.entity_sizes()
+        for s in rec.segments:
+            assert s.arg_sizes == tuple(tuple(float(v) for v in sizes[a]) for a in s.args)
         # the shifted target is where the second pot's centre went (within the release slack)
         end = rec.observations[places[1].end - 1]
         region = end.object_poses["flat_stove_1_cook_region"]

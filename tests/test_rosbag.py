@@ -119,7 +119,7 @@ def _publish_session(bag: Path, episodes: list[dict], *, seed: int = 0, idle: bo
                     s = starts[k]
                     late = ep["segments"].index(s) % 2  # overtaken by its first action
                     w.skill_event(tk + (2 * MS if late else MS // 2), "start", s.skill, s.args,
-                                  arg_offsets=s.arg_offsets)
+                                  arg_offsets=s.arg_offsets, arg_sizes=s.arg_sizes)
                 w.action(tk + MS, a.to_array())
                 w.trajectory(tk + 2 * MS, rec.targets[k], 0.05)
                 if k in ends:

@@ -42,7 +42,10 @@ from robot_skills.policies.features import (
     PROPRIO_DIM,
     SLOT_DIM,
     ArgOffsets,
+    ArgSizes,
     check_arg_offsets,
+    check_arg_sizes,
+    feature_dim,
 )
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
 from robot_skills.robot import ACTION_DIM, ActionLimits
@@ -103,7 +106,8 @@ ACTION_STD_FLOOR = 1e-4
 
 def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width: np.ndarray,
                          arg_poses: Sequence[np.ndarray],
-                         arg_offsets: ArgOffsets | None = None) -> np.ndarray:
+                         arg_offsets: ArgOffsets | None = None,
+                         arg_sizes: ArgSizes | None = None) -> np.ndarray:
     """Vectorised :func:`~robot_skills.policies.features.skill_features` over ``T`` steps.
 
     Args:
@@ -113,18 +117,23 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
         arg_poses: one ``(T, 7)`` pose array ``[x, y, z, qw, qx, qy, qz]`` per skill argument.
         arg_offsets: per argument, None or a ``(3,)`` shift in its frame, m (the segment's
             :attr:`~robot_skills.execution.recording.SkillSegment.arg_offsets`).
+        arg_sizes: None for the layout without sizes; otherwise per argument None or its
+            ``(3,)`` half extents, m (the segment's
+            :attr:`~robot_skills.execution.recording.SkillSegment.arg_sizes`).
 
     Returns:
-        ``(T, FEATURE_DIM)`` float32, row ``t`` equal (bit for bit) to ``skill_features`` of step t
-        with the same offsets.
+        ``(T, FEATURE_DIM)`` float32 (``(T, SIZED_FEATURE_DIM)`` with ``arg_sizes``), row ``t``
+        equal (bit for bit) to ``skill_features`` of step t with the same offsets and sizes.
 
     Raises:
         ValueError: on more than ``MAX_SKILL_ARGS`` arguments, mismatched shapes or malformed
-            offsets.
+            offsets or sizes.
     """
     if len(arg_poses) > MAX_SKILL_ARGS:
         raise ValueError(f"at most {MAX_SKILL_ARGS} skill arguments, got {len(arg_poses)}")
-    offs = check_arg_offsets([f"#{k}" for k in range(len(arg_poses))], arg_offsets)
+    names = [f"#{k}" for k in range(len(arg_poses))]
+    offs = check_arg_offsets(names, arg_offsets)
+    sizes = None if arg_sizes is None else check_arg_sizes(names, arg_sizes)
     ee = np.asarray(ee_pos, np.float64)
     q = np.asarray(ee_quat, np.float64)
     T = ee.shape[0]
@@ -133,7 +142,7 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
     g = np.asarray(gripper_width, np.float64).reshape(-1)
     if g.shape != (T,):
         raise ValueError(f"gripper_width must have {T} entries, got shape {np.shape(gripper_width)}")
-    f = np.zeros((T, FEATURE_DIM), np.float32)
+    f = np.zeros((T, feature_dim(sizes is not None)), np.float32)
     f[:, 0:3] = ee
     f[:, 3:7] = np.where(q[:, :1] >= 0, q, -q)
     f[:, 7] = g
@@ -152,6 +161,8 @@ def features_from_arrays(ee_pos: np.ndarray, ee_quat: np.ndarray, gripper_width:
         f[:, o + 3] = np.sin(yaw)
         f[:, o + 4] = np.cos(yaw)
         f[:, o + 5] = 1.0
+        if sizes is not None and sizes[k] is not None:
+            f[:, FEATURE_DIM + 3 * k:FEATURE_DIM + 3 * k + 3] = sizes[k]
     return f
 
 
@@ -185,6 +196,34 @@ def release_offsets_used(segments: Iterable[tuple[str, str, Sequence[str], Seque
                          "robot_skills.perception.placement): recollect the older files, or train "
                          "on one kind only")
     return bool(with_)
+
+
+def check_sizes_recorded(segments: Iterable[tuple[str, str, Sequence[str], Sequence]]) -> None:
+    """Refuse files recorded before segments carried their arguments' sizes.
+
+    Training with ``training.object_sizes`` reads each segment's
+    :attr:`~robot_skills.execution.recording.SkillSegment.arg_sizes`; a file none of whose
+    segments has any was written before the executor recorded them, and its features would read
+    zeros where the skill sees real sizes at run time.
+
+    Args:
+        segments: ``(file, skill, args, arg_sizes)`` of every segment trained on.
+
+    Raises:
+        ValueError: naming the files without sizes.
+    """
+    with_, seen = set(), set()
+    for f, _skill, args, sizes in segments:
+        if args:
+            seen.add(str(f))
+            if any(v is not None for v in sizes):
+                with_.add(str(f))
+    old = sorted(seen - with_)
+    if old:
+        raise ValueError(f"{old}: no skill segment records its arguments' sizes (SkillSegment."
+                         "arg_sizes; recorded since robot_skills.perception.placement."
+                         "call_arg_sizes): recollect them, or train without "
+                         "training.object_sizes")
 
 
 def action_chunks(actions: np.ndarray, start: int, end: int, chunk_size: int
@@ -251,7 +290,8 @@ class SkillChunkDataset(torch.utils.data.Dataset):
     ``mask (H,)`` bool. For fast training use :meth:`tensors` (everything normalised, stacked).
 
     Attributes:
-        features: ``(N, FEATURE_DIM)`` float32.
+        features: ``(N, FEATURE_DIM)`` float32 (``(N, SIZED_FEATURE_DIM)`` when
+            :attr:`object_sizes`).
         skill_ids: ``(N,)`` int64.
         actions: ``(N, H, 7)`` float32.
         mask: ``(N, H)`` bool.
@@ -262,11 +302,12 @@ class SkillChunkDataset(torch.utils.data.Dataset):
 
     def __init__(self, features: np.ndarray, skill_ids: np.ndarray, actions: np.ndarray,
                  mask: np.ndarray, episode_ids: np.ndarray, skills: Sequence[str],
-                 chunk_size: int, sources: Sequence[str] = (), arg_offsets: bool = False) -> None:
+                 chunk_size: int, sources: Sequence[str] = (), arg_offsets: bool = False,
+                 object_sizes: bool = False) -> None:
         n = features.shape[0]
         if not (skill_ids.shape == (n,) and actions.shape == (n, chunk_size, ACTION_DIM)
                 and mask.shape == (n, chunk_size) and episode_ids.shape == (n,)
-                and features.shape == (n, FEATURE_DIM)):
+                and features.shape == (n, feature_dim(object_sizes))):
             raise ValueError("inconsistent sample array shapes: "
                              f"features {features.shape}, skill_ids {skill_ids.shape}, "
                              f"actions {actions.shape}, mask {mask.shape}")
@@ -279,6 +320,12 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         self.chunk_size = int(chunk_size)
         self.sources = list(sources)
         self.arg_offsets = bool(arg_offsets)
+        self.object_sizes = bool(object_sizes)
+
+    @property
+    def feature_dim(self) -> int:
+        """Columns of :attr:`features` (:func:`~robot_skills.policies.features.feature_dim`)."""
+        return feature_dim(self.object_sizes)
 
     def __len__(self) -> int:
         return int(self.features.shape[0])
@@ -297,7 +344,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                   successful_only: bool = True,
                   action_limits: ActionLimits | None = None,
                   value_bounds: ValueBounds | None = None,
-                  arg_offsets: bool = True) -> SkillChunkDataset:
+                  arg_offsets: bool = True, object_sizes: bool = False) -> SkillChunkDataset:
         """Collect samples of ``skills`` (all skills if None) from the skill segments of HDF5 files.
 
         Args:
@@ -313,6 +360,9 @@ class SkillChunkDataset(torch.utils.data.Dataset):
             arg_offsets: read each segment's recorded argument offsets (placements' release
                 points); False ignores them (features of the arguments' own poses, and
                 :attr:`arg_offsets` False).
+            object_sizes: append each segment's recorded argument sizes to its features
+                (:attr:`~robot_skills.execution.recording.SkillSegment.arg_sizes`, the
+                ``(SIZED_FEATURE_DIM,)`` layout); False: the layout without sizes.
 
         Raises:
             DemoValidationError: a demo used lacks a required key, holds non-finite or absurd
@@ -320,7 +370,8 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                 malformed skill segments (the message names file and demo).
             ValueError: if no samples are found, chunk_size < 1, a skill is not in skill_vocab,
                 or files with and without release-point offsets are mixed
-                (:func:`release_offsets_used`).
+                (:func:`release_offsets_used`), or ``object_sizes`` and a file recorded without
+                sizes (:func:`check_sizes_recorded`).
             KeyError: if a segment argument is not among the demo's object poses.
         """
         paths = _as_paths(paths)
@@ -329,6 +380,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         want = None if skills is None else set(skills)
         pieces: list[tuple[np.ndarray, str, np.ndarray, np.ndarray, int]] = []
         used: list[tuple[str, str, tuple[str, ...], tuple]] = []
+        sized: list[tuple[str, str, tuple[str, ...], tuple]] = []
         ep = 0
         for p in paths:
             with DemoReader(p) as r:
@@ -345,12 +397,16 @@ class SkillChunkDataset(torch.utils.data.Dataset):
                         if not arg_offsets:
                             s = dataclasses.replace(s, arg_offsets=())
                         used.append((str(p), s.skill, s.args, s.arg_offsets))
-                        f = _segment_features(demo, s.start, s.end, s.args, p, s.arg_offsets)
+                        sized.append((str(p), s.skill, s.args, s.arg_sizes))
+                        f = _segment_features(demo, s.start, s.end, s.args, p, s.arg_offsets,
+                                              s.arg_sizes if object_sizes else None)
                         a, m = action_chunks(demo.actions, s.start, s.end, chunk_size)
                         pieces.append((f, s.skill, a, m, ep))
                     ep += 1
+        if object_sizes:
+            check_sizes_recorded(sized)
         return cls._assemble(pieces, skill_vocab, chunk_size, paths, skills,
-                             release_offsets_used(used))
+                             release_offsets_used(used), object_sizes)
 
     @classmethod
     def whole_task(cls, paths: str | os.PathLike | Sequence[str | os.PathLike], task_id: str,
@@ -397,7 +453,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
 
     @classmethod
     def _assemble(cls, pieces, skill_vocab, chunk_size, paths, skills,
-                  arg_offsets: bool = False) -> SkillChunkDataset:
+                  arg_offsets: bool = False, object_sizes: bool = False) -> SkillChunkDataset:
         vocab, ids = skill_vocabulary([pc[1] for pc in pieces], skill_vocab, skills, paths)
         feats = np.concatenate([pc[0] for pc in pieces])
         sids = np.concatenate([np.full(len(pc[0]), ids[pc[1]], np.int64) for pc in pieces])
@@ -405,14 +461,15 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         mask = np.concatenate([pc[3] for pc in pieces])
         eps = np.concatenate([np.full(len(pc[0]), pc[4], np.int64) for pc in pieces])
         return cls(feats, sids, acts, mask, eps, vocab, chunk_size, [str(p) for p in paths],
-                   arg_offsets)
+                   arg_offsets, object_sizes)
 
     # ------------------------------------------------------------------ views
     def select(self, index: np.ndarray) -> SkillChunkDataset:
         """A new dataset of the samples at ``index`` (int array or bool mask); same vocabulary."""
         return SkillChunkDataset(self.features[index], self.skill_ids[index], self.actions[index],
                                  self.mask[index], self.episode_ids[index], self.skills,
-                                 self.chunk_size, self.sources, self.arg_offsets)
+                                 self.chunk_size, self.sources, self.arg_offsets,
+                                 self.object_sizes)
 
     def for_skill(self, skill: str) -> SkillChunkDataset:
         """Samples of one skill only.
@@ -451,7 +508,7 @@ class SkillChunkDataset(torch.utils.data.Dataset):
         return NormStats(self.features.mean(axis=0, dtype=np.float64).astype(np.float32),
                          _std(self.features.astype(np.float64), FEATURE_STD_FLOOR), am, astd,
                          list(self.skills), self.chunk_size, len(self), levels,
-                         self.arg_offsets)
+                         self.arg_offsets, self.object_sizes)
 
     def tensors(self, stats: NormStats, device: torch.device | str = "cpu"
                 ) -> dict[str, torch.Tensor]:
@@ -690,7 +747,8 @@ def _task_matches(value: Any, task: str) -> bool:
 
 
 def _segment_features(demo: Demo, start: int, end: int, args: Sequence[str], path,
-                      arg_offsets: ArgOffsets | None = None) -> np.ndarray:
+                      arg_offsets: ArgOffsets | None = None,
+                      arg_sizes: ArgSizes | None = None) -> np.ndarray:
     for a in args:
         if a not in demo.object_poses:
             raise KeyError(f"{path}:{demo.name}: skill argument {a!r} is not among the recorded "
@@ -698,7 +756,8 @@ def _segment_features(demo: Demo, start: int, end: int, args: Sequence[str], pat
     sl = slice(start, end)
     return features_from_arrays(demo.obs["ee_pos"][sl], demo.obs["ee_quat"][sl],
                                 demo.obs["gripper_width"][sl],
-                                [demo.object_poses[a][sl] for a in args], arg_offsets)
+                                [demo.object_poses[a][sl] for a in args], arg_offsets,
+                                arg_sizes)
 
 
 def write_synthetic_demos(path: str | os.PathLike, num_demos: int = 20, steps_per_skill: int = 40,

@@ -57,6 +57,7 @@ from robot_skills.data.dataset import (
     _file_limits,
     _segment_features,
     _task_matches,
+    check_sizes_recorded,
     features_from_arrays,
     floor_std,
     load_checked,
@@ -67,7 +68,7 @@ from robot_skills.data.dataset import (
 )
 from robot_skills.data.hdf5 import DemoReader
 from robot_skills.domain.verbs import MAX_SKILL_ARGS
-from robot_skills.policies.features import FEATURE_DIM
+from robot_skills.policies.features import feature_dim
 from robot_skills.policies.normalization import GRIPPER_DIM, NormStats
 from robot_skills.robot import ACTION_DIM, ActionLimits
 
@@ -153,9 +154,11 @@ class _SegmentTable:
     end: np.ndarray                     # (S,) int64, exclusive
     args: list[tuple[str, ...]]         # (S,)
     arg_offsets: list[tuple]            # (S,) SkillSegment.arg_offsets, () when none
+    arg_sizes: list[tuple | None]       # (S,) SkillSegment.arg_sizes; None: layout without sizes
     skill_id: np.ndarray                # (S,) int64
     episode: np.ndarray                 # (S,) int64, an id per (file, demo)
     uses_offsets: bool = False          # release_offsets_used over all rows
+    object_sizes: bool = False          # features carry the arguments' sizes
 
 
 class _ProcessState:
@@ -239,6 +242,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         self.chunk_size = int(chunk_size)
         self.sources = list(table.files)
         self.arg_offsets = table.uses_offsets
+        self.object_sizes = table.object_sizes
+        self.feature_dim = feature_dim(self.object_sizes)
         self.value_bounds = value_bounds
         self.cache_bytes = int(cache_bytes)
         self.block_steps = int(block_steps)
@@ -255,12 +260,13 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                   value_bounds: ValueBounds | None = None, *,
                   cache_bytes: int = DEFAULT_CACHE_BYTES,
                   block_steps: int = DEFAULT_BLOCK_STEPS,
-                  validate: bool = True, arg_offsets: bool = True) -> LazySkillChunkDataset:
+                  validate: bool = True, arg_offsets: bool = True,
+                  object_sizes: bool = False) -> LazySkillChunkDataset:
         """Samples of ``skills`` (all if None) from the skill segments of HDF5 files, lazily.
 
         Args:
             paths, skills, chunk_size, skill_vocab, successful_only, action_limits,
-                value_bounds, arg_offsets: as :meth:`SkillChunkDataset.from_hdf5`.
+                value_bounds, arg_offsets, object_sizes: as :meth:`SkillChunkDataset.from_hdf5`.
             cache_bytes: block cache bound, bytes, all workers of a DataLoader together.
             block_steps: rows per block (the unit read from the file and cached).
             validate: run the streaming pass now (every demo used validated, statistics
@@ -271,7 +277,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
             DemoValidationError: (``validate``) a demo used is unfit, or (always) its skill
                 segments are malformed; the message names file and demo.
             KeyError: (``validate``) a segment argument is not among the demo's object poses.
-            ValueError: no samples, chunk_size < 1, or a skill not in ``skill_vocab``.
+            ValueError: no samples, chunk_size < 1, a skill not in ``skill_vocab``, or (as
+                :meth:`SkillChunkDataset.from_hdf5`) mixed offsets or missing sizes.
             FileNotFoundError: a file is missing.
         """
         paths = _as_paths(paths)
@@ -291,10 +298,13 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                     if not segs:
                         continue
                     rows.extend((fi, name, s.start, s.end, tuple(s.args), s.skill, ep,
-                                 s.arg_offsets if arg_offsets else ()) for s in segs)
+                                 s.arg_offsets if arg_offsets else (),
+                                 s.arg_sizes if object_sizes else None) for s in segs)
                     ep += 1
+        if object_sizes:
+            check_sizes_recorded((str(paths[r[0]]), r[5], r[4], r[8]) for r in rows)
         ds = cls._assemble(rows, limits, skill_vocab, chunk_size, paths, skills, value_bounds,
-                           cache_bytes, block_steps)
+                           cache_bytes, block_steps, object_sizes)
         if validate:
             ds._full_stats = ds.compute_stats()
         return ds
@@ -327,7 +337,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
                     T = r.num_samples(name)
                     if T < 1:
                         raise DemoValidationError(f"{p}:{name}: empty demonstration (0 steps)")
-                    rows.append((fi, name, 0, T, tuple(args), task_id, ep, ()))
+                    rows.append((fi, name, 0, T, tuple(args), task_id, ep, (), None))
                     ep += 1
         ds = cls._assemble(rows, limits, [task_id], chunk_size, paths, [task_id], value_bounds,
                            cache_bytes, block_steps)
@@ -337,14 +347,15 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
 
     @classmethod
     def _assemble(cls, rows, limits, skill_vocab, chunk_size, paths, skills, value_bounds,
-                  cache_bytes, block_steps) -> LazySkillChunkDataset:
+                  cache_bytes, block_steps, object_sizes: bool = False) -> LazySkillChunkDataset:
         vocab, ids = skill_vocabulary([r[5] for r in rows], skill_vocab, skills, paths)
         table = _SegmentTable(
             files=[str(p) for p in paths], limits=limits,
             file_idx=np.array([r[0] for r in rows], np.int64), demo=[r[1] for r in rows],
             start=np.array([r[2] for r in rows], np.int64),
             end=np.array([r[3] for r in rows], np.int64), args=[r[4] for r in rows],
-            arg_offsets=[r[7] for r in rows],
+            arg_offsets=[r[7] for r in rows], arg_sizes=[r[8] for r in rows],
+            object_sizes=bool(object_sizes),
             # once, over the whole table (views share it): raises on mixed files
             uses_offsets=release_offsets_used((str(paths[r[0]]), r[5], r[4], r[7]) for r in rows),
             skill_id=np.array([ids[r[5]] for r in rows], np.int64),
@@ -416,7 +427,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
 
     def nbytes_in_memory(self) -> int:
         """Bytes the in-memory :class:`SkillChunkDataset` of these samples would hold."""
-        return len(self) * _sample_bytes(self.chunk_size)
+        return len(self) * _sample_bytes(self.chunk_size, self.feature_dim)
 
     # ------------------------------------------------------------------ statistics
     def compute_stats(self) -> NormStats:
@@ -433,7 +444,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         if self._full_stats is not None:
             return self._full_stats
         t = self._table
-        fm, am = _Moments(FEATURE_DIM), _Moments(ACTION_DIM)
+        fm, am = _Moments(self.feature_dim), _Moments(ACTION_DIM)
         levels: dict[int, set[float] | None] = {}
         order = self._segs
         reader: DemoReader | None = None
@@ -465,7 +476,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         stats = NormStats(fm.mean.astype(np.float32), floor_std(fm.std(), FEATURE_STD_FLOOR),
                           amean, astd, list(self.skills), self.chunk_size, int(fm.n),
                           {self.skills[sid]: (sorted(v) if v is not None else [])
-                           for sid, v in sorted(levels.items())}, self.arg_offsets)
+                           for sid, v in sorted(levels.items())}, self.arg_offsets,
+                          self.object_sizes)
         for k in ("feature_mean", "feature_std", "action_mean", "action_std"):
             if not np.all(np.isfinite(getattr(stats, k))):
                 raise DemoValidationError(f"{self.sources}: statistics {k} came out non-finite")
@@ -479,7 +491,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         for k in segs:
             st, en = int(t.start[k]), int(t.end[k])
             fm.add(_segment_features(demo, st, en, t.args[k], t.files[int(t.file_idx[k])],
-                                     t.arg_offsets[k]))
+                                     t.arg_offsets[k], t.arg_sizes[k]))
             a0 = np.asarray(demo.actions[st:en], np.float32).astype(np.float64)
             am.add(a0)
             sid = int(t.skill_id[k])
@@ -503,7 +515,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
 
     def block_nbytes(self) -> int:
         """Bytes one full block takes in the cache."""
-        return (self.block_steps * FEATURE_DIM * 4
+        return (self.block_steps * self.feature_dim * 4
                 + (self.block_steps + self.chunk_size - 1) * ACTION_DIM * 4 + _ENTRY_OVERHEAD)
 
     def validate(self) -> NormStats:
@@ -535,7 +547,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         segs = self._segs[local]
         steps = t.start[segs] + (idx - self._offsets[local])
         H = self.chunk_size
-        feats = np.empty((len(idx), FEATURE_DIM), np.float32)
+        feats = np.empty((len(idx), self.feature_dim), np.float32)
         acts = np.empty((len(idx), H, ACTION_DIM), np.float32)
         mask = np.empty((len(idx), H), bool)
         j = np.arange(H)
@@ -597,7 +609,7 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
             raise DemoValidationError(f"{t.files[fi]}:{name}: reading rows [{t0}, {ta}): {e}"
                                       ) from e
         feats = features_from_arrays(obs["ee_pos"], obs["ee_quat"], obs["gripper_width"],
-                                     [poses[a] for a in args], t.arg_offsets[s])
+                                     [poses[a] for a in args], t.arg_offsets[s], t.arg_sizes[s])
         value = (feats, acts)
         st.cache.put(key, value, feats.nbytes + acts.nbytes + _ENTRY_OVERHEAD)
         return value
@@ -617,9 +629,10 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         st.pid, st.readers, st.cache = None, {}, None
 
 
-def _sample_bytes(chunk_size: int) -> int:
-    """Bytes one in-memory sample holds: features, skill id, actions, mask, episode id."""
-    return FEATURE_DIM * 4 + 8 + chunk_size * ACTION_DIM * 4 + chunk_size + 8
+def _sample_bytes(chunk_size: int, features: int) -> int:
+    """Bytes one in-memory sample holds: ``features`` float32 features, skill id, actions, mask,
+    episode id."""
+    return features * 4 + 8 + chunk_size * ACTION_DIM * 4 + chunk_size + 8
 
 
 def load_skill_dataset(paths: str | os.PathLike | Sequence[str | os.PathLike],
@@ -629,7 +642,8 @@ def load_skill_dataset(paths: str | os.PathLike | Sequence[str | os.PathLike],
                        value_bounds: ValueBounds | None = None, *, lazy: bool | None = None,
                        max_in_memory_bytes: int = DEFAULT_MAX_IN_MEMORY_BYTES,
                        cache_bytes: int = DEFAULT_CACHE_BYTES,
-                       block_steps: int = DEFAULT_BLOCK_STEPS, arg_offsets: bool = True
+                       block_steps: int = DEFAULT_BLOCK_STEPS, arg_offsets: bool = True,
+                       object_sizes: bool = False
                        ) -> SkillChunkDataset | LazySkillChunkDataset:
     """The training samples of HDF5 demos, in memory when small, lazy when large.
 
@@ -646,14 +660,14 @@ def load_skill_dataset(paths: str | os.PathLike | Sequence[str | os.PathLike],
     ds = LazySkillChunkDataset.from_hdf5(paths, skills, chunk_size, skill_vocab, successful_only,
                                          action_limits, value_bounds, cache_bytes=cache_bytes,
                                          block_steps=block_steps, validate=False,
-                                         arg_offsets=arg_offsets)
+                                         arg_offsets=arg_offsets, object_sizes=object_sizes)
     if lazy is None:
         lazy = ds.nbytes_in_memory() > max_in_memory_bytes
     if lazy:
         ds.validate()
         return ds
     return SkillChunkDataset.from_hdf5(paths, skills, chunk_size, skill_vocab, successful_only,
-                                       action_limits, value_bounds, arg_offsets)
+                                       action_limits, value_bounds, arg_offsets, object_sizes)
 
 
 def write_bulk_synthetic_demos(path: str | os.PathLike, num_steps: int,

@@ -631,18 +631,19 @@ def _hold(bag: Path, series: _Series, query: np.ndarray, max_gap: int, start_ns:
 def _segments(bag: Path, data: _BagData, topic: str, ep: _Episode, step_times: np.ndarray,
               dt: int) -> list[SkillSegment]:
     segs: list[SkillSegment] = []
-    open_: tuple[int, str, tuple[str, ...], Any] | None = None
+    open_: tuple[int, str, tuple[str, ...], SkillSegment] | None = None
     T = len(step_times)
 
     def close(t_end: int, success: bool) -> None:
         # within half a period: an event that overtook (or trailed) its action on another topic
         # still lands on the right step
         assert open_ is not None
-        t0, skill, args, offsets = open_
+        t0, skill, args, geometry = open_
         s = int(np.searchsorted(step_times, t0 - dt // 2, side="left"))
         e = int(np.searchsorted(step_times, t_end + dt // 2, side="right"))
         if e > s:
-            segs.append(SkillSegment(s, min(e, T), skill, args, success, offsets))
+            segs.append(SkillSegment(s, min(e, T), skill, args, success, geometry.arg_offsets,
+                                     geometry.arg_sizes))
 
     for t, ev in data.skill_events:
         if not ep.events_from <= t < ep.events_to:
@@ -661,14 +662,14 @@ def _segments(bag: Path, data: _BagData, topic: str, ep: _Episode, step_times: n
                                         f"{open_[1]}{list(open_[2])} (started at "
                                         f"{_fmt_time(open_[0], data.start_ns)}) has not ended",
                                         topic, t, data.start_ns)
-            try:   # the start event's "arg_offsets", checked as a stored segment's are
-                offsets = SkillSegment.from_dict({"start": 0, "end": 1, "skill": skill,
-                                                  "args": list(args),
-                                                  "arg_offsets": ev.get("arg_offsets")}
-                                                 ).arg_offsets
+            try:   # the start event's "arg_offsets"/"arg_sizes", checked as a stored segment's
+                geometry = SkillSegment.from_dict({"start": 0, "end": 1, "skill": skill,
+                                                   "args": list(args),
+                                                   "arg_offsets": ev.get("arg_offsets"),
+                                                   "arg_sizes": ev.get("arg_sizes")})
             except ValueError as e:
                 raise RosbagImportError(bag, str(e), topic, t, data.start_ns) from e
-            open_ = (t, skill, args, offsets)
+            open_ = (t, skill, args, geometry)
         else:
             if open_ is None or (open_[1], open_[2]) != (skill, args):
                 raise RosbagImportError(bag, f"skill end {skill}{list(args)} does not match "
@@ -969,15 +970,17 @@ class BagWriter:
 
     def skill_event(self, t_ns: int, event: str, skill: str, args: Sequence[str],
                     success: bool | None = None,
-                    arg_offsets: Sequence[Sequence[float] | None] = ()) -> None:
-        """``start`` (before the skill's first action; with ``arg_offsets`` when some offset is
-        set, see :attr:`SkillSegment.arg_offsets`) or ``end`` (after its last)."""
+                    arg_offsets: Sequence[Sequence[float] | None] = (),
+                    arg_sizes: Sequence[Sequence[float] | None] = ()) -> None:
+        """``start`` (before the skill's first action; with ``arg_offsets`` / ``arg_sizes`` when
+        some entry is set, see :class:`SkillSegment`) or ``end`` (after its last)."""
         ev: dict[str, Any] = {"event": event, "skill": skill, "args": list(args)}
         if event == "end":
             ev["success"] = bool(success)
-        elif any(o is not None for o in arg_offsets):
-            ev["arg_offsets"] = [None if o is None else [float(v) for v in o]
-                                 for o in arg_offsets]
+        else:
+            for key, vals in (("arg_offsets", arg_offsets), ("arg_sizes", arg_sizes)):
+                if any(o is not None for o in vals):
+                    ev[key] = [None if o is None else [float(v) for v in o] for o in vals]
         self.event(self.topics.skill, t_ns, ev)
 
     def episode_event(self, t_ns: int, event: str, **attrs: Any) -> None:
@@ -1070,7 +1073,7 @@ def export_rosbag(hdf5_path: str | os.PathLike, bag_path: str | os.PathLike, *,
                             w.trajectory(tk, target[k], 1.0 / hz)
                         for s in starts.get(k, ()):
                             w.skill_event(tk, "start", s.skill, s.args,
-                                          arg_offsets=s.arg_offsets)
+                                          arg_offsets=s.arg_offsets, arg_sizes=s.arg_sizes)
                         w.action(tk, d.actions[k])
                         for s in ends.get(k, ()):
                             w.skill_event(tk, "end", s.skill, s.args, s.success)

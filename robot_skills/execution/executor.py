@@ -48,7 +48,7 @@ from robot_skills.domain.verbs import SkillSpec, ground, matches, parse_predicat
 from robot_skills.execution.interfaces import Planner, SkillPolicy, SkillSet, TaskWorld
 from robot_skills.execution.recording import EpisodeRecording, SkillSegment
 from robot_skills.execution.retract import HomeRetract, RetractConfig
-from robot_skills.perception.placement import call_arg_offsets
+from robot_skills.perception.placement import call_arg_offsets, call_arg_sizes
 from robot_skills.planning.symbolic import (
     NoPlanError,
     Plan,
@@ -454,6 +454,7 @@ class Executor:
                 if self.on_call is not None:
                     self.on_call("start", call, None)
                 offsets = self._arg_offsets(call, obs) if self.recorder is not None else ()
+                sizes = call_arg_sizes(self.world, call.args) if self.recorder is not None else ()
                 outcome, msg, steps, obs = self._run_call(call, obs, steps, budget, problem, dt)
                 unmet: tuple[str, ...] = ()
                 if outcome == "success":
@@ -475,7 +476,7 @@ class Executor:
                     # place_in: the object is In the drawer before the gripper has opened)
                     done = outcome == "success" or (outcome == "interrupted" and self._success())
                     self.recorder.add_segment(SkillSegment(start, steps, call.skill, call.args,
-                                                           done, offsets))
+                                                           done, offsets, sizes))
                 if self.on_call is not None:
                     self.on_call("end", call, records[-1])
                 if outcome == "interrupted":

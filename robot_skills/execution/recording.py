@@ -4,11 +4,26 @@ skill segments they belong to (the robomimic/LIBERO layout plus one segment per 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from robot_skills.robot import Action, Observation
+
+
+def _per_arg_triples(d: Mapping[str, Any], key: str, args: Sequence[str],
+                     nonnegative: bool = False) -> tuple[tuple[float, float, float] | None, ...]:
+    """Segment dict ``d``'s optional ``key``: per argument null or 3 finite numbers (m; >= 0 when
+    ``nonnegative``). Raises ValueError naming ``key`` and the arguments otherwise."""
+    vals = d.get(key) or []
+    if (isinstance(vals, (str, Mapping)) or len(vals) != (len(args) if vals else 0)
+            or not all(o is None or (isinstance(o, (list, tuple)) and len(o) == 3
+                                     and all(isinstance(v, (int, float)) and math.isfinite(v)
+                                             and (v >= 0 or not nonnegative) for v in o))
+                       for o in vals)):
+        raise ValueError(f"skill segment {key} must hold, per argument of {list(args)}, null or "
+                         f"3 finite numbers (m{', >= 0' if nonnegative else ''}), got {vals!r}")
+    return tuple(None if o is None else tuple(float(v) for v in o) for o in vals)
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,9 @@ class SkillSegment:
             release point (a free spot of the region, at the held object's centre height;
             :func:`robot_skills.perception.placement.release_offsets`), so training can see the
             target where the object went.
+        arg_sizes: empty, or per argument None or its ``(hx, hy, hz)`` bounding-box half extents
+            (m, in its own frame; :func:`robot_skills.perception.placement.call_arg_sizes`): the
+            shape descriptor a library trained with ``training.object_sizes`` reads.
     """
 
     start: int
@@ -34,15 +52,17 @@ class SkillSegment:
     args: tuple[str, ...] = ()
     success: bool = True
     arg_offsets: tuple[tuple[float, float, float] | None, ...] = ()
+    arg_sizes: tuple[tuple[float, float, float] | None, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict ``{start, end, skill, args, success}``, plus ``arg_offsets`` when some
-        offset is set."""
+        """JSON-ready dict ``{start, end, skill, args, success}``, plus ``arg_offsets`` and
+        ``arg_sizes`` when some entry is set."""
         d = {"start": int(self.start), "end": int(self.end), "skill": self.skill,
              "args": list(self.args), "success": bool(self.success)}
-        if any(o is not None for o in self.arg_offsets):
-            d["arg_offsets"] = [None if o is None else [float(v) for v in o]
-                                for o in self.arg_offsets]
+        for key in ("arg_offsets", "arg_sizes"):
+            vals = getattr(self, key)
+            if any(o is not None for o in vals):
+                d[key] = [None if o is None else [float(v) for v in o] for o in vals]
         return d
 
     @classmethod
@@ -62,17 +82,9 @@ class SkillSegment:
             raise ValueError(f"skill segment args must be a list of entity names, got {args!r}")
         if not isinstance(d["skill"], str) or not d["skill"]:
             raise ValueError(f"skill segment 'skill' must be a non-empty string, got {d['skill']!r}")
-        offsets = d.get("arg_offsets") or []
-        if (isinstance(offsets, (str, Mapping)) or len(offsets) != (len(args) if offsets else 0)
-                or not all(o is None or (isinstance(o, (list, tuple)) and len(o) == 3
-                                         and all(isinstance(v, (int, float))
-                                                 and math.isfinite(v) for v in o))
-                           for o in offsets)):
-            raise ValueError(f"skill segment arg_offsets must hold, per argument of {list(args)}, "
-                             f"null or 3 finite numbers (m), got {offsets!r}")
         return cls(int(d["start"]), int(d["end"]), d["skill"], tuple(args),
-                   bool(d.get("success", True)),
-                   tuple(None if o is None else tuple(float(v) for v in o) for o in offsets))
+                   bool(d.get("success", True)), _per_arg_triples(d, "arg_offsets", args),
+                   _per_arg_triples(d, "arg_sizes", args, nonnegative=True))
 
     def check(self, num_samples: int) -> None:
         """Raise ValueError unless ``0 <= start < end <= num_samples``."""

@@ -37,7 +37,8 @@ from robot_skills.robot import Observation
 
 __all__ = ["PLACE_VERBS", "FRONT_ENTERED_KINDS", "SPOT_GAP", "SPOT_GRID", "SPOT_REACH",
            "DRAWER_FRONT_OFFSET", "TABLE_REGION_HALF_HEIGHT", "region_half_extents",
-           "default_release_point", "release_point", "release_offsets", "call_arg_offsets"]
+           "default_release_point", "release_point", "release_offsets", "call_arg_offsets",
+           "call_arg_sizes"]
 
 PLACE_VERBS = ("place_on", "place_in")
 """Verbs ``(obj, target)`` that release the held object at a point of ``target``."""
@@ -223,3 +224,22 @@ def call_arg_offsets(world: Any, skill: str, args: Sequence[str], obs: Observati
         return ()
     offsets = release_offsets(model, obs.object_poses, skill, args)
     return offsets if any(o is not None for o in offsets) else ()
+
+
+def call_arg_sizes(world: Any, args: Sequence[str]) -> tuple[tuple[float, float, float] | None, ...]:
+    """Per argument of a call in ``world``, the ``(3,)`` half extents of its bounding box in its
+    own frame (m; :meth:`~robot_skills.perception.PoseWorldModel.entity_sizes`), or None for an
+    entity the geometry does not size.
+
+    What the executor records with a segment
+    (:attr:`~robot_skills.execution.recording.SkillSegment.arg_sizes`) and what a learned skill
+    trained with ``training.object_sizes`` appends to its features: a shape descriptor, so one
+    ``pick`` network can tell a butter pack from a moka pot by more than where it stands. A world
+    without geometry (no ``world_model``), or one that sizes none of the arguments, gives ``()``.
+    """
+    model = getattr(world, "world_model", None)
+    if model is None:
+        return ()
+    sizes = model.entity_sizes()
+    out = tuple(None if a not in sizes else tuple(float(v) for v in sizes[a]) for a in args)
+    return out if any(o is not None for o in out) else ()

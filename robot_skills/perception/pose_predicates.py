@@ -522,6 +522,32 @@ class PoseWorldModel:
                 out[name] = frozenset(g.tags)
         return out
 
+    def entity_sizes(self) -> dict[str, np.ndarray]:
+        """Entity name -> ``(3,)`` float64 half extents of its bounding box in its own frame, m:
+        the shape descriptor a skill's features carry per argument when its library is trained
+        with ``training.object_sizes``
+        (:func:`robot_skills.perception.placement.call_arg_sizes`).
+
+        Objects and fixtures: their ``half_extents`` (a fixture without one is left out); regions
+        with a box: its ``half_extents``; table regions: half the size of the rectangle around
+        their ``ranges``, z = 0. The simulator's task world and the bridge's both hold a
+        :class:`PoseWorldModel`, so a skill reads the same sizes in simulation and on a real arm.
+        """
+        out: dict[str, np.ndarray] = {}
+        for name, g in self.objects.items():
+            out[name] = np.asarray(g.half_extents, np.float64)
+        for name, g in self.fixtures.items():
+            if g.half_extents is not None:
+                out[name] = np.asarray(g.half_extents, np.float64)
+        for name, g in self.regions.items():
+            if g.half_extents is not None:
+                out[name] = np.asarray(g.half_extents, np.float64)
+            elif g.ranges:
+                r = np.asarray(g.ranges, np.float64)
+                out[name] = np.array([(r[:, 2].max() - r[:, 0].min()) / 2,
+                                      (r[:, 3].max() - r[:, 1].min()) / 2, 0.0])
+        return out
+
     def tracked_entities(self) -> list[str]:
         """Entities whose pose perception must publish: objects, fixtures and regions without a
         fixed pose, tracked knobs and tracked doors."""

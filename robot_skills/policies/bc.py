@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robot_skills.policies.features import FEATURE_DIM
+from robot_skills.policies.features import FEATURE_DIM, SIZED_FEATURE_DIM
 from robot_skills.robot import ACTION_DIM
 
 #: Loss kinds of :func:`chunk_loss` / :class:`GoalConditionedBC`.
@@ -39,7 +39,8 @@ class BCConfig:
         hidden: width of the MLP.
         layers: hidden layers (input projection + ``layers - 1`` residual blocks), >= 1.
         skill_emb_dim: width of the skill embedding.
-        feature_dim / action_dim: input / per-step output sizes.
+        feature_dim / action_dim: input / per-step output sizes (``feature_dim``: ``FEATURE_DIM``,
+            or ``SIZED_FEATURE_DIM`` for a library trained with object sizes).
         dropout: dropout inside residual blocks (training only).
     """
 
@@ -75,9 +76,10 @@ class BCConfig:
             v = getattr(cfg, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"policy config {k} must be a positive integer, got {v!r}")
-        if cfg.feature_dim != FEATURE_DIM or cfg.action_dim != ACTION_DIM:
-            raise ValueError(f"policy expects feature_dim={FEATURE_DIM}, action_dim={ACTION_DIM}; "
-                             f"config has {cfg.feature_dim}, {cfg.action_dim}")
+        if cfg.feature_dim not in (FEATURE_DIM, SIZED_FEATURE_DIM) or cfg.action_dim != ACTION_DIM:
+            raise ValueError(f"policy expects feature_dim {FEATURE_DIM} (or {SIZED_FEATURE_DIM} "
+                             f"with object sizes) and action_dim {ACTION_DIM}; config has "
+                             f"{cfg.feature_dim}, {cfg.action_dim}")
         return cfg
 
 

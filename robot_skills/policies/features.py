@@ -21,6 +21,12 @@ placement reads its target at its release point chosen at the call's start (a fr
 region, at the height of the held object's centre;
 :func:`robot_skills.perception.placement.release_offsets`), in training data (recorded with each
 segment) and at run time alike, for libraries trained with ``training.release_points``.
+
+A library trained with ``training.object_sizes`` reads a longer, ``(SIZED_FEATURE_DIM,)`` vector:
+the one above followed by each argument slot's bounding-box half extents (3 per slot, m, in the
+entity's own frame; zeros for an empty slot or an entity without a size;
+:func:`robot_skills.perception.placement.call_arg_sizes`). That is a shape descriptor: positions
+and yaws alone do not tell one ``pick`` network a butter pack from a moka pot.
 """
 
 from __future__ import annotations
@@ -36,10 +42,47 @@ from robot_skills.robot import Observation
 PROPRIO_DIM = 8
 SLOT_DIM = 6
 FEATURE_DIM = PROPRIO_DIM + SLOT_DIM * MAX_SKILL_ARGS
+SIZE_DIM = 3 * MAX_SKILL_ARGS
+"""Columns of the per-argument half extents appended by ``training.object_sizes``."""
+SIZED_FEATURE_DIM = FEATURE_DIM + SIZE_DIM
 
 ArgOffsets = Sequence["tuple[float, float, float] | np.ndarray | None"]
 """Per skill argument, None or a ``(3,)`` shift of its reference point in the argument's own frame,
 m (:func:`robot_skills.perception.placement.release_offsets`)."""
+ArgSizes = Sequence["tuple[float, float, float] | np.ndarray | None"]
+"""Per skill argument, None or its ``(3,)`` bounding-box half extents, m
+(:func:`robot_skills.perception.placement.call_arg_sizes`)."""
+
+
+def feature_dim(object_sizes: bool) -> int:
+    """Length of a feature vector: :data:`SIZED_FEATURE_DIM` with the per-argument sizes,
+    :data:`FEATURE_DIM` without."""
+    return SIZED_FEATURE_DIM if object_sizes else FEATURE_DIM
+
+
+def check_arg_sizes(args: Sequence[str], arg_sizes: ArgSizes) -> list:
+    """Validate ``arg_sizes`` against ``args``: empty (no sizes) or one entry per argument, None or
+    3 finite numbers >= 0 (m). Returns one entry per argument (None where unsized).
+
+    Raises:
+        ValueError: a different number of entries, or a malformed entry (the message names it).
+    """
+    if not arg_sizes:
+        return [None] * len(args)
+    if len(arg_sizes) != len(args):
+        raise ValueError(f"{len(arg_sizes)} argument sizes for the {len(args)} arguments "
+                         f"{list(args)}")
+    out = []
+    for a, v in zip(args, arg_sizes):
+        if v is None:
+            out.append(None)
+            continue
+        h = np.asarray(v, np.float64)
+        if h.shape != (3,) or not np.all(np.isfinite(h)) or np.any(h < 0):
+            raise ValueError(f"size of argument {a!r} must be 3 finite half extents >= 0 (m), "
+                             f"got {v!r}")
+        out.append(h)
+    return out
 
 
 def yaw_of_quat(q: np.ndarray) -> float:
@@ -73,23 +116,29 @@ def check_arg_offsets(args: Sequence[str], arg_offsets: ArgOffsets | None) -> li
 
 
 def skill_features(obs: Observation, args: Sequence[str],
-                   arg_offsets: ArgOffsets | None = None) -> np.ndarray:
-    """Return the ``(FEATURE_DIM,)`` float32 feature vector of ``obs`` for a call with ``args``.
+                   arg_offsets: ArgOffsets | None = None,
+                   arg_sizes: ArgSizes | None = None) -> np.ndarray:
+    """Return the float32 feature vector of ``obs`` for a call with ``args``: ``(FEATURE_DIM,)``,
+    or ``(SIZED_FEATURE_DIM,)`` when ``arg_sizes`` is given.
 
     Args:
         obs: the current observation (base frame).
         args: entity names bound to the skill's parameters, in parameter order.
         arg_offsets: per argument, None or a ``(3,)`` shift (m, in the argument's frame) of the
             position its slot reads (see the module docstring); None: no shifts.
+        arg_sizes: None for the layout without sizes; otherwise per argument None (zeros) or its
+            ``(3,)`` half extents, m, appended after the slots (``()``: all zeros).
 
     Raises:
-        ValueError: if more than ``MAX_SKILL_ARGS`` arguments are given, or malformed offsets.
+        ValueError: if more than ``MAX_SKILL_ARGS`` arguments are given, or malformed offsets or
+            sizes.
         KeyError: if an argument is not in ``obs.object_poses`` (the message names it).
     """
     if len(args) > MAX_SKILL_ARGS:
         raise ValueError(f"at most {MAX_SKILL_ARGS} skill arguments, got {list(args)}")
     offs = check_arg_offsets(args, arg_offsets)
-    f = np.zeros(FEATURE_DIM, dtype=np.float32)
+    sizes = None if arg_sizes is None else check_arg_sizes(args, arg_sizes)
+    f = np.zeros(feature_dim(sizes is not None), dtype=np.float32)
     ee = np.asarray(obs.ee_pos, dtype=np.float64)
     q = np.asarray(obs.ee_quat, dtype=np.float64)
     f[0:3] = ee
@@ -107,6 +156,8 @@ def skill_features(obs: Observation, args: Sequence[str],
         f[o + 3] = np.sin(yaw)
         f[o + 4] = np.cos(yaw)
         f[o + 5] = 1.0
+        if sizes is not None and sizes[k] is not None:
+            f[FEATURE_DIM + 3 * k:FEATURE_DIM + 3 * k + 3] = sizes[k]
     return f
 
 

@@ -5,7 +5,9 @@ Per control step: ``skill_features(obs, args, offsets)`` -> normalise (``stats.j
 temporal ensemble -> clip to the action limits -> :class:`~robot_skills.robot.Action`. The offsets
 move a placement's target to its release point (a free spot, at the held object's centre height),
 chosen at the call's first step, when the library was trained with them
-(:func:`~robot_skills.perception.placement.call_arg_offsets`). Runs on CPU: batched
+(:func:`~robot_skills.perception.placement.call_arg_offsets`). A library trained with object sizes
+reads every argument's half extents from the task world's geometry at the call's start
+(:func:`~robot_skills.perception.placement.call_arg_sizes`). Runs on CPU: batched
 queries (:meth:`LearnedSkill.predict_chunk`) under ``torch.inference_mode``; the per-step batch-1
 query of :meth:`LearnedSkill.act` through :class:`NumpyChunkPredictor`, the same network with the
 normalisation and the skill embedding folded into its first and last layers, evaluated in numpy
@@ -22,9 +24,9 @@ import torch
 from torch import nn
 
 from robot_skills.domain.verbs import SkillSpec
-from robot_skills.perception.placement import PLACE_VERBS, call_arg_offsets
+from robot_skills.perception.placement import PLACE_VERBS, call_arg_offsets, call_arg_sizes
 from robot_skills.policies.bc import GoalConditionedBC, TemporalEnsembler
-from robot_skills.policies.features import FEATURE_DIM, skill_features
+from robot_skills.policies.features import skill_features
 from robot_skills.policies.normalization import NormStats
 from robot_skills.robot import Action, ActionLimits, Observation
 
@@ -144,7 +146,8 @@ class LearnedSkill:
 
     Raises:
         ValueError: the model's parameters or the statistics hold NaN/inf, or the model's chunk
-            size (``model.cfg.chunk_size``) differs from ``stats.chunk_size``.
+            size (``model.cfg.chunk_size``) differs from ``stats.chunk_size``, or its input
+            width (``model.cfg.feature_dim``) from ``stats.feature_dim``.
     """
 
     def __init__(self, name: str, model: nn.Module, stats: NormStats, skill_id: int = 0,
@@ -163,6 +166,11 @@ class LearnedSkill:
         if model_h is not None and int(model_h) != int(stats.chunk_size):
             raise ValueError(f"skill {name}: the network predicts chunks of {model_h} actions but "
                              f"its stats were computed for chunk_size={stats.chunk_size}")
+        model_f = getattr(getattr(self.model, "cfg", None), "feature_dim", None)
+        if model_f is not None and int(model_f) != stats.feature_dim:
+            raise ValueError(f"skill {name}: the network reads {model_f} features but its stats "
+                             f"describe {stats.feature_dim} (object_sizes: "
+                             f"{str(stats.object_sizes).lower()})")
         self.stats = stats
         self.skill_id = int(skill_id)
         self.spec = spec
@@ -181,6 +189,7 @@ class LearnedSkill:
         self._args: tuple[str, ...] = ()
         self._world: Any = None
         self._offsets: tuple | None = None
+        self._sizes: tuple | None = None   # per argument its half extents (stats.object_sizes)
         self._open_loop: np.ndarray | None = None
         self._open_idx = 0
         self._sid = torch.tensor([self.skill_id], dtype=torch.long)
@@ -201,8 +210,9 @@ class LearnedSkill:
 
         Raises:
             ValueError: if the number of args disagrees with the contract's parameters, or a
-                placement trained on release points (``stats.arg_offsets``) is given a world
-                without the geometry to compute them (no ``world_model``).
+                placement trained on release points (``stats.arg_offsets``), or any skill trained
+                with object sizes (``stats.object_sizes``), is given a world without the
+                geometry to compute them (no ``world_model``).
         """
         args = tuple(args)
         if self.spec is not None and len(args) != len(self.spec.parameters):
@@ -214,9 +224,15 @@ class LearnedSkill:
                              "(stats.json arg_offsets: true) and needs the task world's geometry "
                              f"to run; {type(world).__name__} has no world_model "
                              "(a robot_skills.perception.PoseWorldModel)")
+        if self.stats.object_sizes and getattr(world, "world_model", None) is None:
+            raise ValueError(f"skill {self.name} was trained with object sizes "
+                             "(stats.json object_sizes: true) and needs the task world's "
+                             f"geometry to run; {type(world).__name__} has no world_model "
+                             "(a robot_skills.perception.PoseWorldModel)")
         self._args = args
         self._world = world
         self._offsets = None   # chosen from the call's first observation (see act)
+        self._sizes = call_arg_sizes(world, args) if self.stats.object_sizes else None
         if self._ens is not None:
             self._ens.reset()
         self._open_loop = None
@@ -226,7 +242,9 @@ class LearnedSkill:
         """Un-normalised action chunks for raw features.
 
         Args:
-            features: ``(FEATURE_DIM,)`` or ``(B, FEATURE_DIM)`` float32, as ``skill_features``.
+            features: ``(F,)`` or ``(B, F)`` float32, as ``skill_features``, with ``F`` the
+                statistics' ``feature_dim`` (``FEATURE_DIM``, or ``SIZED_FEATURE_DIM`` for a
+                library trained with object sizes).
 
         Returns:
             ``(H, 7)`` or ``(B, H, 7)`` float32, base frame, m / rad / gripper command.
@@ -235,8 +253,9 @@ class LearnedSkill:
         single = x.ndim == 1
         if single:
             x = x[None]
-        if x.shape[-1] != FEATURE_DIM:
-            raise ValueError(f"features must have {FEATURE_DIM} columns, got {tuple(x.shape)}")
+        if x.shape[-1] != self.stats.feature_dim:
+            raise ValueError(f"skill {self.name}: features must have {self.stats.feature_dim} "
+                             f"columns, got {tuple(x.shape)}")
         with torch.inference_mode():
             xn = (x - self._fmean) / self._fstd
             sid = self._sid.expand(x.shape[0])
@@ -262,7 +281,7 @@ class LearnedSkill:
                 # policy trained on data without offsets runs without them
                 self._offsets = (call_arg_offsets(self._world, self.name, self._args, obs)
                                  if self.stats.arg_offsets else ())
-            f = skill_features(obs, self._args, self._offsets)
+            f = skill_features(obs, self._args, self._offsets, self._sizes)
             chunk = self._fast(f) if self._fast is not None else self.predict_chunk(f)
             if not np.all(np.isfinite(chunk)):
                 self._open_loop = None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robot_skills.policies.features import FEATURE_DIM
+from robot_skills.policies.features import feature_dim
 from robot_skills.robot import ACTION_DIM
 from robot_skills.utils.atomic import atomic_write_json
 from robot_skills.utils.files import read_bounded
@@ -37,7 +37,8 @@ class NormStats:
     the gripper dimension's mean 0 and std 1 (left as is).
 
     Attributes:
-        feature_mean, feature_std: ``(FEATURE_DIM,)`` float32.
+        feature_mean, feature_std: ``(FEATURE_DIM,)`` float32 (``(SIZED_FEATURE_DIM,)`` when
+            :attr:`object_sizes`).
         action_mean, action_std: ``(7,)`` float32.
         skills: the skill vocabulary (skill id = index).
         chunk_size: ``H`` the policy was trained with.
@@ -51,6 +52,9 @@ class NormStats:
             (:func:`robot_skills.perception.placement.release_offsets`, recorded with the
             demonstrations); a learned skill applies the offsets at run time only then, so a
             policy trained on older data runs as it was trained.
+        object_sizes: whether its features carry each argument's half extents
+            (``training.object_sizes``; :mod:`robot_skills.policies.features`); a learned skill
+            then reads them from the task world's geometry.
     """
 
     feature_mean: np.ndarray
@@ -62,9 +66,15 @@ class NormStats:
     num_samples: int = 0
     gripper_levels: dict[str, list[float]] = field(default_factory=dict)
     arg_offsets: bool = False
+    object_sizes: bool = False
+
+    @property
+    def feature_dim(self) -> int:
+        """Length of the feature vectors these statistics normalise."""
+        return feature_dim(self.object_sizes)
 
     def normalize_features(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """``(..., FEATURE_DIM)`` -> normalised, same type."""
+        """``(..., feature_dim)`` -> normalised, same type."""
         if isinstance(x, torch.Tensor):
             return (x - torch.as_tensor(self.feature_mean, device=x.device)) / torch.as_tensor(
                 self.feature_std, device=x.device)
@@ -89,11 +99,11 @@ class NormStats:
         return {"feature_mean": self.feature_mean.tolist(), "feature_std": self.feature_std.tolist(),
                 "action_mean": self.action_mean.tolist(), "action_std": self.action_std.tolist(),
                 "skills": list(self.skills), "chunk_size": int(self.chunk_size),
-                "num_samples": int(self.num_samples), "feature_dim": FEATURE_DIM,
+                "num_samples": int(self.num_samples), "feature_dim": self.feature_dim,
                 "action_dim": ACTION_DIM, "gripper_dim_normalized": False,
                 "gripper_levels": {k: [float(v) for v in lv]
                                    for k, lv in self.gripper_levels.items()},
-                "arg_offsets": bool(self.arg_offsets)}
+                "arg_offsets": bool(self.arg_offsets), "object_sizes": bool(self.object_sizes)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
@@ -109,8 +119,12 @@ class NormStats:
         missing = [k for k in need if k not in d]
         if missing:
             raise ValueError(f"stats lack keys {missing}")
+        sizes = d.get("object_sizes", False)
+        if not isinstance(sizes, bool):
+            raise ValueError(f"stats object_sizes must be true or false, got {sizes!r}")
+        fdim = feature_dim(sizes)
         arrs = {}
-        for k, n in (("feature_mean", FEATURE_DIM), ("feature_std", FEATURE_DIM),
+        for k, n in (("feature_mean", fdim), ("feature_std", fdim),
                      ("action_mean", ACTION_DIM), ("action_std", ACTION_DIM)):
             try:
                 a = np.asarray(d[k], np.float32)
@@ -143,7 +157,7 @@ class NormStats:
             raise ValueError(f"stats arg_offsets must be true or false, got {offsets!r}")
         return cls(arrs["feature_mean"], arrs["feature_std"], arrs["action_mean"],
                    arrs["action_std"], list(skills), int(chunk), int(n),
-                   {k: [float(x) for x in v] for k, v in levels.items()}, offsets)
+                   {k: [float(x) for x in v] for k, v in levels.items()}, offsets, sizes)
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``stats.json`` atomically."""

@@ -55,6 +55,7 @@ from robot_skills.data.dataset import SkillChunkDataset
 from robot_skills.domain.verbs import SKILL_SPECS, Parameter, SkillSpec
 from robot_skills.perception.placement import PLACE_VERBS
 from robot_skills.policies.bc import LOSS_KINDS, BCConfig, GoalConditionedBC
+from robot_skills.policies.features import FEATURE_DIM
 from robot_skills.policies.normalization import NormStats
 from robot_skills.policies.peft_adapter import adapter_state, attach, lora_config
 from robot_skills.skills.skill_dir import save_base, save_skill
@@ -152,6 +153,11 @@ class TrainConfig:
             release (the segments' recorded offsets, :mod:`robot_skills.perception.placement`;
             the library's ``stats.json`` then says so and its skills apply them); False trains
             on the arguments' own poses, recorded offsets ignored.
+        object_sizes: the features carry each argument's bounding-box half extents (the
+            segments' recorded :attr:`~robot_skills.execution.recording.SkillSegment.arg_sizes`;
+            the ``(SIZED_FEATURE_DIM,)`` layout of :mod:`robot_skills.policies.features`); the
+            library's ``stats.json`` then says so and its skills read the sizes from the task
+            world's geometry.
     """
 
     steps: int = 3000
@@ -188,6 +194,7 @@ class TrainConfig:
     resume: bool = True
     num_workers: int = 0
     release_points: bool = False
+    object_sizes: bool = False
 
     def __post_init__(self) -> None:
         for k in ("steps", "batch_size", "chunk_size", "hidden", "layers", "lora_rank",
@@ -217,15 +224,16 @@ class TrainConfig:
         """Plain dict for provenance records."""
         return asdict(self)
 
-    def arch(self, num_skills: int) -> BCConfig:
-        """The :class:`BCConfig` these settings describe."""
+    def arch(self, num_skills: int, feature_dim: int = FEATURE_DIM) -> BCConfig:
+        """The :class:`BCConfig` these settings describe, for ``feature_dim`` inputs."""
         return BCConfig(num_skills=num_skills, chunk_size=self.chunk_size, hidden=self.hidden,
-                        layers=self.layers, skill_emb_dim=self.skill_emb_dim)
+                        layers=self.layers, skill_emb_dim=self.skill_emb_dim,
+                        feature_dim=feature_dim)
 
-    def make_policy(self, num_skills: int) -> GoalConditionedBC:
+    def make_policy(self, num_skills: int, feature_dim: int = FEATURE_DIM) -> GoalConditionedBC:
         """A freshly initialised :class:`GoalConditionedBC` of :meth:`arch` whose
         :meth:`~GoalConditionedBC.compute_loss` uses :attr:`loss` (CPU, float32)."""
-        return GoalConditionedBC(self.arch(num_skills), loss=self.loss)
+        return GoalConditionedBC(self.arch(num_skills, feature_dim), loss=self.loss)
 
     def fit_config(self) -> FitConfig:
         """:class:`FitConfig` of the base policy / a monolithic task policy (``steps``, ``lr``)."""
@@ -807,7 +815,7 @@ def train_base(ds: SkillChunkDataset, stats: NormStats, cfg: TrainConfig, work_d
     """
     _seed_all(cfg.seed)
     train, val = _split(ds, cfg)
-    model = cfg.make_policy(len(ds.skills)).to(ctx.device)
+    model = cfg.make_policy(len(ds.skills), ds.feature_dim).to(ctx.device)
     res = fit(model, train.tensors(stats, ctx.device), cfg.fit_config(), ctx=ctx,
               work_dir=work_dir / "base", tb_dir=(work_dir / "tb" / "base") if cfg.tensorboard
               else None, desc="base", val_data=val.tensors(stats, ctx.device) if val else None,
@@ -922,7 +930,8 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
         barrier(ctx)
         t0 = time.perf_counter()
         ds = SkillChunkDataset.from_hdf5(paths, skills, cfg.chunk_size,
-                                         arg_offsets=cfg.release_points)
+                                         arg_offsets=cfg.release_points,
+                                         object_sizes=cfg.object_sizes)
         missing = [s for s in ds.skills if s not in specs]
         if missing:
             raise ValueError(f"skills {missing} have no contract; known: {sorted(specs)}")
@@ -1034,9 +1043,10 @@ def train_standalone_skill(ds: SkillChunkDataset, stats: NormStats, cfg: TrainCo
         raise ValueError(f"standalone skill {name!r}: expected the samples of exactly one skill, "
                          f"got {len(ds)} samples of ids {sorted(set(ds.skill_ids.tolist()))}")
     one = SkillChunkDataset(ds.features, np.zeros_like(ds.skill_ids), ds.actions, ds.mask,
-                            ds.episode_ids, [name], ds.chunk_size, ds.sources)
+                            ds.episode_ids, [name], ds.chunk_size, ds.sources, ds.arg_offsets,
+                            ds.object_sizes)
     _seed_all(cfg.seed + 1 + sum(map(ord, name)))
-    model = cfg.make_policy(1).to(ctx.device)
+    model = cfg.make_policy(1, ds.feature_dim).to(ctx.device)
     fc = cfg.fit_config()
     if cfg.standalone_steps > 0:
         fc = replace(fc, steps=cfg.standalone_steps)
@@ -1100,7 +1110,8 @@ def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     configure_threads(cfg.num_threads)
     ctx = init_distributed(cfg.device)
     ds = SkillChunkDataset.from_hdf5(paths, [name], cfg.chunk_size, skill_vocab=info.skills,
-                                     arg_offsets=cfg.release_points)
+                                     arg_offsets=cfg.release_points,
+                                     object_sizes=parent.stats.object_sizes)
     if name in PLACE_VERBS and ds.arg_offsets != parent.stats.arg_offsets:
         raise ValueError(f"{name}@{version}: the new data's placements "
                          f"{'carry' if ds.arg_offsets else 'lack'} release-point offsets, the "
@@ -1160,7 +1171,7 @@ def train_task_policy(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathLik
     stats = ds.compute_stats()
     _seed_all(cfg.seed)
     train, val = _split(ds, cfg)
-    model = cfg.make_policy(1).to(ctx.device)
+    model = cfg.make_policy(1, ds.feature_dim).to(ctx.device)
     res = fit(model, train.tensors(stats, ctx.device), cfg.fit_config(), ctx=ctx,
               work_dir=work, tb_dir=(work / "tb") if cfg.tensorboard else None,
               desc=f"task:{task_id}", val_data=val.tensors(stats, ctx.device) if val else None,
