@@ -4,12 +4,11 @@ executor records with each segment, what the features append, and a library that
 from __future__ import annotations
 
 import json
-import shutil
 
 import h5py
 import numpy as np
 import pytest
-from test_placement import _model, _poses
+from test_placement import _model, _poses, rewrite_segments
 
 from robot_skills.data.dataset import (
     SkillChunkDataset,
@@ -102,15 +101,8 @@ def test_segments_keep_their_sizes_through_json():
 
 def _with_sizes(src, dst):
     """A copy of demo file ``src`` whose segments carry their arguments' sizes."""
-    shutil.copy(src, dst)
-    with h5py.File(dst, "r+") as f:
-        for name in f["data"]:
-            g = f["data"][name]
-            segs = json.loads(g.attrs["skill_segments"])
-            for s in segs:
-                s["arg_sizes"] = [list(SIZES[a]) for a in s["args"]]
-            g.attrs["skill_segments"] = json.dumps(segs)
-    return dst
+    return rewrite_segments(src, dst, lambda s: s.update(
+        arg_sizes=[list(SIZES[a]) for a in s["args"]]))
 
 
 def test_training_data_appends_recorded_sizes_only_when_asked(tmp_path):

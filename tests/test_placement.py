@@ -286,8 +286,8 @@ def test_recorded_placements_carry_the_release_point_the_expert_used():
         world.close()
 
 
-def _with_offsets(src, dst, dz: float = 0.05):
-    """A copy of demo file ``src`` whose placement segments carry target offsets ``(0, 0, dz)``."""
+def rewrite_segments(src, dst, edit):
+    """A copy of demo file ``src`` with ``edit(segment_dict)`` applied to every skill segment."""
     import json
     import shutil
 
@@ -299,10 +299,17 @@ def _with_offsets(src, dst, dz: float = 0.05):
             g = f["data"][name]
             segs = json.loads(g.attrs["skill_segments"])
             for s in segs:
-                if s["skill"] == "place_on":
-                    s["arg_offsets"] = [None, [0.0, 0.0, dz]]
+                edit(s)
             g.attrs["skill_segments"] = json.dumps(segs)
     return dst
+
+
+def _with_offsets(src, dst, dz: float = 0.05):
+    """A copy of demo file ``src`` whose placement segments carry target offsets ``(0, 0, dz)``."""
+    def edit(s):
+        if s["skill"] == "place_on":
+            s["arg_offsets"] = [None, [0.0, 0.0, dz]]
+    return rewrite_segments(src, dst, edit)
 
 
 def test_training_reads_recorded_offsets_only_when_asked(tmp_path):

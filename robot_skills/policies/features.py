@@ -60,35 +60,32 @@ def feature_dim(object_sizes: bool) -> int:
     return SIZED_FEATURE_DIM if object_sizes else FEATURE_DIM
 
 
-def check_arg_sizes(args: Sequence[str], arg_sizes: ArgSizes) -> list:
-    """Validate ``arg_sizes`` against ``args``: empty (no sizes) or one entry per argument, None or
-    3 finite numbers >= 0 (m). Returns one entry per argument (None where unsized).
-
-    Raises:
-        ValueError: a different number of entries, or a malformed entry (the message names it).
-    """
-    if not arg_sizes:
-        return [None] * len(args)
-    if len(arg_sizes) != len(args):
-        raise ValueError(f"{len(arg_sizes)} argument sizes for the {len(args)} arguments "
-                         f"{list(args)}")
-    out = []
-    for a, v in zip(args, arg_sizes):
-        if v is None:
-            out.append(None)
-            continue
-        h = np.asarray(v, np.float64)
-        if h.shape != (3,) or not np.all(np.isfinite(h)) or np.any(h < 0):
-            raise ValueError(f"size of argument {a!r} must be 3 finite half extents >= 0 (m), "
-                             f"got {v!r}")
-        out.append(h)
-    return out
-
-
 def yaw_of_quat(q: np.ndarray) -> float:
     """Heading (rotation about +z) of a ``(w, x, y, z)`` quaternion, rad in ``(-pi, pi]``."""
     w, x, y, z = (float(v) for v in q)
     return float(np.arctan2(2.0 * (w * z + x * y), 1.0 - 2.0 * (y * y + z * z)))
+
+
+def _per_arg_triples(args: Sequence[str], values: Sequence | None, what: str,
+                     nonnegative: bool) -> list:
+    """``values`` checked against ``args``: empty/None (all None) or, per argument, None or 3
+    finite numbers (>= 0 when ``nonnegative``) as a ``(3,)`` float64 array."""
+    if not values:
+        return [None] * len(args)
+    if len(values) != len(args):
+        raise ValueError(f"{len(values)} argument {what}s for the {len(args)} arguments "
+                         f"{list(args)}")
+    out = []
+    for a, v in zip(args, values):
+        if v is None:
+            out.append(None)
+            continue
+        h = np.asarray(v, np.float64)
+        if h.shape != (3,) or not np.all(np.isfinite(h)) or (nonnegative and np.any(h < 0)):
+            raise ValueError(f"{what} of argument {a!r} must be 3 finite numbers"
+                             f"{' >= 0' if nonnegative else ''} (m), got {v!r}")
+        out.append(h)
+    return out
 
 
 def check_arg_offsets(args: Sequence[str], arg_offsets: ArgOffsets | None) -> list:
@@ -98,21 +95,17 @@ def check_arg_offsets(args: Sequence[str], arg_offsets: ArgOffsets | None) -> li
     Raises:
         ValueError: a different number of entries, or a malformed entry (the message names it).
     """
-    if not arg_offsets:
-        return [None] * len(args)
-    if len(arg_offsets) != len(args):
-        raise ValueError(f"{len(arg_offsets)} argument offsets for the {len(args)} arguments "
-                         f"{list(args)}")
-    out = []
-    for a, o in zip(args, arg_offsets):
-        if o is None:
-            out.append(None)
-            continue
-        v = np.asarray(o, np.float64)
-        if v.shape != (3,) or not np.all(np.isfinite(v)):
-            raise ValueError(f"offset of argument {a!r} must be 3 finite numbers (m), got {o!r}")
-        out.append(v)
-    return out
+    return _per_arg_triples(args, arg_offsets, "offset", nonnegative=False)
+
+
+def check_arg_sizes(args: Sequence[str], arg_sizes: ArgSizes) -> list:
+    """Validate ``arg_sizes`` against ``args``: empty (no sizes) or one entry per argument, None or
+    3 finite half extents >= 0 (m). Returns one entry per argument (None where unsized).
+
+    Raises:
+        ValueError: a different number of entries, or a malformed entry (the message names it).
+    """
+    return _per_arg_triples(args, arg_sizes, "size", nonnegative=True)
 
 
 def skill_features(obs: Observation, args: Sequence[str],
