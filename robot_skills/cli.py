@@ -141,7 +141,8 @@ def _train_config(cfg: Any) -> Any:
                        keep_checkpoints=int(t.keep_checkpoints), resume=bool(t.resume),
                        num_workers=int(t.num_workers),
                        release_points=bool(t.get("release_points", False)),
-                       object_sizes=bool(t.get("object_sizes", False)))
+                       object_sizes=bool(t.get("object_sizes", False)),
+                       calibrate_release=bool(t.get("calibrate_release", False)))
 
 
 # ------------------------------------------------------------------------------------------ jobs

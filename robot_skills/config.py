@@ -136,6 +136,7 @@ class TrainingConfig:
     ema_decay: float = 0.0
     release_points: bool = False      # placements read their target at the release point
     object_sizes: bool = False        # features carry each argument's half extents
+    calibrate_release: bool = False   # place skills release below a threshold matched to their data
     log_every: int = 50
     tensorboard: bool = True
     keep_checkpoints: int = 2

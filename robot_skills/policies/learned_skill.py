@@ -179,12 +179,19 @@ class LearnedSkill:
         self.limits = action_limits or ActionLimits()
         self.manifest = manifest or {}
         # The gripper levels this skill's demonstrations used (NormStats.gripper_levels); None
-        # = continuous, no snapping.
-        levels = stats.gripper_levels.get(stats.skills[self.skill_id]) \
-            if 0 <= self.skill_id < len(stats.skills) else None
+        # = continuous, no snapping. Looked up by the skill's name (a standalone skill's id is 0
+        # in statistics of the whole vocabulary), else by its embedding row.
+        own = name if name in stats.skills else (
+            stats.skills[self.skill_id] if 0 <= self.skill_id < len(stats.skills) else None)
+        levels = stats.gripper_levels.get(own) if own is not None else None
         if levels is None:
             levels = GRIPPER_LEVELS.tolist()
         self.gripper_levels = np.array(levels, dtype=np.float64) if levels else None
+        # a two-level skill that must release splits its levels at its calibrated threshold
+        # (NormStats.release_thresholds), not at their midpoint
+        self.release_threshold = (stats.release_thresholds.get(own)
+                                  if self.gripper_levels is not None
+                                  and len(self.gripper_levels) == 2 else None)
         self._ens = TemporalEnsembler(self.chunk_size, ensemble_m) if ensemble_m is not None else None
         self._args: tuple[str, ...] = ()
         self._world: Any = None
@@ -311,7 +318,10 @@ class LearnedSkill:
         # The demonstrations command the gripper at discrete levels; a regressed value between
         # them would leave the jaws part-way, so snap to the nearest level this skill used.
         lv = self.gripper_levels
-        a[6] = lv[int(np.argmin(np.abs(lv - a[6])))] if lv is not None else np.clip(a[6], -1, 1)
+        if self.release_threshold is not None:
+            a[6] = lv[0] if a[6] < self.release_threshold else lv[1]
+        else:
+            a[6] = lv[int(np.argmin(np.abs(lv - a[6])))] if lv is not None else np.clip(a[6], -1, 1)
         return a
 
     def __repr__(self) -> str:

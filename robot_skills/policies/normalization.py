@@ -8,8 +8,9 @@ it is already a ``[-1, 1]`` command. Computed from training samples by
 from __future__ import annotations
 
 import json
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -52,6 +53,10 @@ class NormStats:
             (:func:`robot_skills.perception.placement.release_offsets`, recorded with the
             demonstrations); a learned skill applies the offsets at run time only then, so a
             policy trained on older data runs as it was trained.
+        release_thresholds: skill -> the gripper value below which it releases (two-level skills
+            that must end with the gripper open, ``training.calibrate_release``;
+            :func:`calibrate_release_threshold`); a skill without one splits its two levels at
+            their midpoint.
         object_sizes: whether its features carry each argument's half extents
             (``training.object_sizes``; :mod:`robot_skills.policies.features`); a learned skill
             then reads them from the task world's geometry.
@@ -67,6 +72,7 @@ class NormStats:
     gripper_levels: dict[str, list[float]] = field(default_factory=dict)
     arg_offsets: bool = False
     object_sizes: bool = False
+    release_thresholds: dict[str, float] = field(default_factory=dict)
 
     @property
     def feature_dim(self) -> int:
@@ -103,7 +109,9 @@ class NormStats:
                 "action_dim": ACTION_DIM, "gripper_dim_normalized": False,
                 "gripper_levels": {k: [float(v) for v in lv]
                                    for k, lv in self.gripper_levels.items()},
-                "arg_offsets": bool(self.arg_offsets), "object_sizes": bool(self.object_sizes)}
+                "arg_offsets": bool(self.arg_offsets), "object_sizes": bool(self.object_sizes),
+                "release_thresholds": {k: float(v)
+                                       for k, v in sorted(self.release_thresholds.items())}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
@@ -155,9 +163,16 @@ class NormStats:
         offsets = d.get("arg_offsets", False)
         if not isinstance(offsets, bool):
             raise ValueError(f"stats arg_offsets must be true or false, got {offsets!r}")
+        thresholds = d.get("release_thresholds", {})
+        if not isinstance(thresholds, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(v) and -1.0 <= v <= 1.0 for k, v in thresholds.items()):
+            raise ValueError("stats release_thresholds must map skill names to numbers in "
+                             f"[-1, 1], got {thresholds!r}")
         return cls(arrs["feature_mean"], arrs["feature_std"], arrs["action_mean"],
                    arrs["action_std"], list(skills), int(chunk), int(n),
-                   {k: [float(x) for x in v] for k, v in levels.items()}, offsets, sizes)
+                   {k: [float(x) for x in v] for k, v in levels.items()}, offsets, sizes,
+                   {k: float(v) for k, v in thresholds.items()})
 
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``stats.json`` atomically."""
@@ -196,3 +211,44 @@ class NormStats:
         data = read_bounded(path, MAX_STATS_BYTES if max_bytes is None else max_bytes,
                             "statistics file")
         return cls.from_json(data, str(path))
+
+
+def calibrate_release_threshold(predicted: np.ndarray, commanded: np.ndarray,
+                                levels: Sequence[float]) -> float | None:
+    """The gripper value below which a two-level skill should release, matched to its data.
+
+    A skill that must end with the gripper open (``place_on``, ``place_in``) releases once per
+    demonstration: its segment ends as soon as the hand is empty, so the open command is about one
+    sample in fifty. A regression of the command then stays on the "closed" side of the midpoint
+    at the very states the demonstrations released in, and the learned skill never lets go.
+    Threshold moving, the standard remedy of a decision threshold under class imbalance (Zhou &
+    Liu, "Training cost-sensitive neural networks with methods addressing the class imbalance
+    problem", IEEE TKDE 2006), here by matching the prior: the threshold is the quantile of the
+    predictions at the low level's frequency, so on its training samples the skill opens as often
+    as its demonstrations did.
+
+    Args:
+        predicted: ``(N,)`` the network's first gripper command on the skill's training samples
+            (``LearnedSkill.predict_chunk(features)[:, 0, 6]``), in ``[-1, 1]`` units.
+        commanded: ``(N,)`` the demonstrated first gripper command of the same samples.
+        levels: the skill's two gripper levels, ``(low, high)`` (``NormStats.gripper_levels``).
+
+    Returns:
+        The threshold, or None when the data never commands the low level (nothing to match) or
+        ``levels`` are not two.
+
+    Raises:
+        ValueError: ``predicted`` and ``commanded`` differ in shape or hold NaN/inf.
+    """
+    p = np.asarray(predicted, np.float64).reshape(-1)
+    y = np.asarray(commanded, np.float64).reshape(-1)
+    if p.shape != y.shape or not (np.all(np.isfinite(p)) and np.all(np.isfinite(y))):
+        raise ValueError(f"predicted {np.shape(predicted)} and commanded {np.shape(commanded)} "
+                         "gripper values must be finite and of one shape")
+    if len(levels) != 2 or p.size == 0:
+        return None
+    low, high = sorted(float(v) for v in levels)
+    frac = float(np.mean(y < (low + high) / 2))
+    if frac == 0.0:
+        return None
+    return float(np.clip(np.quantile(p, frac), low, high))

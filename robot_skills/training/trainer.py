@@ -56,8 +56,15 @@ from robot_skills.domain.verbs import SKILL_SPECS, Parameter, SkillSpec
 from robot_skills.perception.placement import PLACE_VERBS
 from robot_skills.policies.bc import LOSS_KINDS, BCConfig, GoalConditionedBC
 from robot_skills.policies.features import FEATURE_DIM
-from robot_skills.policies.normalization import NormStats
-from robot_skills.policies.peft_adapter import adapter_state, attach, lora_config
+from robot_skills.policies.learned_skill import LearnedSkill
+from robot_skills.policies.normalization import NormStats, calibrate_release_threshold
+from robot_skills.policies.peft_adapter import (
+    adapter_state,
+    apply_adapter,
+    attach,
+    config_dict,
+    lora_config,
+)
 from robot_skills.skills.skill_dir import save_base, save_skill
 from robot_skills.training.checkpoint import (
     Checkpoint,
@@ -158,6 +165,11 @@ class TrainConfig:
             the ``(SIZED_FEATURE_DIM,)`` layout of :mod:`robot_skills.policies.features`); the
             library's ``stats.json`` then says so and its skills read the sizes from the task
             world's geometry.
+        calibrate_release: a two-level skill that must end with the gripper open (``place_on``,
+            ``place_in``) releases below a threshold matched to its data
+            (:func:`~robot_skills.policies.normalization.calibrate_release_threshold`, recorded as
+            ``release_thresholds`` in its ``stats.json``); False splits the levels at their
+            midpoint.
     """
 
     steps: int = 3000
@@ -195,6 +207,7 @@ class TrainConfig:
     num_workers: int = 0
     release_points: bool = False
     object_sizes: bool = False
+    calibrate_release: bool = False
 
     def __post_init__(self) -> None:
         for k in ("steps", "batch_size", "chunk_size", "hidden", "layers", "lora_rank",
@@ -865,6 +878,43 @@ def _metrics(res: FitResult) -> dict[str, Any]:
             "resumed_from": res.resumed_from}
 
 
+def release_calibrated(stats: NormStats, spec: SkillSpec, model: nn.Module, skill_id: int,
+                       ds: SkillChunkDataset, enabled: bool = True) -> NormStats:
+    """``stats`` with the skill's release threshold added
+    (:func:`~robot_skills.policies.normalization.calibrate_release_threshold`), for a skill whose
+    contract ends with the gripper open and whose data commands two gripper levels; unchanged
+    otherwise or when not ``enabled``.
+
+    Args:
+        stats: the library's statistics (not modified).
+        spec: the skill's contract (``needs_open_gripper_at_end``).
+        model: the skill's network (base with its adapter merged, or its whole policy; CPU).
+        skill_id: its row in the skill embedding.
+        ds: the skill's training samples (features and demonstrated actions).
+        enabled: ``TrainConfig.calibrate_release``.
+    """
+    levels = stats.gripper_levels.get(spec.name)
+    if not enabled or not spec.needs_open_gripper_at_end or not levels or len(levels) != 2 \
+            or len(ds) == 0:
+        return stats
+    skill = LearnedSkill(spec.name, model, stats, skill_id, spec, ensemble_m=None,
+                         fast_path=False)
+    pred = np.concatenate([skill.predict_chunk(ds.features[i:i + 8192])[:, 0, 6]
+                           for i in range(0, len(ds), 8192)])
+    tau = calibrate_release_threshold(pred, ds.actions[:, 0, 6], levels)
+    if tau is None:
+        return stats
+    return replace(stats, release_thresholds={**stats.release_thresholds, spec.name: tau})
+
+
+def _merged(base: nn.Module, state: Mapping[str, torch.Tensor], cfg: TrainConfig,
+            layers: Sequence[str]) -> nn.Module:
+    """A CPU copy of ``base`` with the LoRA ``state`` merged in (what a loaded skill runs)."""
+    return apply_adapter(copy.deepcopy(base).cpu(),
+                         config_dict(cfg.lora_rank, cfg.lora_alpha, layers, None),
+                         {k: v.cpu() for k, v in state.items()}).eval()
+
+
 def library_work_dir(out_dir: str | os.PathLike) -> Path:
     """Where :func:`train_skill_library` keeps its resumable checkpoints and TensorBoard logs for
     the library ``out_dir``: ``.<name>.work`` beside it (e.g. ``<run_dir>/.skills.work``), outside
@@ -944,6 +994,8 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                 sub = ds.for_skill(name)
                 model, res = train_standalone_skill(sub, stats, cfg, work, ctx, name)
                 if build is not None:
+                    own = release_calibrated(stats, specs[name], copy.deepcopy(model).cpu().eval(),
+                                             0, sub, cfg.calibrate_release)
                     prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
                             "num_samples": len(sub), "config": cfg.to_dict(),
                             "code_version": code_version(),
@@ -951,7 +1003,7 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                     save_skill(build / name, spec=specs[name],
                                adapter_state={k: v.detach().cpu() for k, v in
                                               model.state_dict().items()},
-                               stats=stats, adapter={"kind": "full", "arch": model.cfg.to_dict()},
+                               stats=own, adapter={"kind": "full", "arch": model.cfg.to_dict()},
                                provenance=prov)
                 barrier(ctx)
             return out
@@ -981,7 +1033,9 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                 prov = {"dataset_sha256": data_sha, "num_samples": len(sub),
                         "config": cfg.to_dict(), "code_version": version,
                         "metrics": {"lora": metrics, "base": _metrics(bres)}}
-                save_skill(build / name, spec=specs[name], adapter_state=state, stats=stats,
+                own = release_calibrated(stats, specs[name], _merged(base, state, cfg, layers),
+                                         sid, sub, cfg.calibrate_release)
+                save_skill(build / name, spec=specs[name], adapter_state=state, stats=own,
                            adapter={"kind": "lora", "rank": cfg.lora_rank,
                                     "alpha": cfg.lora_alpha, "target_layers": layers},
                            base=base_info, skill_id=sid, provenance=prov)
@@ -1123,14 +1177,18 @@ def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     base.load_state_dict(base_state)
     base = base.to(ctx.device)
     work = library_work_dir(library_root) / f"version_{name}@{version}"
-    state, res, layers = train_lora_adapter(base, ds.for_skill(name), parent.stats, cfg, work,
-                                            ctx, f"{name}@{version}")
+    sub = ds.for_skill(name)
+    state, res, layers = train_lora_adapter(base, sub, parent.stats, cfg, work, ctx,
+                                            f"{name}@{version}")
+    spec = contract_to_spec(newest.manifest, str(newest.path))
+    stats = release_calibrated(replace(parent.stats, release_thresholds={
+        k: v for k, v in parent.stats.release_thresholds.items() if k != name}), spec,
+        _merged(base, state, cfg, layers), info.skills.index(name), sub, cfg.calibrate_release)
     prov = {"dataset_sha256": dataset_sha256(paths), "dataset_files": [str(p) for p in paths],
             "num_samples": len(ds), "config": cfg.to_dict(), "code_version": code_version(),
             "metrics": {"lora": _metrics(res)}, "parent_version": newest.version}
-    return save_skill(Path(library_root) / f"{name}@{version}",
-                      spec=contract_to_spec(newest.manifest, str(newest.path)),
-                      adapter_state=state, stats=parent.stats,
+    return save_skill(Path(library_root) / f"{name}@{version}", spec=spec,
+                      adapter_state=state, stats=stats,
                       adapter={"kind": "lora", "rank": cfg.lora_rank, "alpha": cfg.lora_alpha,
                                "target_layers": layers},
                       base=info, skill_id=info.skills.index(name), version=version,
