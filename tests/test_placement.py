@@ -368,3 +368,44 @@ def test_a_release_point_skill_refuses_a_world_without_geometry():
         skill.reset(["pot_1", "stove_1_cook_region"], object())
     pick = LearnedSkill("pick", _Echo(), st, skill_id=0, ensemble_m=None, fast_path=False)
     pick.reset(["pot_1"], object())            # nothing to shift for a pick
+
+
+def test_a_front_entered_placement_reads_its_target_where_the_slide_lets_go():
+    """LIBERO-10's mug into the microwave: the recorded offset puts the target just inside the
+    opening, within 15 mm of where the expert's slide released the mug (not at the cavity's
+    centre, which the hand never reaches)."""
+    from libero_paths import LIBERO_BDDL
+
+    from robot_skills.execution.executor import Executor
+    from robot_skills.execution.recording import EpisodeRecording
+    from robot_skills.perception.placement import FRONT_RELEASE_DEPTH, region_half_extents
+    from robot_skills.perception.pose_predicates import quat_to_mat
+    from robot_skills.planning.symbolic import SymbolicPlanner
+    from sim.factories import ExpertSkills
+    from sim.world import SimTaskWorld
+
+    path = (LIBERO_BDDL / "libero_10"
+            / "KITCHEN_SCENE6_put_the_yellow_and_white_mug_in_the_microwave_and_close_it.bddl")
+    world = SimTaskWorld.from_task(path)
+    try:
+        world.reset(0)
+        rec = EpisodeRecording()
+        skills = ExpertSkills()(path)
+        res = Executor(world, skills, SymbolicPlanner(skills.specs), recorder=rec,
+                       max_steps=600).run()
+        assert res.success, res.to_dict()["reason"]
+        (place,) = [s for s in rec.segments if s.skill == "place_in"]
+        obj, region = place.args
+        hy = region_half_extents(world.world_model, region)[1]
+        h_obj = world.world_model.objects[obj].half_extents[2]
+        assert place.arg_offsets[1] == pytest.approx((0.0, FRONT_RELEASE_DEPTH - hy, h_obj))
+        release = next(t for t in range(place.start, place.end)
+                       if rec.actions[t].gripper < 0)
+        o = rec.observations[release]
+        pose = o.object_poses[region]
+        local = quat_to_mat(pose[3:7]).T @ (o.object_poses[obj][:3] - pose[:3])
+        target = np.asarray(place.arg_offsets[1])
+        assert np.all(np.abs(local - target) < 0.015), (local, target)
+        assert abs(local[1]) < hy                      # inside the cavity, near its opening
+    finally:
+        world.close()
