@@ -22,8 +22,7 @@ whatever the object's height, which positions and yaws alone do not tell it.
 
 Footprints are discs (:meth:`~robot_skills.perception.ObjectGeometry.footprint_radius`);
 regions entered from the front (:data:`FRONT_ENTERED_KINDS`: a shelf level, the microwave) are
-not gridded: an object slides in as deep as the hand allows, and its release point lies just
-inside the opening (:data:`FRONT_RELEASE_DEPTH`).
+not gridded: an object slides in as deep as the hand allows.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from robot_skills.perception.pose_predicates import PoseWorldModel, quat_to_mat
 from robot_skills.robot import Observation
 
 __all__ = ["PLACE_VERBS", "FRONT_ENTERED_KINDS", "SPOT_GAP", "SPOT_GRID", "SPOT_REACH",
-           "DRAWER_FRONT_OFFSET", "FRONT_RELEASE_DEPTH", "TABLE_REGION_HALF_HEIGHT", "region_half_extents",
+           "DRAWER_FRONT_OFFSET", "TABLE_REGION_HALF_HEIGHT", "region_half_extents",
            "default_release_point", "release_point", "release_offsets", "call_arg_offsets",
            "call_arg_sizes"]
 
@@ -58,10 +57,6 @@ DRAWER_FRONT_OFFSET = 0.03
 pulled out of the carcass."""
 TABLE_REGION_HALF_HEIGHT = 0.05
 """Half height of the box a table region spans above the table top, m (objects standing in it)."""
-FRONT_RELEASE_DEPTH = 0.02
-"""How far inside a front-entered region's opening (:data:`FRONT_ENTERED_KINDS`) the held object's
-centre is when it is let go, m: the scripted slide stops as deep as the hand allows, which on
-LIBERO's microwave and shelf levels is 15-25 mm for every object (the libero_90 demonstrations)."""
 _NEAR_MARGIN = 0.15
 """How far outside the region's box an object still counts as standing in the way, m."""
 
@@ -168,10 +163,8 @@ def release_offsets(model: PoseWorldModel, object_poses: Mapping[str, np.ndarray
     reference point to where the held object's centre goes at release, in the target's frame, m:
 
     * into a region: ``(dx, dy)`` = :func:`release_point` - :func:`default_release_point`
-      (zero for an empty region), and ``dz`` = the held object's half height (the region's
-      frame lies on its floor); a region entered from the front (:data:`FRONT_ENTERED_KINDS`,
-      its opening on its frame's -y side) is not gridded: ``dy`` puts the point
-      :data:`FRONT_RELEASE_DEPTH` inside the opening, where the slide lets go;
+      (zero for an empty region; not gridded for :data:`FRONT_ENTERED_KINDS`), and
+      ``dz`` = the held object's half height (the region's frame lies on its floor);
     * onto an object (a plate, a bowl): ``(0, 0, h_target + h_obj)``, its top plus the held
       object's half height.
 
@@ -197,9 +190,8 @@ def release_offsets(model: PoseWorldModel, object_poses: Mapping[str, np.ndarray
     obj, target = args
     h_obj = float(model.objects[obj].half_extents[2])
     if target in model.regions:
-        if model.regions[target].kind in FRONT_ENTERED_KINDS:
-            d = np.array([0.0, FRONT_RELEASE_DEPTH - region_half_extents(model, target)[1]])
-        else:
+        d = np.zeros(2)
+        if model.regions[target].kind not in FRONT_ENTERED_KINDS:
             d = release_point(model, object_poses, obj, target) - default_release_point(model,
                                                                                         target)
         out[1] = (float(d[0]), float(d[1]), h_obj)
