@@ -285,7 +285,8 @@ class LazySkillChunkDataset(torch.utils.data.Dataset):
         if chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         want = None if skills is None else set(skills)
-        rows: list[tuple[int, str, int, int, tuple[str, ...], str, int]] = []
+        # (file index, demo, start, end, args, skill, episode, arg_offsets, arg_sizes or None)
+        rows: list[tuple[int, str, int, int, tuple[str, ...], str, int, tuple, tuple | None]] = []
         limits: list[ActionLimits | None] = []
         ep = 0
         for fi, p in enumerate(paths):
