@@ -878,8 +878,8 @@ def _metrics(res: FitResult) -> dict[str, Any]:
             "resumed_from": res.resumed_from}
 
 
-def release_calibrated(stats: NormStats, spec: SkillSpec, model: nn.Module, skill_id: int,
-                       ds: SkillChunkDataset, enabled: bool = True) -> NormStats:
+def release_calibrated(stats: NormStats, spec: SkillSpec, make_model: Callable[[], nn.Module],
+                       skill_id: int, ds: SkillChunkDataset, enabled: bool = True) -> NormStats:
     """``stats`` with the skill's release threshold added
     (:func:`~robot_skills.policies.normalization.calibrate_release_threshold`), for a skill whose
     contract ends with the gripper open and whose data commands two gripper levels; unchanged
@@ -888,7 +888,8 @@ def release_calibrated(stats: NormStats, spec: SkillSpec, model: nn.Module, skil
     Args:
         stats: the library's statistics (not modified).
         spec: the skill's contract (``needs_open_gripper_at_end``).
-        model: the skill's network (base with its adapter merged, or its whole policy; CPU).
+        make_model: builds the skill's network (base with its adapter merged, or its whole
+            policy; CPU), called only when a threshold is computed.
         skill_id: its row in the skill embedding.
         ds: the skill's training samples (features and demonstrated actions).
         enabled: ``TrainConfig.calibrate_release``.
@@ -897,7 +898,7 @@ def release_calibrated(stats: NormStats, spec: SkillSpec, model: nn.Module, skil
     if not enabled or not spec.needs_open_gripper_at_end or not levels or len(levels) != 2 \
             or len(ds) == 0:
         return stats
-    skill = LearnedSkill(spec.name, model, stats, skill_id, spec, ensemble_m=None,
+    skill = LearnedSkill(spec.name, make_model(), stats, skill_id, spec, ensemble_m=None,
                          fast_path=False)
     pred = np.concatenate([skill.predict_chunk(ds.features[i:i + 8192])[:, 0, 6]
                            for i in range(0, len(ds), 8192)])
@@ -994,8 +995,9 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                 sub = ds.for_skill(name)
                 model, res = train_standalone_skill(sub, stats, cfg, work, ctx, name)
                 if build is not None:
-                    own = release_calibrated(stats, specs[name], copy.deepcopy(model).cpu().eval(),
-                                             0, sub, cfg.calibrate_release)
+                    own = release_calibrated(stats, specs[name],
+                                             lambda: copy.deepcopy(model).cpu().eval(), 0, sub,
+                                             cfg.calibrate_release)
                     prov = {"dataset_sha256": data_sha, "dataset_files": [str(p) for p in paths],
                             "num_samples": len(sub), "config": cfg.to_dict(),
                             "code_version": code_version(),
@@ -1033,8 +1035,9 @@ def train_skill_library(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
                 prov = {"dataset_sha256": data_sha, "num_samples": len(sub),
                         "config": cfg.to_dict(), "code_version": version,
                         "metrics": {"lora": metrics, "base": _metrics(bres)}}
-                own = release_calibrated(stats, specs[name], _merged(base, state, cfg, layers),
-                                         sid, sub, cfg.calibrate_release)
+                own = release_calibrated(stats, specs[name],
+                                         lambda: _merged(base, state, cfg, layers), sid, sub,
+                                         cfg.calibrate_release)
                 save_skill(build / name, spec=specs[name], adapter_state=state, stats=own,
                            adapter={"kind": "lora", "rank": cfg.lora_rank,
                                     "alpha": cfg.lora_alpha, "target_layers": layers},
@@ -1183,7 +1186,8 @@ def train_skill_version(hdf5_paths: Sequence[str | os.PathLike] | str | os.PathL
     spec = contract_to_spec(newest.manifest, str(newest.path))
     stats = release_calibrated(replace(parent.stats, release_thresholds={
         k: v for k, v in parent.stats.release_thresholds.items() if k != name}), spec,
-        _merged(base, state, cfg, layers), info.skills.index(name), sub, cfg.calibrate_release)
+        lambda: _merged(base, state, cfg, layers), info.skills.index(name), sub,
+        cfg.calibrate_release)
     prov = {"dataset_sha256": dataset_sha256(paths), "dataset_files": [str(p) for p in paths],
             "num_samples": len(ds), "config": cfg.to_dict(), "code_version": code_version(),
             "metrics": {"lora": _metrics(res)}, "parent_version": newest.version}
